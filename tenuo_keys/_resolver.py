@@ -1,0 +1,428 @@
+"""The ``KeyResolver`` contract and the base class every fetching backend uses."""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import logging
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, ClassVar, Union
+
+import cachetools
+import tenuo_core
+
+from ._cache import CacheObserver, CachePolicy, KeyCache
+from ._formats import decode_signing_key
+from ._keyset import KeyVersion, KeyVersions
+from .errors import HolderMismatch, KeyFormatError, KeyResolutionError
+
+__all__ = ["BackendKeyResolver", "KeyMaterial", "KeyResolver", "StoredKey", "check_key_id"]
+
+logger = logging.getLogger("tenuo_keys")
+
+MAX_KEY_ID = 256
+
+
+def check_key_id(key_id: object, backend: str | None = None) -> str:
+    """Validate a key id: a non-empty string without control characters.
+
+    Args:
+        key_id: The value to check.
+        backend: Backend name for the error.
+
+    Returns:
+        The key id.
+
+    Raises:
+        KeyResolutionError: It is not a usable key id.
+    """
+    if not isinstance(key_id, str):
+        raise KeyResolutionError(
+            f"key id must be a string, got {type(key_id).__name__}", backend=backend
+        )
+    if not key_id or len(key_id) > MAX_KEY_ID or not key_id.isprintable():
+        raise KeyResolutionError(
+            f"invalid key id: must be 1 to {MAX_KEY_ID} printable characters",
+            key_id=key_id[:64], backend=backend,
+        )
+    return key_id
+
+
+class KeyResolver(abc.ABC):
+    """Turns a key id into the holder's ``tenuo_core.SigningKey``.
+
+    The contract:
+
+    * ``await resolve(key_id)`` may do I/O.
+    * ``resolve_sync(key_id)`` never does I/O on the calling thread: it serves
+      from memory only, so it is safe inside Temporal's workflow sandbox. When
+      the key is not in memory it raises :class:`~tenuo_keys.errors.KeyNotLoaded`
+      and starts a background load, so a retried call finds it.
+    * ``preload(key_ids)`` and ``preload_all()`` load ahead of time.
+    * ``resolve_for_holder_sync(key_id, holder)`` picks, among the versions held
+      for the id (current and previous), the one whose public key is a
+      warrant's holder, so rotations do not break workflows in flight.
+    * ``close()`` (or ``with``/``async with``) stops background work.
+
+    The method names match what ``tenuo.temporal`` 0.3.3 duck-types
+    (``resolve``, ``resolve_sync``, ``preload_all``), so any resolver here also
+    plugs into the stock ``TenuoPluginConfig(key_resolver=...)``.
+
+    Subclasses implement :meth:`resolve_versions` and
+    :meth:`resolve_versions_sync`; most should subclass
+    :class:`BackendKeyResolver` instead, which only asks for ``fetch``.
+    """
+
+    backend: ClassVar[str] = "custom"
+
+    @abc.abstractmethod
+    async def resolve_versions(self, key_id: str) -> KeyVersions:
+        """Return every held version of ``key_id``, current first (may do I/O)."""
+
+    @abc.abstractmethod
+    def resolve_versions_sync(self, key_id: str) -> KeyVersions:
+        """Return every held version of ``key_id`` from memory only (no I/O)."""
+
+    async def resolve(self, key_id: str) -> Any:
+        """Return the current ``SigningKey`` for ``key_id``; may do I/O.
+
+        Raises:
+            KeyResolutionError: Or one of its subclasses, saying why.
+        """
+        return (await self.resolve_versions(key_id)).current
+
+    def resolve_sync(self, key_id: str) -> Any:
+        """Return the current ``SigningKey`` for ``key_id`` from memory only.
+
+        Raises:
+            KeyNotLoaded: The key is not in memory; a background load started.
+            KeyResolutionError: Or another subclass, saying why.
+        """
+        return self.resolve_versions_sync(key_id).current
+
+    def resolve_for_holder_sync(self, key_id: str, holder: Any) -> Any:
+        """Return the version of ``key_id`` whose public key is ``holder`` (no I/O).
+
+        Args:
+            key_id: The key id.
+            holder: The warrant's holder (``PublicKey`` or raw bytes).
+
+        Raises:
+            HolderMismatch: No held version matches.
+            KeyNotLoaded: The key is not in memory yet.
+        """
+        return self.resolve_versions_sync(key_id).for_holder(holder)
+
+    async def resolve_for_holder(self, key_id: str, holder: Any) -> Any:
+        """Async form of :meth:`resolve_for_holder_sync`; may do I/O."""
+        return (await self.resolve_versions(key_id)).for_holder(holder)
+
+    def preload(self, key_ids: Iterable[str]) -> int:
+        """Load ``key_ids`` into memory now (blocking; call before workers poll).
+
+        Returns:
+            How many keys are held afterwards.
+
+        Raises:
+            KeyResolutionError: The first failure, after every id was tried.
+        """
+        count = 0
+        for key_id in key_ids:
+            self.resolve_versions_sync(key_id)
+            count += 1
+        return count
+
+    def preload_all(self, strict: bool = False) -> int:
+        """Discover every key id the backend can list and load them all.
+
+        Args:
+            strict: Raise the first per-key failure instead of logging and
+                skipping it (for workers that must not start with a bad key).
+
+        Returns:
+            How many keys were loaded. The default resolver cannot list: 0.
+        """
+        return 0
+
+    def list_key_ids(self) -> list[str]:
+        """Ids the backend holds, where it can list them; otherwise empty."""
+        return []
+
+    def close(self) -> None:  # noqa: B027 - optional hook, not abstract
+        """Stop background work and release clients. Safe to call twice."""
+
+    async def aclose(self) -> None:
+        """Async form of :meth:`close`; waits for background work off the loop."""
+        await asyncio.to_thread(self.close)
+
+    def __enter__(self) -> KeyResolver:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    async def __aenter__(self) -> KeyResolver:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+
+@dataclass(frozen=True, slots=True)
+class StoredKey:
+    """One stored version as a backend fetched it, before decoding.
+
+    Attributes:
+        material: The stored value in any accepted format, or a ``SigningKey``.
+        version: The backend's version label, if it has one.
+    """
+
+    material: Any
+    version: str | None = None
+
+    def __repr__(self) -> str:
+        return f"StoredKey(version={self.version!r}, material=<redacted>)"
+
+
+KeyMaterial = Union[bytes, str, StoredKey, Any]  # noqa: UP007 - runtime alias
+"""What ``fetch`` may return per version: bytes, text, a ``StoredKey``, or a ``SigningKey``."""
+
+
+class BackendKeyResolver(KeyResolver):
+    """Base class of every resolver that fetches from a backend.
+
+    A subclass implements :meth:`fetch` (and, where the backend can list,
+    :meth:`list_key_ids`). Caching, decoding, single-flight, refresh-ahead,
+    stale-if-error, rotation and preloading all come from here and from
+    :class:`~tenuo_keys.KeyCache`: a backend only fetches.
+
+    Args:
+        cache: The cache policy (TTL, staleness, size).
+        observers: Callables that receive each :class:`~tenuo_keys.CacheEvent`.
+        field: JSON field that holds the key when a stored value is a JSON object.
+    """
+
+    backend: ClassVar[str] = "custom"
+
+    def __init__(
+        self,
+        *,
+        cache: CachePolicy | None = None,
+        observers: Iterable[CacheObserver] = (),
+        field: str = "key",
+    ) -> None:
+        self._field = field
+        batches = type(self).fetch_many is not BackendKeyResolver.fetch_many
+        self._cache = KeyCache(
+            self._load,
+            backend=self.backend,
+            policy=cache,
+            observers=observers,
+            batch_loader=self._load_many if batches else None,
+        )
+        self._mismatch_lock = threading.Lock()
+        policy = self._cache.policy
+        self._mismatch_refreshed: cachetools.TTLCache[str, bool] = cachetools.TTLCache(
+            maxsize=policy.maxsize, ttl=max(policy.negative_ttl, 1e-9)
+        )
+
+    # -- what a backend implements ---------------------------------------
+
+    @abc.abstractmethod
+    def fetch(self, key_id: str) -> KeyMaterial | Sequence[KeyMaterial]:
+        """Fetch the stored value(s) of ``key_id`` from the backend.
+
+        Runs on the cache's worker threads, never in the workflow sandbox.
+
+        Args:
+            key_id: The key id.
+
+        Returns:
+            One stored value (the current version), or a sequence of versions,
+            current first.
+
+        Raises:
+            KeyNotFound: The backend has no such key.
+            KeyAccessDenied: The backend refused.
+            BackendUnavailable: The backend could not be reached.
+        """
+
+    def fetch_many(
+        self, key_ids: Sequence[str]
+    ) -> Mapping[str, KeyMaterial | Sequence[KeyMaterial] | KeyResolutionError]:
+        """Fetch many ids in one backend call, where the backend has such a call.
+
+        Override only when the backend batches; the default is never called.
+        """
+        raise NotImplementedError
+
+    # -- the contract, served from the shared cache -----------------------
+
+    @property
+    def cache(self) -> KeyCache:
+        """The cache in front of this backend (for invalidation and observers)."""
+        return self._cache
+
+    async def resolve_versions(self, key_id: str) -> KeyVersions:
+        """Return every held version of ``key_id``, loading it if needed."""
+        return await self._cache.get(check_key_id(key_id, self.backend))
+
+    def resolve_versions_sync(self, key_id: str) -> KeyVersions:
+        """Return every held version of ``key_id`` from memory (no I/O)."""
+        return self._cache.get_sync(key_id)
+
+    def resolve_for_holder_sync(self, key_id: str, holder: Any) -> Any:
+        """Return the version whose public key is ``holder``, from memory.
+
+        On a mismatch, one background refresh is started (at most one per
+        key per TTL refresh window), since a rotation may have landed in the
+        backend after the key was loaded; the error is then retryable.
+        """
+        versions = self._cache.get_sync(key_id)
+        try:
+            return versions.for_holder(holder)
+        except HolderMismatch:
+            refreshing = self._refresh_on_mismatch(key_id)
+            raise versions.mismatch(holder, retryable=refreshing) from None
+
+    async def resolve_for_holder(self, key_id: str, holder: Any) -> Any:
+        """Return the version whose public key is ``holder``; refreshes once on a miss."""
+        versions = await self.resolve_versions(key_id)
+        try:
+            return versions.for_holder(holder)
+        except HolderMismatch:
+            if not self._refresh_on_mismatch(key_id):
+                raise versions.mismatch(holder) from None
+        versions = await asyncio.wrap_future(self._cache.refresh(key_id))
+        return versions.for_holder(holder)
+
+    def _refresh_on_mismatch(self, key_id: str) -> bool:
+        # One forced refresh per key per negative_ttl: a key refreshed moments
+        # ago is the backend's truth, and a flood of bad warrants must not
+        # turn into a flood of backend calls.
+        with self._mismatch_lock:
+            if key_id in self._mismatch_refreshed:
+                return False
+            self._mismatch_refreshed[key_id] = True
+        self._cache.refresh(key_id)
+        return True
+
+    def preload(self, key_ids: Iterable[str]) -> int:
+        """Load ``key_ids`` now, batched or in parallel; blocks until done.
+
+        Returns:
+            How many were loaded.
+
+        Raises:
+            KeyResolutionError: The first failure, after every id was tried.
+        """
+        ids = [check_key_id(k, self.backend) for k in key_ids]
+        results = self._cache.preload(ids)
+        errors = [r for r in results.values() if isinstance(r, KeyResolutionError)]
+        for error in errors[1:]:
+            logger.warning("tenuo_keys: preload failed: %s", error)
+        if errors:
+            raise errors[0]
+        return len(results)
+
+    def preload_all(self, strict: bool = False) -> int:
+        """List every key id the backend holds and load them all.
+
+        A failure to list always raises. A key that fails to load is logged at
+        ERROR and skipped, so one corrupted tenant key does not stop a worker
+        serving the others; with ``strict=True`` it raises instead.
+
+        Args:
+            strict: Raise the first per-key failure after trying every key.
+
+        Returns:
+            How many keys were loaded.
+        """
+        results = self._cache.preload(self.list_key_ids())
+        return _count_loaded(results, strict)
+
+    def invalidate(self, key_id: str) -> None:
+        """Forget ``key_id`` so the next resolve fetches it again."""
+        self._cache.invalidate(key_id)
+
+    def close(self) -> None:
+        """Stop background loads, drop keys from memory, release clients."""
+        self._cache.close()
+        self._close_backend()
+
+    def _close_backend(self) -> None:
+        """Release backend clients; override where there are any."""
+
+    # -- loading ----------------------------------------------------------
+
+    def _load(self, key_id: str) -> KeyVersions:
+        return self._decode(key_id, self.fetch(key_id))
+
+    def _load_many(
+        self, key_ids: Sequence[str]
+    ) -> dict[str, KeyVersions | KeyResolutionError]:
+        out: dict[str, KeyVersions | KeyResolutionError] = {}
+        for key_id, fetched in self.fetch_many(key_ids).items():
+            if isinstance(fetched, KeyResolutionError):
+                out[key_id] = fetched.with_context(key_id=key_id, backend=self.backend)
+                continue
+            try:
+                out[key_id] = self._decode(key_id, fetched)
+            except KeyResolutionError as exc:
+                out[key_id] = exc
+        return out
+
+    def _decode(self, key_id: str, fetched: KeyMaterial | Sequence[KeyMaterial]) -> KeyVersions:
+        items: Sequence[Any]
+        if isinstance(fetched, (bytes, bytearray, memoryview, str, StoredKey)) or not isinstance(
+            fetched, Sequence
+        ):
+            items = [fetched]
+        else:
+            items = fetched
+        if not items:
+            raise KeyFormatError("backend returned no versions", key_id=key_id,
+                                 backend=self.backend)
+        versions: list[KeyVersion] = []
+        for index, item in enumerate(items):
+            stored = item if isinstance(item, StoredKey) else StoredKey(item)
+            try:
+                key = self._decode_one(key_id, stored.material)
+            except KeyFormatError as exc:
+                if index == 0:
+                    raise
+                logger.warning(
+                    "tenuo_keys: skipping previous version %r of key %r: %s",
+                    stored.version, key_id, exc.reason,
+                )
+                continue
+            versions.append(KeyVersion.of(key, stored.version))
+        return KeyVersions(key_id, versions, backend=self.backend)
+
+    def _decode_one(self, key_id: str, material: Any) -> Any:
+        if isinstance(material, tenuo_core.SigningKey):
+            return material
+        return decode_signing_key(material, key_id=key_id, backend=self.backend,
+                                  field=self._field)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(backend={self.backend!r}, held={len(self._cache)})"
+
+
+
+def _count_loaded(results: Mapping[str, KeyVersions | KeyResolutionError], strict: bool) -> int:
+    errors = [r for r in results.values() if isinstance(r, KeyResolutionError)]
+    for error in errors:
+        logger.error("tenuo_keys: preload_all could not load a key: %s", error)
+    if strict and errors:
+        raise errors[0]
+    return len(results) - len(errors)

@@ -1,0 +1,150 @@
+"""Parsing of resolver URLs (``env://?prefix=...``, ``vault://host:8200/...``).
+
+Each scheme's ``from_url`` pops what it understands; :meth:`ResolverURL.finish`
+then refuses anything left over, so a typo never silently becomes a default.
+Secrets never go in URLs: a password in the authority or a token-like query
+parameter is refused with a pointer to the environment or arguments.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from ._cache import CachePolicy
+from .errors import ResolverConfigError
+
+__all__ = ["ResolverURL"]
+
+SECRET_PARAMS = frozenset({
+    "token", "password", "secret", "secret_id", "secret_access_key", "aws_secret_access_key",
+    "credentials", "key_material", "private_key", "jwt",
+})
+_FLOAT_POLICY = ("ttl", "jitter", "refresh_ahead", "max_staleness", "negative_ttl",
+                 "error_backoff", "max_backoff")
+_INT_POLICY = ("maxsize", "max_workers")
+
+
+class ResolverURL:
+    """A parsed resolver URL whose query parameters are consumed one by one.
+
+    Attributes:
+        raw: The URL as given, for messages.
+        scheme: The scheme, lower-cased.
+        host: Host name or the authority's first part ('' when absent).
+        port: Port, or None.
+        path: The path without its leading slash, percent-decoded.
+    """
+
+    def __init__(self, url: str) -> None:
+        if not isinstance(url, str) or "://" not in url:
+            raise ResolverConfigError(
+                f"resolver URL must look like 'scheme://...', got {str(url)[:80]!r}"
+            )
+        try:
+            parts = urlsplit(url)
+            port = parts.port
+        except ValueError as exc:
+            raise ResolverConfigError(f"malformed resolver URL {url[:80]!r}: {exc}") from None
+        if parts.password is not None:
+            raise ResolverConfigError(
+                f"{parts.scheme}:// URLs must not carry a password; pass secrets through "
+                "the environment or constructor arguments"
+            )
+        self.raw = url if parts.username is None else url.replace(f"{parts.username}@", "", 1)
+        self.scheme = parts.scheme.lower()
+        self.host = parts.hostname or ""
+        self.port = port
+        self.username = parts.username
+        self.path = unquote(parts.path.lstrip("/"))
+        self._query: dict[str, str] = {}
+        for name, value in parse_qsl(parts.query, keep_blank_values=True):
+            if name in self._query:
+                raise ResolverConfigError(f"{self.scheme}:// parameter {name!r} given twice")
+            self._query[name] = value
+        leaked = sorted(SECRET_PARAMS.intersection(self._query))
+        if leaked:
+            raise ResolverConfigError(
+                f"{self.scheme}:// URLs must not carry secrets (parameter {leaked[0]!r}); "
+                "pass them through the environment or constructor arguments"
+            )
+
+    def no_authority(self) -> None:
+        """Refuse a host/port where the scheme takes none."""
+        if self.host or self.port:
+            raise ResolverConfigError(f"{self.scheme}:// takes no host, got {self.host!r}")
+
+    def pop(self, name: str, default: str) -> str:
+        """Take a string parameter."""
+        return self._query.pop(name, default)
+
+    def pop_optional(self, name: str) -> str | None:
+        """Take a string parameter that may be absent."""
+        return self._query.pop(name, None)
+
+    def pop_float(self, name: str, default: float | None) -> float | None:
+        """Take a number parameter; ``none`` gives None."""
+        value = self._query.pop(name, None)
+        if value is None:
+            return default
+        if value.lower() in ("none", "off"):
+            return None
+        try:
+            number = float(value)
+        except ValueError:
+            raise ResolverConfigError(
+                f"{self.scheme}:// parameter {name}={value!r} is not a number"
+            ) from None
+        if not math.isfinite(number):
+            raise ResolverConfigError(f"{self.scheme}:// parameter {name} must be finite")
+        return number
+
+    def pop_int(self, name: str, default: int) -> int:
+        """Take an integer parameter."""
+        value = self._query.pop(name, None)
+        if value is None:
+            return default
+        try:
+            return int(value)
+        except ValueError:
+            raise ResolverConfigError(
+                f"{self.scheme}:// parameter {name}={value!r} is not an integer"
+            ) from None
+
+    def pop_bool(self, name: str, default: bool) -> bool:
+        """Take a boolean parameter (true/false, 1/0, yes/no)."""
+        value = self._query.pop(name, None)
+        if value is None:
+            return default
+        lowered = value.lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off"):
+            return False
+        raise ResolverConfigError(f"{self.scheme}:// parameter {name}={value!r} is not a boolean")
+
+    def pop_cache_policy(self, base: CachePolicy | None = None) -> CachePolicy:
+        """Take the shared cache parameters (``ttl``, ``max_staleness``, ...)."""
+        base = base or CachePolicy()
+        options: dict[str, Any] = {}
+        for name in _FLOAT_POLICY:
+            if name in self._query:
+                options[name] = self.pop_float(name, getattr(base, name))
+        for name in _INT_POLICY:
+            if name in self._query:
+                options[name] = self.pop_int(name, getattr(base, name))
+        if not options:
+            return base
+        fields = {name: getattr(base, name) for name in (*_FLOAT_POLICY, *_INT_POLICY)}
+        fields.update(options)
+        return CachePolicy(**fields)
+
+    def finish(self) -> None:
+        """Refuse parameters nobody consumed."""
+        if self._query:
+            names = ", ".join(sorted(self._query))
+            raise ResolverConfigError(f"{self.scheme}:// does not understand parameter(s): {names}")
+
+    def __repr__(self) -> str:
+        return f"ResolverURL({self.raw!r})"

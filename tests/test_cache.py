@@ -1,0 +1,374 @@
+"""The shared cache: TTL, refresh-ahead, stale-if-error, negative cache, single-flight, LRU."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import tenuo_core
+
+from tenuo_keys import (
+    BackendUnavailable,
+    CachePolicy,
+    CacheStats,
+    KeyAccessDenied,
+    KeyCache,
+    KeyFormatError,
+    KeyNotFound,
+    KeyNotLoaded,
+    KeyResolutionError,
+    KeyVersion,
+    KeyVersions,
+    ResolverClosed,
+    ResolverConfigError,
+)
+from tenuo_keys.testing import io_guard
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+class Backend:
+    """A loader whose answers and speed the test controls; counts calls."""
+
+    def __init__(self) -> None:
+        self.keys: dict[str, object] = {}
+        self.error: KeyResolutionError | None = None
+        self.calls = 0
+        self.gate: threading.Event | None = None
+        self.lock = threading.Lock()
+
+    def set(self, key_id: str) -> object:
+        key = tenuo_core.SigningKey.generate()
+        self.keys[key_id] = key
+        return key
+
+    def __call__(self, key_id: str) -> KeyVersions:
+        with self.lock:
+            self.calls += 1
+        if self.gate is not None:
+            assert self.gate.wait(10)
+        if self.error is not None:
+            raise self.error
+        if key_id not in self.keys:
+            raise KeyNotFound(key_id=key_id)
+        return KeyVersions(key_id, [KeyVersion.of(self.keys[key_id])])
+
+
+def pub(key: object) -> bytes:
+    return bytes(key.public_key_bytes())  # type: ignore[attr-defined]
+
+
+def make(backend: Backend, clock: Clock, stats: CacheStats | None = None, **policy) -> KeyCache:
+    defaults = dict(ttl=100.0, jitter=0.0, refresh_ahead=0.2, max_staleness=50.0,
+                    negative_ttl=5.0, error_backoff=1.0, max_backoff=8.0)
+    defaults.update(policy)
+    return KeyCache(backend, backend="test", policy=CachePolicy(**defaults), timer=clock,
+                    observers=[stats] if stats else [], rng=random.Random(7))
+
+
+def wait_done(cache: KeyCache, key_id: str) -> None:
+    deadline = time.monotonic() + 5
+    while key_id in cache._inflight:
+        assert time.monotonic() < deadline
+        time.sleep(0.001)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def backend() -> Backend:
+    return Backend()
+
+
+def test_fresh_hit_serves_from_memory_without_backend_calls(backend, clock):
+    key = backend.set("a")
+    stats = CacheStats()
+    cache = make(backend, clock, stats)
+    assert pub(cache.get_blocking("a").current) == pub(key)
+    for _ in range(50):
+        assert pub(cache.get_sync("a").current) == pub(key)
+    assert backend.calls == 1
+    assert stats.snapshot()["hit"] >= 50
+    cache.close()
+
+
+def test_refresh_ahead_serves_current_and_refreshes_once_in_background(backend, clock):
+    old = backend.set("a")
+    cache = make(backend, clock)
+    cache.get_blocking("a")
+    new = backend.set("a")
+    backend.gate = threading.Event()
+    clock.advance(85)  # past 80% of the TTL, before expiry
+    for _ in range(20):
+        assert pub(cache.get_sync("a").current) == pub(old)  # readers keep the old value
+    deadline = time.monotonic() + 5
+    while backend.calls < 2 and time.monotonic() < deadline:
+        time.sleep(0.001)
+    time.sleep(0.02)
+    assert backend.calls == 2  # exactly one refresh started for 20 readers
+    backend.gate.set()
+    wait_done(cache, "a")
+    assert pub(cache.get_sync("a").current) == pub(new)
+    cache.close()
+
+
+def test_ttl_jitter_only_shortens(backend, clock):
+    backend.set("a")
+    cache = KeyCache(backend, backend="test", timer=clock, rng=random.Random(1),
+                     policy=CachePolicy(ttl=100.0, jitter=0.5, refresh_ahead=0.0))
+    expiries = set()
+    for i in range(20):
+        backend.set(f"k{i}")
+        cache.get_blocking(f"k{i}")
+        expiries.add(round(cache._store[f"k{i}"].expires_at - clock.now, 6))
+    assert all(50.0 <= e <= 100.0 for e in expiries)
+    assert len(expiries) > 10  # spread out, not one synchronized refresh
+    cache.close()
+
+
+def test_expired_entry_async_path_waits_for_refresh(backend, clock):
+    backend.set("a")
+    cache = make(backend, clock)
+    cache.get_blocking("a")
+    new = backend.set("a")
+    clock.advance(101)
+    assert pub(cache.get_blocking("a").current) == pub(new)
+    assert backend.calls == 2
+    cache.close()
+
+
+def test_stale_if_error_serves_last_good_then_fails_closed(backend, clock):
+    key = backend.set("a")
+    cache = make(backend, clock)
+    cache.get_blocking("a")
+    backend.error = BackendUnavailable("connection refused")
+    clock.advance(101)  # expired; backend down
+    # The async path tries the backend, fails, serves the last good key.
+    assert pub(cache.get_blocking("a").current) == pub(key)
+    # The memory-only path serves it too, within max_staleness.
+    clock.advance(20)
+    assert pub(cache.get_sync("a").current) == pub(key)
+    wait_done(cache, "a")
+    calls = backend.calls
+    # Backoff: while retry_at is in the future no new backend call is made.
+    for _ in range(10):
+        cache.get_sync("a")
+        cache.get_blocking("a")
+    assert backend.calls == calls
+    clock.advance(31)  # past expiry + max_staleness (100 + 50)
+    with pytest.raises(BackendUnavailable) as info:
+        cache.get_blocking("a")
+    assert "max_staleness" in str(info.value)
+    assert info.value.retryable
+    # The sync path fails closed with the same retryable error, never the stale key.
+    with pytest.raises(BackendUnavailable):
+        cache.get_sync("a")
+    clock.advance(6)  # negative TTL over: a new load starts, the outage still reads the same
+    with pytest.raises(BackendUnavailable):
+        cache.get_sync("a")
+    # Recovery without restarting anything.
+    backend.error = None
+    wait_done(cache, "a")
+    clock.advance(6)
+    assert pub(cache.get_blocking("a").current) == pub(key)
+    assert pub(cache.get_sync("a").current) == pub(key)
+    cache.close()
+
+
+@pytest.mark.parametrize("error", [KeyNotFound(), KeyAccessDenied(), KeyFormatError("bad")])
+def test_definitive_errors_on_refresh_fail_closed_at_once(backend, clock, error):
+    backend.set("a")
+    cache = make(backend, clock)
+    cache.get_blocking("a")
+    backend.error = error
+    clock.advance(101)
+    with pytest.raises(type(error)):
+        cache.get_blocking("a")
+    with pytest.raises(type(error)):
+        cache.get_sync("a")  # the revoked key is not served from memory
+    cache.close()
+
+
+def test_negative_cache_for_not_found(backend, clock):
+    cache = make(backend, clock)
+    for _ in range(10):
+        with pytest.raises(KeyNotFound):
+            cache.get_blocking("missing")
+    assert backend.calls == 1
+    clock.advance(5.1)
+    backend.set("missing")
+    assert cache.get_blocking("missing")
+    assert backend.calls == 2
+    cache.close()
+
+
+def test_resolve_sync_miss_raises_not_loaded_and_loads_in_background(backend, clock):
+    key = backend.set("a")
+    cache = make(backend, clock)
+    with io_guard() as seen, pytest.raises(KeyNotLoaded) as info:
+        cache.get_sync("a")
+    assert seen.events == []
+    assert info.value.retryable and info.value.key_id == "a"
+    wait_done(cache, "a")
+    assert pub(cache.get_sync("a").current) == pub(key)
+    cache.close()
+
+
+def test_single_flight_threads_and_event_loops(backend, clock):
+    backend.set("a")
+    backend.gate = threading.Event()
+    cache = make(backend, clock)
+
+    async def many() -> list[KeyVersions]:
+        return await asyncio.gather(*(cache.get("a") for _ in range(100)))
+
+    with ThreadPoolExecutor(4) as pool:
+        loops = [pool.submit(asyncio.run, many()) for _ in range(2)]
+        blocking = [pool.submit(cache.get_blocking, "a") for _ in range(2)]
+        time.sleep(0.05)
+        backend.gate.set()
+        results = [v for f in loops for v in f.result(10)] + [f.result(10) for f in blocking]
+    assert len(results) == 202
+    assert backend.calls == 1
+    cache.close()
+
+
+def test_lru_bound_evicts_least_recently_used(backend, clock):
+    for k in "abc":
+        backend.set(k)
+    cache = make(backend, clock, maxsize=2)
+    cache.get_blocking("a")
+    cache.get_blocking("b")
+    cache.get_sync("a")  # a is now more recent than b
+    cache.get_blocking("c")
+    assert "a" in cache and "c" in cache and "b" not in cache
+    assert len(cache) == 2
+    cache.close()
+
+
+def test_invalidate_and_clear_never_wait_for_a_running_load(backend, clock):
+    backend.set("a")
+    backend.gate = threading.Event()
+    cache = make(backend, clock)
+    future = cache.get_future("a")
+    started = time.monotonic()
+    cache.invalidate("a")
+    cache.clear()
+    assert time.monotonic() - started < 1.0  # took the lock only; the load is still blocked
+    assert not future.done()
+    backend.gate.set()
+    future.result(5)
+    # The load that was running when we invalidated is not stored.
+    assert "a" not in cache
+    cache.close()
+
+
+def test_observer_events_and_latency(backend, clock):
+    backend.set("a")
+    stats = CacheStats()
+    seen: list[str] = []
+    cache = make(backend, clock, stats)
+    cache.add_observer(lambda e: seen.append(e.kind))
+    cache.add_observer(lambda e: 1 / 0)  # a broken observer never breaks resolution
+    with pytest.raises(KeyNotLoaded):
+        cache.get_sync("a")
+    wait_done(cache, "a")
+    cache.get_sync("a")
+    with pytest.raises(KeyNotFound):
+        cache.get_blocking("nope")
+    snap = stats.snapshot()
+    assert snap["miss"] == 2 and snap["fetch"] == 1 and snap["error"] == 1 and snap["hit"] == 1
+    assert stats.backend_calls == 2
+    assert seen == ["miss", "fetch", "hit", "miss", "error"]
+    cache.close()
+
+
+def test_close_fails_waiters_and_later_calls(backend, clock):
+    backend.set("a")
+    cache = make(backend, clock, max_workers=1)
+    backend.gate = threading.Event()
+    first = cache.get_future("a")
+    backend.set("b")
+    queued = cache.get_future("b")  # waits behind "a" on the single worker
+    threading.Timer(0.05, backend.gate.set).start()
+    cache.close()
+    first.result(5)
+    with pytest.raises(ResolverClosed):
+        queued.result(5)
+    with pytest.raises(ResolverClosed):
+        cache.get_sync("a")
+    with pytest.raises(ResolverClosed):
+        cache.get_blocking("a")
+    cache.close()
+
+
+def test_unexpected_loader_exception_is_wrapped_without_its_message(clock):
+    def loader(key_id: str) -> KeyVersions:
+        raise RuntimeError("secret-looking text that must not surface")
+
+    cache = KeyCache(loader, backend="test", timer=clock)
+    with pytest.raises(KeyResolutionError) as info:
+        cache.get_blocking("a")
+    assert "RuntimeError" in str(info.value)
+    assert "secret-looking" not in str(info.value)
+    cache.close()
+
+
+def test_batch_preload_uses_one_backend_call(clock):
+    calls: list[list[str]] = []
+    keys = {f"k{i}": tenuo_core.SigningKey.generate() for i in range(5)}
+
+    def one(key_id: str) -> KeyVersions:
+        raise AssertionError("the batch path should be used")
+
+    def many(ids):
+        calls.append(list(ids))
+        return {
+            i: KeyVersions(i, [KeyVersion.of(keys[i])]) if i in keys else KeyNotFound(key_id=i)
+            for i in ids
+        }
+
+    cache = KeyCache(one, backend="test", timer=clock, batch_loader=many)
+    results = cache.preload([*keys, "missing"])
+    assert len(calls) == 1
+    assert isinstance(results["missing"], KeyNotFound)
+    assert all(pub(results[k].current) == pub(keys[k]) for k in keys)
+    assert pub(cache.get_sync("k3").current) == pub(keys["k3"])
+    cache.close()
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [dict(ttl=0), dict(ttl=-1), dict(jitter=1.0), dict(refresh_ahead=-0.1),
+     dict(max_staleness=float("inf")), dict(maxsize=0), dict(max_workers=0)],
+)
+def test_policy_validation(kwargs):
+    with pytest.raises(ResolverConfigError) as info:
+        CachePolicy(**kwargs)
+    assert next(iter(kwargs)) in str(info.value)
+
+
+def test_ttl_none_never_expires(backend, clock):
+    backend.set("a")
+    cache = make(backend, clock, ttl=None)
+    cache.get_blocking("a")
+    clock.advance(10**9)
+    cache.get_sync("a")
+    assert backend.calls == 1
+    cache.close()

@@ -1,0 +1,193 @@
+"""Behaviour specific to the Env, Static and Composite resolvers (the rest is conformance)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import pytest
+import tenuo_core
+
+from tenuo_keys import (
+    BackendUnavailable,
+    CompositeKeyResolver,
+    EnvKeyResolver,
+    HolderMismatch,
+    KeyAccessDenied,
+    KeyFormatError,
+    KeyNotFound,
+    KeyNotLoaded,
+    KeyResolver,
+    KeyVersion,
+    KeyVersions,
+    ResolverConfigError,
+    StaticKeyResolver,
+    StoredKey,
+    encode_signing_key,
+)
+from tenuo_keys.testing import io_guard, wait_for_sync
+
+
+def pub(key):
+    return bytes(key.public_key_bytes())
+
+
+class Failing(KeyResolver):
+    """A resolver that always raises the given error."""
+
+    backend = "failing"
+
+    def __init__(self, error):
+        self.error = error
+
+    async def resolve_versions(self, key_id):
+        raise self.error
+
+    def resolve_versions_sync(self, key_id):
+        raise self.error
+
+
+@pytest.mark.parametrize(
+    "value", ["production", "prod", "Production ", "live"]
+)
+def test_env_warns_when_production_is_signalled(caplog, value):
+    caplog.set_level(logging.WARNING)
+    EnvKeyResolver(environ={"APP_ENV": value}).close()
+    assert "EnvKeyResolver is for development" in caplog.text
+    assert "APP_ENV=" in caplog.text
+
+
+def test_env_quiet_in_development(caplog):
+    caplog.set_level(logging.WARNING)
+    EnvKeyResolver(environ={"TENUO_ENV": "development"}).close()
+    assert caplog.text == ""
+
+
+def test_env_preload_all_snapshots_so_sandbox_never_reads_environ(monkeypatch):
+    keys = {f"agent{i}": tenuo_core.SigningKey.generate() for i in range(3)}
+    for key_id, key in keys.items():
+        monkeypatch.setenv(f"SNAP_{key_id}", encode_signing_key(key))
+    previous = encode_signing_key(tenuo_core.SigningKey.generate())
+    monkeypatch.setenv("SNAP_agent0__PREVIOUS", previous)
+    monkeypatch.setenv("SNAP_broken", "not a key")
+    with EnvKeyResolver("SNAP_") as resolver:
+        assert resolver.list_key_ids() == ["agent0", "agent1", "agent2", "broken"]
+        assert resolver.preload_all() == 3  # the broken one is skipped, not fatal
+        with pytest.raises(KeyFormatError):
+            resolver.preload_all(strict=True)
+        for key_id in keys:
+            monkeypatch.delenv(f"SNAP_{key_id}")  # the snapshot does not need them any more
+        with io_guard() as seen:
+            for key_id, key in keys.items():
+                assert pub(resolver.resolve_sync(key_id)) == pub(key)
+        assert seen.events == []
+        assert len(resolver.resolve_versions_sync("agent0")) == 2
+
+
+def test_static_accepts_keys_material_and_versions():
+    a, b, c = (tenuo_core.SigningKey.generate() for _ in range(3))
+    with StaticKeyResolver({"a": a, "b": encode_signing_key(b, "hex"), "c": [c, a]}) as r:
+        r.preload_all()
+        assert pub(r.resolve_sync("a")) == pub(a)
+        assert pub(r.resolve_sync("b")) == pub(b)
+        assert pub(r.resolve_for_holder_sync("c", a.public_key)) == pub(a)
+        assert pub(r.resolve_sync("c")) == pub(c)
+    with pytest.raises(KeyFormatError):
+        StaticKeyResolver({"bad": "nope"})
+
+
+async def test_composite_falls_through_on_not_found_only():
+    key = tenuo_core.SigningKey.generate()
+    first = StaticKeyResolver({})
+    second = StaticKeyResolver({"k": key})
+    composite = CompositeKeyResolver([first, second])
+    assert pub(await composite.resolve("k")) == pub(key)
+    assert composite.answered_by("k") is second
+    with pytest.raises(KeyNotFound) as info:
+        await composite.resolve("absent")
+    assert "not found in any of: static, static" in str(info.value)
+    composite.close()
+
+
+@pytest.mark.parametrize(
+    "error",
+    [KeyAccessDenied(backend="failing"), BackendUnavailable(backend="failing"),
+     KeyFormatError("bad", backend="failing")],
+)
+async def test_composite_surfaces_denied_unavailable_and_bad_data(error):
+    key = tenuo_core.SigningKey.generate()
+    composite = CompositeKeyResolver([Failing(error), StaticKeyResolver({"k": key})])
+    with pytest.raises(type(error)) as info:
+        await composite.resolve("k")
+    assert info.value.backend == "failing"  # says which resolver answered
+    with pytest.raises(type(error)):
+        composite.resolve_sync("k")
+    composite.close()
+
+
+def test_composite_sync_routing_is_sticky_after_preload():
+    key = tenuo_core.SigningKey.generate()
+    first = StaticKeyResolver({})
+    second = StaticKeyResolver({"k": key})
+    composite = CompositeKeyResolver([first, second])
+    composite.preload(["k"])
+    first.cache.clear()  # the first resolver's negative answer is gone
+    with io_guard() as seen:
+        assert pub(composite.resolve_sync("k")) == pub(key)
+    assert seen.events == []
+    composite.close()
+
+
+def test_composite_sync_not_loaded_surfaces():
+    env = EnvKeyResolver(environ={})
+    key = tenuo_core.SigningKey.generate()
+    composite = CompositeKeyResolver([env, StaticKeyResolver({"k": key})])
+    with pytest.raises(KeyNotLoaded):
+        composite.resolve_sync("k")
+    # Once env has answered "not found", the static resolver serves it.
+    assert pub(wait_for_sync(composite, "k")) == pub(key)
+    composite.close()
+
+
+def test_composite_needs_resolvers():
+    with pytest.raises(ResolverConfigError):
+        CompositeKeyResolver([])
+
+
+async def test_rotation_picks_holder_version_and_refreshes_on_mismatch():
+    old, new = tenuo_core.SigningKey.generate(), tenuo_core.SigningKey.generate()
+    resolver = StaticKeyResolver({"k": old})
+    resolver.preload(["k"])
+    # The backend rotates behind the cache's back (no invalidation).
+    resolver._keys["k"] = [StoredKey(new, "2"), StoredKey(old, "1")]
+    # The memory-only path cannot fetch: it says so, retryably, and starts a refresh.
+    with pytest.raises(HolderMismatch) as info:
+        resolver.resolve_for_holder_sync("k", new.public_key)
+    assert info.value.retryable is True
+    found = wait_for_sync(resolver, "k", call=lambda: _retry_mismatch(resolver, new))
+    assert pub(found) == pub(new)
+    assert pub(resolver.resolve_for_holder_sync("k", old.public_key)) == pub(old)
+    resolver.close()
+
+
+def _retry_mismatch(resolver, key):
+    try:
+        return resolver.resolve_for_holder_sync("k", key.public_key)
+    except HolderMismatch as exc:
+        raise KeyNotLoaded() from exc
+
+
+def test_key_versions_repr_and_mismatch_are_public_only():
+    key = tenuo_core.SigningKey.generate()
+    versions = KeyVersions("k", [KeyVersion.of(key, "7")], backend="x")
+    assert "7" in repr(versions)
+    err = versions.mismatch(tenuo_core.SigningKey.generate().public_key)
+    assert "held version(s) (7=" in str(err)
+
+
+async def test_async_context_manager_closes():
+    key = tenuo_core.SigningKey.generate()
+    async with StaticKeyResolver({"k": key}) as r:
+        assert pub(await r.resolve("k")) == pub(key)
+    assert r.cache.closed
+    await asyncio.sleep(0)
