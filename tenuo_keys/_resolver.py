@@ -256,6 +256,27 @@ class BackendKeyResolver(KeyResolver):
             BackendUnavailable: The backend could not be reached.
         """
 
+    def store_key(self, key_id: str, material: str) -> str | None:
+        """Write ``material`` as the new current version of ``key_id``.
+
+        Used by the ``tenuo-keys`` CLI (``put``, ``rotate``). Creates the
+        secret when missing; where the backend versions secrets, the previous
+        version stays readable. Runs on the caller's thread (it is not a
+        sandbox path). The default backend is read-only.
+
+        Args:
+            key_id: The key id.
+            material: The canonical encoding (``encode_signing_key``).
+
+        Returns:
+            The backend's label of the new version, if it has one.
+
+        Raises:
+            NotImplementedError: The backend is read-only.
+            KeyResolutionError: The write failed (denied, unreachable).
+        """
+        raise NotImplementedError(f"the {self.backend} backend is read-only")
+
     def fetch_many(
         self, key_ids: Sequence[str]
     ) -> Mapping[str, KeyMaterial | Sequence[KeyMaterial] | KeyResolutionError]:

