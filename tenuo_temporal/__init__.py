@@ -1,27 +1,103 @@
 """Tenuo authorization for Temporal, with holder keys from ``tenuo_keys``.
 
-The plugin itself (``TenuoTemporalPlugin``, ``TenuoPluginConfig``) lands with
-its own issue. Today this package re-exports the ``tenuo_keys`` resolvers, so
-the seed documentation's import line already works with ``tenuo_temporal`` in
-place of ``tenuo.temporal``::
+Add one plugin to the client; every activity a workflow schedules then
+carries a PoP signed with the holder key from the configured resolver, and
+every activity worker verifies it with ``tenuo_core`` before the activity
+runs. Activity definitions stay unchanged.
 
-    from tenuo_temporal import EnvKeyResolver, CompositeKeyResolver
+Example:
+    >>> from tenuo_temporal import TenuoPluginConfig, TenuoTemporalPlugin  # doctest: +SKIP
+    >>> plugin = TenuoTemporalPlugin(TenuoPluginConfig(
+    ...     key_resolver=EnvKeyResolver(), trusted_roots=[issuer_public_key]))
+    >>> client = await Client.connect("localhost:7233", plugins=[plugin])
+    >>> await execute_workflow_authorized(
+    ...     client=client, workflow_run_fn=MyWorkflow.run, workflow_id="w1",
+    ...     warrant=warrant, key_id="agent1", args=["/data/a.txt"], task_queue="q")
 """
 
 from __future__ import annotations
 
+from typing import Any
+
+import tenuo_keys
 from tenuo_keys import (
+    BackendUnavailable,
     CompositeKeyResolver,
     EnvKeyResolver,
+    KeyAccessDenied,
+    KeyFormatError,
+    KeyNotFound,
+    KeyNotLoaded,
     KeyResolutionError,
     KeyResolver,
     StaticKeyResolver,
+    resolver_from_env,
+    resolver_from_url,
+)
+
+from ._audit import AuditCallback, AuditEvent
+from ._client import execute_workflow_authorized, start_workflow_authorized
+from ._config import TenuoPluginConfig, TrustedRootsProvider
+from ._plugin import TenuoTemporalPlugin
+from ._replay import InMemoryReplayStore, ReplayStore
+from .errors import (
+    ChainValidationError,
+    HeaderError,
+    PopReplayed,
+    PopVerificationError,
+    TemporalConstraintViolation,
+    TenuoTemporalError,
+    ToolNotAuthorized,
+    WarrantExpired,
+    WarrantMissing,
+)
+from .workflow import (
+    AuthorizedWorkflow,
+    current_warrant,
+    tenuo_execute_activity,
+    tenuo_execute_child_workflow,
 )
 
 __all__ = [
+    "AuditCallback",
+    "AuditEvent",
+    "AuthorizedWorkflow",
+    "BackendUnavailable",
+    "ChainValidationError",
     "CompositeKeyResolver",
     "EnvKeyResolver",
+    "HeaderError",
+    "InMemoryReplayStore",
+    "KeyAccessDenied",
+    "KeyFormatError",
+    "KeyNotFound",
+    "KeyNotLoaded",
     "KeyResolutionError",
     "KeyResolver",
+    "PopReplayed",
+    "PopVerificationError",
+    "ReplayStore",
     "StaticKeyResolver",
+    "TemporalConstraintViolation",
+    "TenuoPluginConfig",
+    "TenuoTemporalError",
+    "TenuoTemporalPlugin",
+    "ToolNotAuthorized",
+    "TrustedRootsProvider",
+    "WarrantExpired",
+    "WarrantMissing",
+    "current_warrant",
+    "execute_workflow_authorized",
+    "resolver_from_env",
+    "resolver_from_url",
+    "start_workflow_authorized",
+    "tenuo_execute_activity",
+    "tenuo_execute_child_workflow",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # The cloud resolvers load lazily from tenuo_keys (they need extras).
+    if name in ("VaultKeyResolver", "AWSSecretsManagerKeyResolver", "GCPSecretManagerKeyResolver"):
+        return getattr(tenuo_keys, name)
+    raise AttributeError(f"module 'tenuo_temporal' has no attribute {name!r}")

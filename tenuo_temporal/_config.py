@@ -1,0 +1,172 @@
+"""``TenuoPluginConfig``: the one configuration surface of the plugin."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import tenuo_core
+
+from tenuo_keys import KeyResolver, ResolverConfigError
+
+from ._audit import AuditCallback
+from ._replay import InMemoryReplayStore, ReplayStore
+
+__all__ = ["TenuoPluginConfig", "TrustedRootsProvider"]
+
+logger = logging.getLogger("tenuo_temporal")
+
+POP_WINDOW_SECS = 30
+"""The PoP time window of ``tenuo_core`` 0.3: a PoP signs ``(ts // 30) * 30``."""
+
+TrustedRootsProvider = Callable[[], Sequence[Any]]
+"""Returns the current trusted root ``PublicKey`` list; called at start-up and
+every ``trusted_roots_refresh_seconds``. A failing call keeps the last good list."""
+
+
+@dataclass
+class TenuoPluginConfig:
+    """How a worker signs and verifies.
+
+    A worker that schedules activities needs ``key_resolver``; a worker that
+    runs activities needs ``trusted_roots``. A verify-only activity worker
+    needs no key resolver at all.
+
+    Attributes:
+        key_resolver: Resolves holder keys for PoP signing (any ``tenuo_keys``
+            resolver, or your own ``KeyResolver``).
+        trusted_roots: Issuer public keys, or a provider refreshed periodically.
+        trusted_roots_refresh_seconds: Provider refresh interval.
+        require_warrant: Deny activities that arrive without a warrant.
+        pop_max_windows: 30-second PoP windows accepted around the time the
+            activity was scheduled (5, the default, gives about -75 s to +60 s).
+            The window size itself is fixed by ``tenuo_core``'s PoP format.
+        clock_tolerance_secs: Clock skew tolerated for warrant times.
+        max_chain_depth: Longest delegation chain accepted.
+        audit_callback: Receives an ``AuditEvent`` for every decision.
+        replay_store: Where PoP ownership is recorded; in-memory by default.
+        preload_key_ids: Key ids to load before the worker polls.
+        preload_all: Also load every key the resolver can list.
+        tool_mappings: Activity type to warrant tool name, where they differ.
+        metrics: Emit counters and latency through Temporal's metric meter.
+    """
+
+    key_resolver: KeyResolver | None = None
+    trusted_roots: Sequence[Any] | TrustedRootsProvider = ()
+    trusted_roots_refresh_seconds: float = 300.0
+    require_warrant: bool = True
+    pop_max_windows: int = 5
+    clock_tolerance_secs: int = 30
+    max_chain_depth: int = 8
+    audit_callback: AuditCallback | None = None
+    replay_store: ReplayStore | None = None
+    preload_key_ids: Sequence[str] = ()
+    preload_all: bool = True
+    tool_mappings: Mapping[str, str] = field(default_factory=dict)
+    metrics: bool = True
+
+    def __post_init__(self) -> None:
+        if self.key_resolver is None and not self.trusted_roots:
+            raise ResolverConfigError(
+                "TenuoPluginConfig needs key_resolver= (to sign PoP on workflow workers), "
+                "trusted_roots= (to verify on activity workers), or both"
+            )
+        if self.key_resolver is not None and not all(
+            hasattr(self.key_resolver, m) for m in ("resolve", "resolve_sync")
+        ):
+            raise ResolverConfigError(
+                f"key_resolver {type(self.key_resolver).__name__} lacks resolve/resolve_sync"
+            )
+        for name in ("pop_max_windows", "max_chain_depth"):
+            if int(getattr(self, name)) < 1:
+                raise ResolverConfigError(f"TenuoPluginConfig.{name} must be >= 1")
+        if self.trusted_roots_refresh_seconds <= 0:
+            raise ResolverConfigError("trusted_roots_refresh_seconds must be positive")
+        if self.replay_store is None:
+            self.replay_store = InMemoryReplayStore()
+        self._roots_lock = threading.Lock()
+        self._roots: tuple[Any, ...] = ()
+        self._authorizers: dict[int, Any] = {}
+        if not callable(self.trusted_roots):
+            self._set_roots(self.trusted_roots)
+
+    # -- trusted roots and authorizers -----------------------------------
+
+    @property
+    def verifies(self) -> bool:
+        """True when this config can verify (it has trusted roots)."""
+        return bool(self.trusted_roots)
+
+    @property
+    def signs(self) -> bool:
+        """True when this config can sign (it has a key resolver)."""
+        return self.key_resolver is not None
+
+    def refresh_trusted_roots(self) -> bool:
+        """Call the provider now; keep the last good roots if it fails.
+
+        Returns:
+            True when the roots were (re)loaded.
+        """
+        provider = self.trusted_roots
+        if not callable(provider):
+            return True
+        try:
+            roots = list(provider())
+        except Exception as exc:
+            logger.error("tenuo_temporal: trusted_roots provider failed (%s); keeping "
+                         "the last good roots", type(exc).__name__)
+            return False
+        if not roots:
+            logger.error("tenuo_temporal: trusted_roots provider returned no roots; keeping "
+                         "the last good roots")
+            return False
+        self._set_roots(roots)
+        return True
+
+    def _set_roots(self, roots: Sequence[Any]) -> None:
+        for root in roots:
+            if not isinstance(root, tenuo_core.PublicKey):
+                raise ResolverConfigError(
+                    f"trusted_roots must hold tenuo_core.PublicKey, got {type(root).__name__}"
+                )
+        with self._roots_lock:
+            self._roots = tuple(roots)
+            self._authorizers = {}
+
+    def authorizer(self, windows: int) -> Any:
+        """A ``tenuo_core.Authorizer`` accepting ``windows`` PoP windows.
+
+        Raises:
+            RuntimeError: No trusted roots are loaded (fail closed).
+        """
+        with self._roots_lock:
+            found = self._authorizers.get(windows)
+            if found is not None:
+                return found
+            if not self._roots:
+                raise RuntimeError("no trusted roots loaded")
+            found = tenuo_core.Authorizer(
+                trusted_roots=list(self._roots),
+                clock_tolerance_secs=self.clock_tolerance_secs,
+                pop_window_secs=POP_WINDOW_SECS,
+                pop_max_windows=windows,
+            )
+            if len(self._authorizers) > 64:
+                self._authorizers.clear()
+            self._authorizers[windows] = found
+            return found
+
+    def tool_for(self, activity_type: str) -> str:
+        """The warrant tool name for an activity type."""
+        return self.tool_mappings.get(activity_type, activity_type)
+
+    def __repr__(self) -> str:
+        return (
+            f"TenuoPluginConfig(key_resolver={self.key_resolver!r}, "
+            f"trusted_roots={len(self._roots)} root(s), require_warrant={self.require_warrant}, "
+            f"pop_max_windows={self.pop_max_windows})"
+        )

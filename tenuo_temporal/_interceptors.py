@@ -1,0 +1,465 @@
+"""The interceptors: sign PoP when workflows schedule, verify before activities run."""
+
+from __future__ import annotations
+
+import base64
+import inspect
+import logging
+import math
+import time
+from collections.abc import Callable, Mapping
+from contextvars import ContextVar
+from datetime import datetime, timezone
+from typing import Any, ClassVar
+
+import temporalio.activity
+import temporalio.client
+import temporalio.worker
+import temporalio.workflow
+import tenuo.exceptions as tx
+from temporalio.api.common.v1 import Payload
+from temporalio.exceptions import ApplicationError
+
+from tenuo_keys import KeyResolutionError
+
+from . import _headers as H
+from ._args import canonical_args, param_names, positional_names
+from ._audit import AuditEvent, redact
+from ._config import POP_WINDOW_SECS, TenuoPluginConfig
+from ._headers import WarrantContext
+from ._replay import pop_digest
+from .errors import (
+    KEY_RESOLUTION_TYPE,
+    ChainValidationError,
+    HeaderError,
+    PopReplayed,
+    PopVerificationError,
+    TemporalConstraintViolation,
+    TenuoTemporalError,
+    ToolNotAuthorized,
+    WarrantExpired,
+    WarrantMissing,
+)
+
+logger = logging.getLogger("tenuo_temporal")
+
+PLUGIN_ID = "tenuo.TenuoTemporalPlugin"
+SUMMARY_PREFIX = f"[{PLUGIN_ID}]"
+MINT_ACTIVITY = "__tenuo_mint_child_warrant"
+
+# Per-dispatch overrides, set by the workflow helpers around one call.
+activity_fn_override: ContextVar[Callable[..., Any] | None] = ContextVar(
+    "tenuo_activity_fn", default=None
+)
+child_context_override: ContextVar[WarrantContext | None] = ContextVar(
+    "tenuo_child_context", default=None
+)
+client_context: ContextVar[WarrantContext | None] = ContextVar(
+    "tenuo_client_context", default=None
+)
+
+
+class KeyNotReady(RuntimeError):
+    """The holder key is not in memory yet: the workflow task fails and is retried.
+
+    Not an ``ApplicationError``, so Temporal retries the workflow task instead
+    of failing the workflow; by then the background load has landed.
+    """
+
+
+class RunState:
+    """What one workflow run knows: its warrant context and its worker's config."""
+
+    __slots__ = ("context", "interceptor", "workflow_type")
+
+    def __init__(self, interceptor: TenuoInterceptor) -> None:
+        self.interceptor = interceptor
+        self.context: WarrantContext | None = None
+        self.workflow_type: type | None = None
+
+
+# run_id -> state. This module is passed through the sandbox, so the map is
+# shared by every workflow of the process; entries live while their run executes.
+_runs: dict[str, RunState] = {}
+
+
+def current_run_state() -> RunState | None:
+    """The calling workflow run's state, or None outside a Tenuo-enabled worker."""
+    return _runs.get(temporalio.workflow.info().run_id)
+
+
+def denial(error: TenuoTemporalError) -> ApplicationError:
+    """The non-retryable ``ApplicationError`` a denial is raised as."""
+    return ApplicationError(str(error), type=error.type, non_retryable=True)
+
+
+# --------------------------------------------------------------------------- worker
+
+
+class TenuoInterceptor(temporalio.client.Interceptor, temporalio.worker.Interceptor):
+    """Client and worker interceptor in one: one instance per plugin.
+
+    Args:
+        config: The plugin configuration.
+    """
+
+    def __init__(self, config: TenuoPluginConfig) -> None:
+        self.config = config
+        self.activity_fns: dict[str, Callable[..., Any]] = {}
+        self.meter: Any = None
+        self._counters: dict[str, Any] = {}
+
+    # -- wiring ----------------------------------------------------------
+
+    def register_activities(self, fns: list[Callable[..., Any]]) -> None:
+        """Learn activity signatures, so PoP names arguments on this worker."""
+        for fn in fns:
+            try:
+                name = temporalio.activity._Definition.must_from_callable(fn).name
+            except Exception:  # noqa: S112 - not an activity definition
+                continue
+            if name:
+                self.activity_fns[name] = fn
+
+    def set_meter(self, meter: Any) -> None:
+        """Use this Temporal metric meter for the plugin's metrics."""
+        if not self.config.metrics or meter is None or self.meter is not None:
+            return
+        self.meter = meter
+        self._counters = {
+            "allow": meter.create_counter(
+                "tenuo_activity_authorized", "Activities authorized by Tenuo"),
+            "deny": meter.create_counter(
+                "tenuo_activity_denied", "Activities denied by Tenuo"),
+            "latency": meter.create_histogram_float(
+                "tenuo_authorization_latency", "Verification latency", "ms"),
+            "cache": meter.create_counter(
+                "tenuo_key_cache_events", "Key resolver cache events"),
+        }
+
+    def cache_counter(self) -> Any:
+        """The counter resolver cache events are exported to, if metrics are on."""
+        return self._counters.get("cache")
+
+    # -- client side -----------------------------------------------------
+
+    def intercept_client(
+        self, next: temporalio.client.OutboundInterceptor
+    ) -> temporalio.client.OutboundInterceptor:
+        """Attach warrant headers to workflows started by the client helpers."""
+        return _ClientOutbound(next)
+
+    # -- worker side -----------------------------------------------------
+
+    def intercept_activity(
+        self, next: temporalio.worker.ActivityInboundInterceptor
+    ) -> temporalio.worker.ActivityInboundInterceptor:
+        """Verify every activity before it runs."""
+        return _ActivityInbound(next, self)
+
+    def workflow_interceptor_class(
+        self, input: temporalio.worker.WorkflowInterceptorClassInput
+    ) -> type[temporalio.worker.WorkflowInboundInterceptor]:
+        """Sign PoP for what workflows schedule."""
+        return type("TenuoWorkflowInbound", (_WorkflowInbound,), {"tenuo": self})
+
+    # -- verification ----------------------------------------------------
+
+    async def authorize(
+        self, input: temporalio.worker.ExecuteActivityInput, info: temporalio.activity.Info,
+    ) -> tuple[WarrantContext | None, dict[str, Any]]:
+        """Check one activity; raise a :class:`TenuoTemporalError` to deny.
+
+        Returns:
+            The warrant context (None when no warrant is required) and the
+            named arguments the constraints saw.
+        """
+        config = self.config
+        tool = config.tool_for(info.activity_type)
+        raw = H.header_bytes(input.headers)
+        context = H.decode_context(input.headers)
+        args = list(input.args)
+        if context is None:
+            if config.require_warrant:
+                raise WarrantMissing("the activity carries no warrant", tool=tool)
+            return None, {}
+        if not config.verifies:
+            raise ChainValidationError("this worker has no trusted_roots to verify with",
+                                       tool=tool)
+        if len(context.chain) > config.max_chain_depth:
+            raise ChainValidationError(
+                f"chain of {len(context.chain)} warrants exceeds the maximum "
+                f"{config.max_chain_depth}", tool=tool)
+        pop = H.decode_pop(raw)
+        if pop is None:
+            raise PopVerificationError("the activity carries no PoP", tool=tool)
+        signed_names = H.decode_arg_keys(raw) or positional_names(len(args))
+        if len(signed_names) != len(args):
+            raise TemporalConstraintViolation(
+                f"{len(args)} argument(s) arrived but {len(signed_names)} were signed", tool=tool)
+        signed = canonical_args(signed_names, args)
+        names = param_names(input.fn, len(args))
+        constraint_args = canonical_args(names, args) if names else signed
+        for link in context.chain:
+            if link.is_expired():
+                raise WarrantExpired(f"warrant {link.id} expired at {link.expires_at()}",
+                                     tool=tool)
+        authorizer = config.authorizer(self._windows(info))
+        try:
+            authorizer.check_chain_with_pop_args(
+                list(context.chain), tool, signed, constraint_args, signature=pop)
+        except tx.TenuoError as exc:
+            raise self._classify(exc, context, tool) from None
+        except RuntimeError as exc:
+            raise ChainValidationError(str(exc), tool=tool) from None
+        # A PoP belongs to the workflow that first presented it. Runs of one
+        # workflow (retries, continue-as-new, resets) share it: the same call
+        # under the same warrant in the same window signs to the same bytes.
+        owner = f"{info.workflow_namespace}/{info.workflow_id}"
+        store = config.replay_store
+        assert store is not None
+        if not await store.claim(pop_digest(pop), owner, self._replay_ttl()):
+            raise PopReplayed("this PoP was already presented by another workflow",
+                              tool=tool)
+        return context, constraint_args
+
+    def _windows(self, info: temporalio.activity.Info) -> int:
+        # Freshness is bound to when Temporal recorded the scheduling, not to
+        # this worker's clock alone: a backlogged activity widens the accepted
+        # range back to its schedule time, and no further.
+        scheduled = info.scheduled_time
+        if scheduled.tzinfo is None:
+            scheduled = scheduled.replace(tzinfo=timezone.utc)
+        backlog = (datetime.now(timezone.utc) - scheduled).total_seconds()
+        # The authorizer centres its windows on now, so cover the backlog on
+        # both sides of it.
+        extra = math.ceil(max(0.0, backlog) / POP_WINDOW_SECS)
+        return self.config.pop_max_windows + 2 * extra
+
+    def _replay_ttl(self) -> float:
+        cfg = self.config
+        return float(POP_WINDOW_SECS * (cfg.pop_max_windows + 2) * 2 + cfg.clock_tolerance_secs)
+
+    def _classify(
+        self, exc: Exception, context: WarrantContext, tool: str
+    ) -> TenuoTemporalError:
+        text = str(exc)
+        if isinstance(exc, tx.ToolNotAuthorized):
+            return ToolNotAuthorized(text, tool=tool)
+        if isinstance(exc, tx.ConstraintViolation):
+            return TemporalConstraintViolation(text, tool=tool)
+        if isinstance(exc, tx.ExpiredError):
+            return WarrantExpired(text, tool=tool)
+        if isinstance(exc, (tx.SignatureInvalid, tx.MissingSignature, tx.PopError)):
+            # The same exception type covers a forged warrant signature: tell
+            # them apart only on this failure path, off the hot path.
+            try:
+                self.config.authorizer(self.config.pop_max_windows).verify_chain(
+                    list(context.chain))
+            except tx.TenuoError as chain_exc:
+                return ChainValidationError(str(chain_exc), tool=tool)
+            return PopVerificationError(text, tool=tool)
+        return ChainValidationError(f"{type(exc).__name__}: {text}", tool=tool)
+
+    # -- outcomes ----------------------------------------------------------
+
+    async def record(
+        self,
+        info: temporalio.activity.Info,
+        tool: str,
+        started: float,
+        context: WarrantContext | None,
+        args: Mapping[str, Any],
+        error: TenuoTemporalError | None,
+    ) -> None:
+        """Emit metrics and the audit event for one decision."""
+        latency_ms = (time.perf_counter() - started) * 1000.0
+        reason = error.type if error else None
+        if self._counters:
+            attrs = {"tool": tool}
+            if error is None:
+                self._counters["allow"].add(1, attrs)
+            else:
+                self._counters["deny"].add(1, {**attrs, "reason": error.type})
+            self._counters["latency"].record(latency_ms, attrs)
+        callback = self.config.audit_callback
+        if callback is None:
+            if error is not None:
+                logger.warning("tenuo: denied %s for workflow %s: %s", tool, info.workflow_id,
+                               error)
+            return
+        event = AuditEvent(
+            decision="deny" if error else "allow",
+            tool=tool,
+            reason=reason,
+            detail=error.reason if error else None,
+            warrant_id=str(context.warrant.id) if context else None,
+            chain_length=len(context.chain) if context else 0,
+            workflow_id=info.workflow_id,
+            run_id=info.workflow_run_id,
+            activity_id=info.activity_id,
+            attempt=info.attempt,
+            args=redact(args),
+            latency_ms=latency_ms,
+        )
+        try:
+            result = callback(event)
+            if inspect.isawaitable(result):
+                await result
+        except Exception:
+            logger.exception("tenuo: audit callback raised; ignored")
+
+
+class _ActivityInbound(temporalio.worker.ActivityInboundInterceptor):
+    def __init__(
+        self, next: temporalio.worker.ActivityInboundInterceptor, tenuo: TenuoInterceptor
+    ) -> None:
+        super().__init__(next)
+        self._tenuo = tenuo
+
+    async def execute_activity(self, input: temporalio.worker.ExecuteActivityInput) -> Any:
+        info = temporalio.activity.info()
+        if info.activity_type == MINT_ACTIVITY:
+            return await super().execute_activity(input)
+        started = time.perf_counter()
+        tool = self._tenuo.config.tool_for(info.activity_type)
+        try:
+            context, args = await self._tenuo.authorize(input, info)
+        except TenuoTemporalError as error:
+            error.tool = error.tool or tool
+            await self._tenuo.record(info, tool, started, None, {}, error)
+            raise denial(error) from None
+        await self._tenuo.record(info, tool, started, context, args, None)
+        return await super().execute_activity(input)
+
+
+# --------------------------------------------------------------------------- workflow
+
+
+class _WorkflowInbound(temporalio.worker.WorkflowInboundInterceptor):
+    tenuo: ClassVar[TenuoInterceptor]
+
+    def init(self, outbound: temporalio.worker.WorkflowOutboundInterceptor) -> None:
+        self._state = RunState(self.tenuo)
+        super().init(_WorkflowOutbound(outbound, self._state))
+
+    async def execute_workflow(self, input: temporalio.worker.ExecuteWorkflowInput) -> Any:
+        try:
+            context = H.decode_context(input.headers)
+        except HeaderError as error:
+            raise denial(error) from None
+        self._state.context = context
+        self._state.workflow_type = input.type
+        from .workflow import AuthorizedWorkflow
+
+        if context is None and isinstance(input.type, type) and issubclass(
+            input.type, AuthorizedWorkflow
+        ):
+            raise denial(WarrantMissing(
+                f"{input.type.__name__} is an AuthorizedWorkflow but was started without "
+                "a warrant; start it with start_workflow_authorized()"))
+        run_id = temporalio.workflow.info().run_id
+        _runs[run_id] = self._state
+        try:
+            return await super().execute_workflow(input)
+        finally:
+            if _runs.get(run_id) is self._state:
+                del _runs[run_id]
+
+
+class _WorkflowOutbound(temporalio.worker.WorkflowOutboundInterceptor):
+    def __init__(self, next: temporalio.worker.WorkflowOutboundInterceptor,
+                 state: RunState) -> None:
+        super().__init__(next)
+        self._state = state
+
+    def start_activity(
+        self, input: temporalio.worker.StartActivityInput
+    ) -> temporalio.workflow.ActivityHandle[Any]:
+        self._sign(input)
+        return super().start_activity(input)
+
+    def start_local_activity(
+        self, input: temporalio.worker.StartLocalActivityInput
+    ) -> temporalio.workflow.ActivityHandle[Any]:
+        if input.activity != MINT_ACTIVITY:
+            self._sign(input)
+        return super().start_local_activity(input)
+
+    def start_child_workflow(
+        self, input: temporalio.worker.StartChildWorkflowInput
+    ) -> Any:
+        context = child_context_override.get() or self._state.context
+        if context is not None:
+            input.headers = {**input.headers, **context.payloads}
+        return super().start_child_workflow(input)
+
+    def continue_as_new(self, input: temporalio.worker.ContinueAsNewInput) -> Any:
+        if self._state.context is not None:
+            input.headers = {**input.headers, **self._state.context.payloads}
+        return super().continue_as_new(input)
+
+    def _sign(
+        self,
+        input: temporalio.worker.StartActivityInput | temporalio.worker.StartLocalActivityInput,
+    ) -> None:
+        context = self._state.context
+        if context is None:
+            return  # no warrant: the activity worker decides (require_warrant)
+        tenuo = self._state.interceptor
+        tool = tenuo.config.tool_for(input.activity)
+        args = list(input.args)
+        fn = activity_fn_override.get() or tenuo.activity_fns.get(input.activity)
+        names = param_names(fn, len(args)) or positional_names(len(args))
+        try:
+            signed = canonical_args(names, args)
+        except TenuoTemporalError as error:
+            raise denial(error) from None
+        key = self._holder_key(context)
+        pop = context.warrant.sign(key, tool, signed, int(temporalio.workflow.now().timestamp()))
+        headers: dict[str, Payload] = {**input.headers, **context.payloads}
+        headers[H.POP] = Payload(data=base64.b64encode(bytes(pop)))
+        headers[H.ARG_KEYS] = Payload(data=",".join(names).encode("utf-8"))
+        input.headers = headers
+        input.summary = (f"{SUMMARY_PREFIX} {tool}: {input.summary}" if input.summary
+                         else f"{SUMMARY_PREFIX} {tool}")
+
+    def _holder_key(self, context: WarrantContext) -> Any:
+        resolver = self._state.interceptor.config.key_resolver
+        if resolver is None:
+            raise denial(ChainValidationError(
+                "this worker has no key_resolver, so it cannot sign PoP"))
+        if context.key_id is None:
+            raise ApplicationError("the warrant headers carry no x-tenuo-key-id",
+                                   type=KEY_RESOLUTION_TYPE, non_retryable=True)
+        holder = context.warrant.authorized_holder
+        try:
+            by_holder = getattr(resolver, "resolve_for_holder_sync", None)
+            if by_holder is not None:
+                return by_holder(context.key_id, holder)
+            key = resolver.resolve_sync(context.key_id)
+        except KeyResolutionError as error:
+            if error.retryable:
+                raise KeyNotReady(
+                    f"tenuo: holder key {context.key_id!r} is not available yet "
+                    f"({error.reason}); the workflow task will be retried") from None
+            raise ApplicationError(str(error), type=KEY_RESOLUTION_TYPE,
+                                   non_retryable=True) from None
+        if bytes(key.public_key_bytes()) != bytes(holder.to_bytes()):
+            raise ApplicationError(
+                f"key {context.key_id!r} is not the warrant's holder",
+                type=KEY_RESOLUTION_TYPE, non_retryable=True)
+        return key
+
+
+# --------------------------------------------------------------------------- client
+
+
+class _ClientOutbound(temporalio.client.OutboundInterceptor):
+    async def start_workflow(
+        self, input: temporalio.client.StartWorkflowInput
+    ) -> temporalio.client.WorkflowHandle[Any, Any]:
+        context = client_context.get()
+        if context is not None:
+            input.headers = {**input.headers, **context.payloads}
+        return await super().start_workflow(input)

@@ -1,0 +1,128 @@
+"""Delegation: attenuate the parent warrant in a local activity (recorded in history).
+
+Minting is not deterministic (a warrant carries its issue time and a fresh id),
+so it happens outside the workflow sandbox, in a local activity whose result
+the history records: replay reads the recorded child warrant, never re-mints.
+
+Constraint objects are not data-converter friendly, so the request is parked
+in this process under a token; a local activity always runs in the worker
+process of the workflow task that scheduled it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+import cachetools
+import tenuo_core
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from tenuo_keys import KeyResolutionError
+
+from ._config import TenuoPluginConfig
+from ._headers import WarrantContext
+from ._interceptors import MINT_ACTIVITY
+from .errors import KEY_RESOLUTION_TYPE, TemporalConstraintViolation
+
+__all__ = ["MintRequest", "make_mint_activity", "park", "take"]
+
+
+@dataclass(frozen=True)
+class MintRequest:
+    """What a child warrant should be: never wider than its parent."""
+
+    parent: WarrantContext
+    tools: Sequence[str]
+    constraints: Mapping[str, Mapping[str, Any]]
+    ttl_seconds: int | None
+    child_key_id: str | None
+
+
+_lock = threading.Lock()
+# Bounded and short-lived: a replayed workflow parks again but its recorded
+# local activity never runs, so unclaimed requests must age out.
+_parked: cachetools.TTLCache[str, MintRequest] = cachetools.TTLCache(maxsize=10_000, ttl=600)
+_counter = itertools.count()
+
+
+def park(token_base: str, request: MintRequest) -> str:
+    """Park a request for the mint activity; returns its token."""
+    token = f"{token_base}:{next(_counter)}"
+    with _lock:
+        _parked[token] = request
+    return token
+
+
+def take(token: str) -> MintRequest | None:
+    """Remove and return a parked request."""
+    with _lock:
+        return _parked.pop(token, None)
+
+
+def make_mint_activity(config: TenuoPluginConfig) -> Any:
+    """The local activity that attenuates a warrant for a child workflow."""
+
+    @activity.defn(name=MINT_ACTIVITY)
+    async def mint_child_warrant(token: str) -> dict[str, Any]:
+        request = take(token)
+        if request is None:
+            raise ApplicationError(
+                "delegation request not found in this worker process", non_retryable=True)
+        resolver = config.key_resolver
+        if resolver is None:
+            raise ApplicationError("this worker has no key_resolver; it cannot delegate",
+                                   type=KEY_RESOLUTION_TYPE, non_retryable=True)
+        parent = request.parent
+        if parent.key_id is None:
+            raise ApplicationError("the parent warrant has no key id",
+                                   type=KEY_RESOLUTION_TYPE, non_retryable=True)
+        try:
+            parent_key = await resolver.resolve_for_holder(parent.key_id,
+                                                           parent.warrant.authorized_holder)
+            child_holder = (parent_key.public_key if request.child_key_id is None else
+                            (await resolver.resolve(request.child_key_id)).public_key)
+        except KeyResolutionError as error:
+            raise ApplicationError(str(error), type=KEY_RESOLUTION_TYPE,
+                                   non_retryable=not error.retryable) from None
+        granted = parent.warrant.capabilities
+        capabilities: dict[str, Any] = {}
+        for tool in request.tools:
+            if tool not in granted:
+                raise _widening(f"tool {tool!r} is not granted to the parent")
+            capabilities[tool] = dict(request.constraints.get(tool, granted[tool]))
+        extra = set(request.constraints) - set(request.tools)
+        if extra:
+            raise _widening(f"constraints for tools not delegated: {sorted(extra)}")
+        remaining = _remaining_seconds(parent.warrant)
+        if request.ttl_seconds is not None and request.ttl_seconds > remaining:
+            raise _widening(f"ttl_seconds={request.ttl_seconds} outlives the parent "
+                            f"(expires in {remaining}s)")
+        try:
+            child = parent.warrant.attenuate(
+                capabilities, signing_key=parent_key, ttl_seconds=request.ttl_seconds,
+                holder=child_holder)
+        except Exception as exc:  # tenuo_core refuses any widening
+            raise _widening(f"{type(exc).__name__}: {exc}") from None
+        chain = [*parent.chain, child]
+        return {
+            "chain": tenuo_core.encode_warrant_stack(chain),
+            "key_id": request.child_key_id or parent.key_id,
+        }
+
+    return mint_child_warrant
+
+
+def _remaining_seconds(warrant: Any) -> int:
+    expires = datetime.fromisoformat(str(warrant.expires_at()).replace("Z", "+00:00"))
+    return max(0, int((expires - datetime.now(timezone.utc)).total_seconds()))
+
+
+def _widening(reason: str) -> ApplicationError:
+    error = TemporalConstraintViolation(f"delegation refused: {reason}")
+    return ApplicationError(str(error), type=error.type, non_retryable=True)

@@ -1,0 +1,151 @@
+"""``TenuoTemporalPlugin``: one plugin for client, worker and replayer."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import temporalio.client
+import temporalio.runtime
+import temporalio.worker
+from temporalio.plugin import SimplePlugin
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
+
+from tenuo_keys import CacheEvent, ResolverConfigError
+
+from ._config import TenuoPluginConfig
+from ._interceptors import PLUGIN_ID, TenuoInterceptor
+from ._mint import make_mint_activity
+
+__all__ = ["TenuoTemporalPlugin"]
+
+logger = logging.getLogger("tenuo_temporal")
+
+PASSTHROUGH = ("tenuo_core", "tenuo", "tenuo_keys", "tenuo_temporal", "cachetools")
+
+
+def _passthrough(runner: temporalio.worker.WorkflowRunner | None
+                 ) -> temporalio.worker.WorkflowRunner:
+    runner = runner or SandboxedWorkflowRunner()
+    if isinstance(runner, SandboxedWorkflowRunner):
+        return dataclasses.replace(
+            runner, restrictions=runner.restrictions.with_passthrough_modules(*PASSTHROUGH)
+        )
+    return runner
+
+
+class _Configured(temporalio.worker.Interceptor):
+    """A no-op marker: this worker's config already went through a Tenuo plugin."""
+
+
+class TenuoTemporalPlugin(SimplePlugin):
+    """Signs PoP on workflow workers and verifies it on activity workers.
+
+    Pass it once, to ``Client.connect(plugins=[...])``: workers built from
+    that client inherit it. Passing it to the ``Worker`` as well is refused
+    with an explanation.
+
+    Args:
+        config: Keys, trusted roots and policy.
+    """
+
+    def __init__(self, config: TenuoPluginConfig) -> None:
+        self.config = config
+        self.interceptor = TenuoInterceptor(config)
+        self._mint = make_mint_activity(config) if config.signs else None
+        self._active_runs = 0
+        self._observed: set[int] = set()
+        super().__init__(
+            PLUGIN_ID,
+            interceptors=[self.interceptor],
+            workflow_runner=_passthrough,
+            run_context=self._run_context,
+        )
+
+    def configure_worker(self, config: temporalio.worker.WorkerConfig) -> (
+            temporalio.worker.WorkerConfig):
+        """Wire the worker; refuse a second Tenuo plugin on the same worker."""
+        if any(isinstance(i, _Configured) for i in config.get("interceptors", []) or []):
+            raise ResolverConfigError(
+                "TenuoTemporalPlugin is registered twice on this worker: once on the Client "
+                "and again on the Worker. Workers inherit the client's plugins; pass it only "
+                "to Client.connect(plugins=[...])."
+            )
+        config = super().configure_worker(config)
+        activities = list(config.get("activities", []) or [])
+        self.interceptor.register_activities(activities)
+        if self._mint is not None and config.get("workflows"):
+            config["activities"] = [*activities, self._mint]
+        client = config.get("client")
+        runtime = None
+        if client is not None:
+            runtime = client.service_client.config.runtime
+        runtime = runtime or temporalio.runtime.Runtime.default()
+        self.interceptor.set_meter(runtime.metric_meter)
+        self._export_cache_metrics()
+        config["interceptors"] = [*(config.get("interceptors") or []), _Configured()]
+        return config
+
+    def configure_replayer(self, config: temporalio.worker.ReplayerConfig) -> (
+            temporalio.worker.ReplayerConfig):
+        """Wire a replayer the same way (sandbox passthrough, interceptors)."""
+        return super().configure_replayer(config)
+
+    def _export_cache_metrics(self) -> None:
+        counter = self.interceptor.cache_counter()
+        resolver = self.config.key_resolver
+        if counter is None or resolver is None:
+            return
+        for cache in _caches_of(resolver):
+            if id(cache) in self._observed:
+                continue
+            self._observed.add(id(cache))
+
+            def observe(event: CacheEvent, _counter: Any = counter) -> None:
+                _counter.add(1, {"kind": event.kind, "backend": event.backend})
+
+            cache.add_observer(observe)
+
+    @contextlib.asynccontextmanager
+    async def _run_context(self) -> AsyncIterator[None]:
+        """Preload keys and roots before polling; close resolvers after the last run."""
+        config = self.config
+        resolver = config.key_resolver
+        if callable(config.trusted_roots) and not config.refresh_trusted_roots():
+            raise ResolverConfigError("the trusted_roots provider failed at start-up")
+        if resolver is not None:
+            if config.preload_key_ids:
+                await asyncio.to_thread(resolver.preload, list(config.preload_key_ids))
+            if config.preload_all and hasattr(resolver, "preload_all"):
+                loaded = await asyncio.to_thread(resolver.preload_all)
+                logger.info("tenuo_temporal: preloaded %s key(s)", loaded)
+        refresher = (asyncio.create_task(self._refresh_roots())
+                     if callable(config.trusted_roots) else None)
+        self._active_runs += 1
+        try:
+            yield
+        finally:
+            self._active_runs -= 1
+            if refresher is not None:
+                refresher.cancel()
+            if self._active_runs == 0 and resolver is not None and hasattr(resolver, "close"):
+                await asyncio.to_thread(resolver.close)
+
+    async def _refresh_roots(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.trusted_roots_refresh_seconds)
+            await asyncio.to_thread(self.config.refresh_trusted_roots)
+
+
+def _caches_of(resolver: Any) -> list[Any]:
+    cache = getattr(resolver, "cache", None)
+    if cache is not None and hasattr(cache, "add_observer"):
+        return [cache]
+    found: list[Any] = []
+    for child in getattr(resolver, "resolvers", ()):
+        found.extend(_caches_of(child))
+    return found
