@@ -8,7 +8,7 @@ PYTEST_FLAGS ?= -q -p no:cacheprovider
 .PHONY: help install demo test lint types unit integration bench clean
 
 help:
-	@echo "make demo         run the quickstart on embedded defaults"
+	@echo "make demo         Tenuo on a real Temporal dev server, embedded defaults"
 	@echo "make test         lint, types, unit and integration tests (real services)"
 	@echo "make bench        benchmarks; writes bench/results.json"
 
@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(PY) examples/quickstart.py
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) examples/demo.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check tenuo_keys tenuo_temporal tests integration examples bench
