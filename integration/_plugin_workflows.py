@@ -187,3 +187,26 @@ class SlowReadsWorkflow:
             out.append(await workflow.execute_activity(read_file, path, **FAST))
             await asyncio.sleep(pause_seconds)
         return out
+
+
+@activity.defn
+async def flaky_read(path: str) -> str:
+    """Fails its first attempt, as a transient outage would."""
+    if activity.info().attempt == 1:
+        raise RuntimeError("transient failure, retry me")
+    CALLS.append(("flaky_read", (path,)))
+    return f"contents of {path}"
+
+
+@workflow.defn
+class RetryAcrossWindowWorkflow:
+    """Retries after a backoff that crosses into the next 30-second PoP window."""
+
+    @workflow.run
+    async def run(self, path: str) -> str:
+        now = workflow.now().timestamp()
+        backoff = 30 - (now % 30) + 2
+        return await workflow.execute_activity(
+            flaky_read, path, start_to_close_timeout=timedelta(seconds=20),
+            retry_policy=RetryPolicy(initial_interval=timedelta(seconds=backoff),
+                                     maximum_attempts=3))

@@ -13,6 +13,7 @@ import contextlib
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -96,8 +97,8 @@ async def worker(client: Client, queue: str, workflows: Sequence[type] = (),
 ALL_WORKFLOWS = [wf.ReadWorkflow, wf.ReadTwiceWorkflow, wf.WriteWorkflow, wf.CopyWorkflow,
                  wf.GuardedWorkflow, wf.InteractiveWorkflow, wf.ChildReader,
                  wf.DelegatingWorkflow, wf.WideningWorkflow, wf.ContinuingWorkflow,
-                 wf.SlowReadsWorkflow]
-ALL_ACTIVITIES = [wf.read_file, wf.write_file, wf.copy_file]
+                 wf.SlowReadsWorkflow, wf.RetryAcrossWindowWorkflow]
+ALL_ACTIVITIES = [wf.read_file, wf.write_file, wf.copy_file, wf.flaky_read]
 
 
 async def denial_of(run: Awaitable[Any]) -> ApplicationError:
@@ -256,6 +257,70 @@ async def test_dataclass_arguments_sign_and_verify_identically(temporal_env):
     assert result == "copied /data/a -> /data/b"
 
 
+class CopyHeaders(ClientInterceptor, Interceptor):
+    """Copies the Tenuo headers of one workflow's activity onto another's."""
+
+    def __init__(self, victim: str, thief: str) -> None:
+        self.victim, self.thief = victim, thief
+        self.captured: dict[str, Any] | None = None
+        self.ready = asyncio.Event()
+
+    def intercept_activity(self, next: ActivityInboundInterceptor) -> ActivityInboundInterceptor:
+        outer = self
+
+        class Copy(ActivityInboundInterceptor):
+            async def execute_activity(self, input: ExecuteActivityInput) -> Any:
+                from temporalio import activity
+
+                workflow_id = activity.info().workflow_id
+                if workflow_id == outer.victim:
+                    outer.captured = {k: v for k, v in input.headers.items()
+                                      if k.startswith("x-tenuo-")}
+                    outer.ready.set()
+                elif workflow_id == outer.thief:
+                    await outer.ready.wait()
+                    assert outer.captured is not None
+                    input.headers = {**input.headers, **outer.captured}
+                return await super().execute_activity(input)
+
+        return Copy(next)
+
+
+async def test_pop_replayed_onto_another_workflow_is_refused(temporal_env):
+    victim, thief = uid("victim"), uid("thief")
+    copier = CopyHeaders(victim, thief)
+    client = await connect(temporal_env, default_config(), interceptors=[copier])
+    queue = uid("replay")
+    mark = len(wf.CALLS)
+    async with worker(client, queue, ALL_WORKFLOWS, ALL_ACTIVITIES):
+        ok = await execute_workflow_authorized(
+            client, wf.ReadWorkflow.run, workflow_id=victim, warrant=read_warrant(),
+            key_id="agent1", args=["/data/payroll.csv"], task_queue=queue)
+        # The thief's own workflow runs without any warrant; it borrows the
+        # victim's warrant, PoP and key id from the copied headers.
+        error = await denial_of(client.execute_workflow(
+            wf.ReadWorkflow.run, "/data/payroll.csv", id=thief, task_queue=queue))
+    assert ok == "contents of /data/payroll.csv"
+    assert error.type == "TENUO_POP_REPLAYED" and error.non_retryable
+    assert calls_since(mark) == [("read_file", ("/data/payroll.csv",))]
+
+
+async def test_trusted_roots_provider(temporal_env):
+    calls = []
+
+    def provider():
+        calls.append(1)
+        return [ROOT.public_key]
+
+    client = await connect(temporal_env, default_config(trusted_roots=provider))
+    queue = uid("provider")
+    async with worker(client, queue, ALL_WORKFLOWS, ALL_ACTIVITIES):
+        ok = await execute_workflow_authorized(
+            client, wf.ReadWorkflow.run, workflow_id=uid("wf"), warrant=read_warrant(),
+            key_id="agent1", args=["/data/p.txt"], task_queue=queue)
+    assert ok == "contents of /data/p.txt" and calls
+
+
 # --------------------------------------------------------------------------- deployments
 
 
@@ -277,6 +342,39 @@ async def test_split_deployment_verify_only_activity_worker(temporal_env):
     assert ok == "contents of /data/split.txt"
     assert error.type == "TENUO_CONSTRAINT_VIOLATION"
     assert calls_since(mark) == [("read_file", ("/data/split.txt",))]
+
+
+async def test_split_deployment_across_processes(temporal_env, tmp_path):
+    """Workflow worker here; a verify-only activity worker in another process."""
+    import sys
+
+    from _procs import ManagedProcess
+
+    signer = await connect(temporal_env, TenuoPluginConfig(
+        key_resolver=StaticKeyResolver({"agent1": HOLDER})))
+    queue = uid("procs")
+    target = temporal_env.client.service_client.config.target_host
+    script = str(Path(__file__).with_name("_activity_worker_proc.py"))
+    log = tmp_path / "activity-worker.log"
+    proc = ManagedProcess(
+        [sys.executable, script, target, temporal_env.client.namespace, queue + "-activities",
+         base64.b64encode(bytes(ROOT.public_key_bytes())).decode()],
+        "activity worker", log)
+    proc.start(lambda: "ready" in log.read_text(), timeout=60)
+    try:
+        async with worker(signer, queue, [wf.ReadByNameWorkflow]):
+            ok = await execute_workflow_authorized(
+                signer, wf.ReadByNameWorkflow.run, workflow_id=uid("wf"),
+                warrant=read_warrant(), key_id="agent1", args=["/data/proc.txt"],
+                task_queue=queue)
+            error = await denial_of(execute_workflow_authorized(
+                signer, wf.ReadByNameWorkflow.run, workflow_id=uid("wf"),
+                warrant=read_warrant(), key_id="agent1", args=["/root/.ssh/id"],
+                task_queue=queue))
+    finally:
+        proc.stop()
+    assert ok == "contents of /data/proc.txt"
+    assert error.type == "TENUO_CONSTRAINT_VIOLATION" and error.non_retryable
 
 
 async def test_multi_tenant_isolation(temporal_env):
@@ -441,6 +539,24 @@ async def test_backlog_longer_than_the_pop_window_is_authorized(temporal_env):
     attempts = [e.activity_task_started_event_attributes.attempt for e in history.events
                 if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED]
     assert attempts == [1]  # authorized on its first attempt
+
+
+async def test_retry_after_a_long_backoff_is_authorized(temporal_env):
+    """The retry runs in a later PoP window than the one signed; it still passes."""
+    client = await connect(temporal_env, default_config(pop_max_windows=1))
+    queue = uid("retry")
+    mark = len(wf.CALLS)
+    async with worker(client, queue, [wf.RetryAcrossWindowWorkflow], [wf.flaky_read]):
+        handle = await start_workflow_authorized(
+            client, wf.RetryAcrossWindowWorkflow.run, workflow_id=uid("wf"),
+            warrant=mint({"flaky_read": {"path": Subpath("/data")}}), key_id="agent1",
+            args=["/data/retry.txt"], task_queue=queue)
+        assert await handle.result() == "contents of /data/retry.txt"
+    assert calls_since(mark) == [("flaky_read", ("/data/retry.txt",))]
+    history = await handle.fetch_history()
+    started = [e for e in history.events
+               if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED]
+    assert started[-1].activity_task_started_event_attributes.attempt == 2
 
 
 # --------------------------------------------------------------------------- wiring

@@ -1,0 +1,40 @@
+"""A verify-only activity worker in its own process, for split-deployment tests.
+
+Usage: python _activity_worker_proc.py TARGET NAMESPACE TASK_QUEUE ROOT_PUBLIC_KEY_B64
+
+Prints ``ready`` once polling, and runs until terminated.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import signal
+import sys
+
+import tenuo_core
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from tenuo_temporal import TenuoPluginConfig, TenuoTemporalPlugin
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _plugin_workflows as wf
+
+
+async def main(target: str, namespace: str, queue: str, root_b64: str) -> None:
+    root = tenuo_core.PublicKey.from_bytes(base64.b64decode(root_b64))
+    plugin = TenuoTemporalPlugin(TenuoPluginConfig(trusted_roots=[root]))
+    client = await Client.connect(target, namespace=namespace, plugins=[plugin])
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    async with Worker(client, task_queue=queue, activities=[wf.read_file]):
+        print("ready", flush=True)
+        await stop.wait()
+
+
+if __name__ == "__main__":
+    asyncio.run(main(*sys.argv[1:5]))
+    sys.stdout.flush()
+    os._exit(0)
