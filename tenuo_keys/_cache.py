@@ -319,6 +319,13 @@ class KeyCache:
         self._emit("miss", key_id)
         self._start_load(key_id)
         last = self._last_error.get(key_id)
+        if last is None and entry is not None and entry.last_error is not None:
+            # Past max_staleness while refreshes fail: an outage, not a cold key.
+            raise BackendUnavailable(
+                f"{entry.last_error.reason}; the last good key is older than max_staleness "
+                f"({self.policy.max_staleness:.0f}s past its TTL)",
+                key_id=key_id, backend=self.backend,
+            )
         if last is not None and last.retryable:
             raise last.with_context(key_id=key_id, backend=self.backend)
         raise KeyNotLoaded(key_id=key_id, backend=self.backend)
@@ -454,7 +461,9 @@ class KeyCache:
             entry.last_error = error
             backoff = self.policy.error_backoff * 2 ** (entry.failures - 1)
             entry.retry_at = now + min(backoff, self.policy.max_backoff)
-            logger.warning(
+            # Warn once per outage; the backoff keeps retrying quietly.
+            log = logger.warning if entry.failures == 1 else logger.debug
+            log(
                 "tenuo_keys: refresh of key %r on %s failed (%s); serving the last good "
                 "key for up to %.0fs more",
                 key_id, self.backend, error.reason, entry.stale_until - now,

@@ -1,0 +1,267 @@
+"""GCP Secret Manager resolver: cold resolve, preload of 1,000 keys, warm resolve_sync.
+
+Runs against the project's own gRPC Secret Manager test server
+(``integration/gcp_sm_server.py``), started here as a subprocess on a free
+loopback port and stopped by PID at the end. The resolver is the real one, with
+the real ``SecretManagerServiceClient`` over an insecure loopback channel.
+
+Measured, all in one run:
+
+* ``cold``: ``await resolver.resolve(key_id)`` of a key not in memory (each
+  sample invalidates first): one ``AccessSecretVersion`` plus, with the default
+  ``previous_versions=1``, one ``ListSecretVersions``. Median, p10, p90.
+* ``preload``: loading N keys (1,000; 200 with ``--quick``) into a fresh resolver,
+  in parallel on the cache's worker threads (``resolver.preload(ids)``; 8 and 32
+  workers) versus one by one (``resolve`` of each key in turn, one in flight).
+* ``warm``: ``resolve_sync(key_id)`` on a held key (memory only): ns per call.
+
+Loopback costs far less than a real network hop, where parallel preloading
+matters most, so the cold and preload rows run twice: with no added latency
+and with ``--rtt-ms`` (default 5 ms) added per call by the server.
+
+Usage:
+    python bench/bench_gcp.py [--quick] [--json PATH] [--rtt-ms 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "integration"))
+sys.path.insert(0, str(ROOT))
+
+import tenuo_core  # noqa: E402
+from gcp_sm_server import ControlClient  # noqa: E402
+
+from tenuo_keys import CachePolicy, encode_signing_key  # noqa: E402
+from tenuo_keys.backends.gcp import GCPSecretManagerKeyResolver  # noqa: E402
+
+PROJECT = "bench-project"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def server() -> Iterator[tuple[str, ControlClient]]:
+    port = _free_port()
+    endpoint = f"127.0.0.1:{port}"
+    with tempfile.TemporaryDirectory(prefix="gcp-sm-bench-") as tmp:
+        log_path = Path(tmp) / "server.log"
+        with log_path.open("wb") as log:
+            proc = subprocess.Popen(
+                [sys.executable, str(ROOT / "integration" / "gcp_sm_server.py"),
+                 "--port", str(port)],
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        control = ControlClient(endpoint)
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                if proc.poll() is not None:
+                    tail = log_path.read_text(errors="replace")[-2000:]
+                    raise RuntimeError(f"test server exited {proc.returncode}:\n{tail}")
+                try:
+                    control.stats(timeout=0.5)
+                    break
+                except Exception:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.05)
+            yield endpoint, control
+        finally:
+            control.close()
+            if proc.poll() is None:  # stop exactly the process we started, by PID
+                os.killpg(proc.pid, signal.SIGTERM)
+                try:
+                    proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait(10)
+
+
+def _resolver(endpoint: str, workers: int = 8) -> GCPSecretManagerKeyResolver:
+    return GCPSecretManagerKeyResolver(
+        PROJECT, api_endpoint=endpoint, insecure=True,
+        cache=CachePolicy(ttl=3600, maxsize=4096, max_workers=workers),
+    )
+
+
+def _pct(samples: list[float]) -> dict[str, float]:
+    deciles = statistics.quantiles(samples, n=10, method="inclusive")
+    return {"median": statistics.median(samples), "p10": deciles[0], "p90": deciles[-1],
+            "n": len(samples)}
+
+
+def store_keys(endpoint: str, n: int) -> dict[str, bytes]:
+    """Create N secrets (one version each) through the resolver's own ``store_key``."""
+    keys = {f"bench{i:05d}": tenuo_core.SigningKey.generate() for i in range(n)}
+    with _resolver(endpoint) as writer, ThreadPoolExecutor(16) as pool:
+        list(pool.map(lambda item: writer.store_key(item[0], encode_signing_key(item[1])),
+                      keys.items()))
+    return {k: bytes(v.public_key_bytes()) for k, v in keys.items()}
+
+
+def bench_cold(endpoint: str, ids: list[str], publics: dict[str, bytes]) -> dict[str, float]:
+    loop = asyncio.new_event_loop()
+    samples: list[float] = []
+    with _resolver(endpoint) as resolver:
+        loop.run_until_complete(resolver.resolve(ids[0]))  # connect, warm the channel
+        for key_id in ids:
+            resolver.invalidate(key_id)
+            t0 = time.perf_counter()
+            key = loop.run_until_complete(resolver.resolve(key_id))
+            samples.append((time.perf_counter() - t0) * 1e3)
+            assert bytes(key.public_key_bytes()) == publics[key_id]
+    loop.close()
+    return _pct(samples)
+
+
+def bench_preload(endpoint: str, ids: list[str], publics: dict[str, bytes],
+                  control: ControlClient) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+
+    def check(resolver: GCPSecretManagerKeyResolver) -> None:
+        for key_id in ids:
+            assert bytes(resolver.resolve_sync(key_id).public_key_bytes()) == publics[key_id]
+
+    def timed(name: str, run: Callable[[GCPSecretManagerKeyResolver], None],
+              workers: int = 8) -> None:
+        with _resolver(endpoint, workers) as resolver:
+            resolver.list_key_ids()  # connect first: time the loads, not the handshake
+            control.stats(reset=True)
+            t0 = time.perf_counter()
+            run(resolver)
+            elapsed = time.perf_counter() - t0
+            calls = sum(control.stats()["calls"].values())
+            check(resolver)
+        out[name] = {"seconds": elapsed, "keys_per_s": len(ids) / elapsed,
+                     "backend_calls": calls}
+
+    def one_by_one(resolver: GCPSecretManagerKeyResolver) -> None:
+        loop = asyncio.new_event_loop()
+        for key_id in ids:
+            loop.run_until_complete(resolver.resolve(key_id))
+        loop.close()
+
+    timed("sequential", one_by_one)
+    timed("parallel_8", lambda r: r.preload(ids), 8)
+    timed("parallel_32", lambda r: r.preload(ids), 32)
+    timed("preload_all_8", lambda r: r.preload_all(strict=True) and None, 8)
+    out["speedup_8"] = out["sequential"]["seconds"] / out["parallel_8"]["seconds"]
+    out["speedup_32"] = out["sequential"]["seconds"] / out["parallel_32"]["seconds"]
+    return out
+
+
+def bench_warm(endpoint: str, key_id: str, publics: dict[str, bytes],
+               batches: int) -> dict[str, float]:
+    with _resolver(endpoint) as resolver:
+        resolver.preload([key_id])
+        fn = resolver.resolve_sync
+        assert bytes(fn(key_id).public_key_bytes()) == publics[key_id]
+        n = 20_000
+        samples = []
+        for _ in range(batches):
+            t0 = time.perf_counter_ns()
+            for _ in range(n):
+                fn(key_id)
+            samples.append((time.perf_counter_ns() - t0) / n)
+    return _pct(samples)
+
+
+def _fmt_ms(ms: float) -> str:
+    return f"{ms:.2f} ms" if ms >= 0.1 else f"{ms * 1e3:.0f} us"
+
+
+def report(results: dict[str, Any], meta: dict[str, Any]) -> None:
+    print(f"GCP Secret Manager resolver vs the gRPC test server (loopback), "
+          f"{meta['keys']} keys, Python {meta['python']}, {meta['cpus']} CPUs")
+    print()
+    for rtt_name, section in results["runs"].items():
+        print(f"[{rtt_name}]")
+        cold = section["cold_ms"]
+        print(f"  cold resolve (access + list)    median {_fmt_ms(cold['median']):>9}  "
+              f"p10 {_fmt_ms(cold['p10']):>9}  p90 {_fmt_ms(cold['p90']):>9}  (n={cold['n']})")
+        pre = section["preload"]
+        for name in ("sequential", "parallel_8", "parallel_32", "preload_all_8"):
+            row = pre[name]
+            print(f"  preload {name:<23} {row['seconds']:>7.2f} s  "
+                  f"{row['keys_per_s']:>8.0f} keys/s  {row['backend_calls']:>6} calls")
+        print(f"  parallel speedup over one-by-one: {pre['speedup_8']:.1f}x (8 workers), "
+              f"{pre['speedup_32']:.1f}x (32 workers)")
+        print()
+    warm = results["warm_resolve_sync_ns"]
+    print(f"warm resolve_sync: median {warm['median']:.0f} ns  p10 {warm['p10']:.0f} ns  "
+          f"p90 {warm['p90']:.0f} ns per call ({warm['n']} batches of 20,000)")
+    print(f"\ntotal {meta['elapsed_s']:.1f} s")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="200 keys, fewer samples")
+    parser.add_argument("--json", metavar="PATH", help="also write results as JSON to PATH")
+    parser.add_argument("--rtt-ms", type=float, default=5.0,
+                        help="latency the server adds per call in the second run (default 5)")
+    args = parser.parse_args(argv)
+    started = time.perf_counter()
+    n_keys = 200 if args.quick else 1000
+    n_cold = 50 if args.quick else 200
+    results: dict[str, Any] = {"runs": {}}
+    with server() as (endpoint, control):
+        publics = store_keys(endpoint, n_keys)
+        ids = sorted(publics)
+        for rtt in (0.0, args.rtt_ms):
+            control.configure(latency_ms=rtt)
+            name = "loopback" if rtt == 0 else f"loopback + {rtt:g} ms per call"
+            results["runs"][name] = {
+                "rtt_ms": rtt,
+                "cold_ms": bench_cold(endpoint, ids[:n_cold], publics),
+                "preload": bench_preload(endpoint, ids, publics, control),
+            }
+        control.configure(latency_ms=0)
+        results["warm_resolve_sync_ns"] = bench_warm(endpoint, ids[0], publics,
+                                                     11 if args.quick else 31)
+    meta = {
+        "quick": args.quick, "keys": n_keys, "cold_samples": n_cold,
+        "python": platform.python_version(), "machine": platform.machine(),
+        "cpus": os.cpu_count(),
+        "google_cloud_secret_manager": metadata.version("google-cloud-secret-manager"),
+        "grpcio": metadata.version("grpcio"),
+        "elapsed_s": round(time.perf_counter() - started, 2),
+    }
+    report(results, meta)
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as fh:
+            json.dump({"meta": meta, **results}, fh, indent=2)
+            fh.write("\n")
+        print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    status = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
