@@ -270,3 +270,35 @@ async def test_static_key_resolver_with_stock_plugin(temporal_env: Any) -> None:
         resolver.close()
     assert ("preload_all", ()) in log
     assert not any(name == "resolve" for name, _ in log), log
+
+
+# ------------------------------------------------------------------ reference facts
+# Behaviour of the 0.3.3 reference that docs/COMPARISON.md cites, checked here
+# so the comparison stays true when the pinned version moves.
+
+
+def test_reference_refuses_a_verify_only_config() -> None:
+    from tenuo.exceptions import ConfigurationError
+
+    with pytest.raises(ConfigurationError):
+        TenuoPluginConfig(trusted_roots=[ROOT.public_key])
+    # Ours accepts it: an activity worker needs no key resolver.
+    from tenuo_temporal import TenuoPluginConfig as Ours
+
+    assert Ours(trusted_roots=[ROOT.public_key]).verifies
+
+
+def test_reference_config_from_env_is_broken(monkeypatch: pytest.MonkeyPatch) -> None:
+    # It calls SigningKey.from_base64, which tenuo_core does not have.
+    monkeypatch.setenv("TENUO_SIGNING_KEY", encode_signing_key(HOLDER))
+    with pytest.raises(AttributeError, match="from_base64"):
+        TenuoPluginConfig.from_env(trusted_roots=[ROOT.public_key])
+
+
+def test_reference_vault_resolver_cannot_serve_the_sandbox_from_memory() -> None:
+    # Its resolve_sync is the base class's: a thread pool plus a new event loop
+    # per call, even on a cache hit, which the workflow sandbox blocks.
+    from tenuo.temporal import KeyResolver as RefBase
+    from tenuo.temporal import VaultKeyResolver as RefVault
+
+    assert RefVault.resolve_sync is RefBase.resolve_sync
