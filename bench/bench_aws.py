@@ -1,0 +1,355 @@
+"""AWS Secrets Manager resolver on a real ``moto_server``: cold, preload and warm paths.
+
+Everything runs in one process and one run, against one ``moto_server`` the
+script starts on loopback (and stops by PID):
+
+* ``cold.resolve``: ``await resolve(key_id)`` of a key not in memory, one key
+  after another (``DescribeSecret`` + ``GetSecretValue``); and, for scale, one
+  plain ``get_secret_value`` on a bare boto3 client.
+* ``preload``: N keys (1,000; 200 with ``--quick``) loaded into an empty
+  resolver, each variant on a fresh resolver, best of R rounds:
+
+  - ``ours.preload_all``: ``ListSecrets`` (100 per page) + ``BatchGetSecretValue``
+    (20 per call); the listing's stage maps replace per-key ``DescribeSecret``;
+  - ``ours.preload``: ``preload(ids)``: ``BatchGetSecretValue`` + one
+    ``DescribeSecret`` per key (parallel), the path without a listing;
+  - ``ours.preload.no_batch_api``: the fallback when the endpoint answers that
+    ``BatchGetSecretValue`` is unknown: parallel per-key loads;
+  - ``baseline.sequential_get``: one ``get_secret_value`` per key, one after
+    another, on a plain client (what a resolver without batching does at start-up).
+
+  API calls per operation are counted with botocore ``before-call`` hooks.
+* ``warm``: ``resolve_sync`` and ``resolve_for_holder_sync`` on a held key,
+  timed in batches (median ns per call).
+
+moto_server is a single Python process on loopback: a call costs it a few
+milliseconds of CPU, where AWS costs 5-30 ms of network in-region. Absolute
+latencies are moto's; call counts and the batched/sequential ratio carry over
+(on AWS the ratio grows, since round trips dominate).
+
+Usage:
+    python bench/bench_aws.py [--quick] [--json PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import collections
+import gc
+import json
+import logging
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from importlib import metadata
+from itertools import repeat
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "integration"))
+
+import boto3
+import tenuo_core
+from _procs import ManagedProcess, find_binary, free_port
+from botocore.awsrequest import AWSResponse
+from botocore.config import Config
+
+from tenuo_keys import CachePolicy, encode_signing_key
+from tenuo_keys.backends.aws import AWSSecretsManagerKeyResolver
+
+REGION = "us-east-1"
+TEMPLATE = "bench/keys/{key_id}"
+POLICY = CachePolicy(ttl=3600, jitter=0, maxsize=4096)
+
+
+class Calls:
+    """API calls made through one client, by operation."""
+
+    def __init__(self, client: Any) -> None:
+        self._lock = threading.Lock()
+        self.counts: collections.Counter[str] = collections.Counter()
+        client.meta.events.register("before-call.secrets-manager", self._on)
+
+    def _on(self, model: Any, **_: Any) -> None:
+        with self._lock:
+            self.counts[model.name] += 1
+
+
+class Moto:
+    def __init__(self, log_dir: Path) -> None:
+        self.port = free_port()
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        argv = [find_binary("moto_server"), "-H", "127.0.0.1", "-p", str(self.port)]
+        self.proc = ManagedProcess(argv, "moto_server", log_dir / "moto_server.log")
+
+    def start(self) -> None:
+        import urllib.request
+
+        def ready() -> bool:
+            with urllib.request.urlopen(f"{self.endpoint}/moto-api/", timeout=1) as r:
+                return bool(r.status == 200)
+
+        self.proc.start(ready, timeout=30)
+
+    def client(self) -> Any:
+        return boto3.session.Session(
+            aws_access_key_id="testing", aws_secret_access_key="testing", region_name=REGION,
+        ).client("secretsmanager", endpoint_url=self.endpoint, config=Config(
+            retries={"mode": "standard", "total_max_attempts": 1}, max_pool_connections=16))
+
+
+def _pct(samples: list[float], q: float) -> float:
+    if len(samples) == 1:
+        return samples[0]
+    return statistics.quantiles(samples, n=100, method="inclusive")[int(q) - 1]
+
+
+def _fmt(seconds: float) -> str:
+    if seconds >= 1:
+        return f"{seconds:.2f} s"
+    if seconds >= 1e-3:
+        return f"{seconds * 1e3:.2f} ms"
+    if seconds >= 1e-6:
+        return f"{seconds * 1e6:.2f} µs"
+    return f"{seconds * 1e9:.0f} ns"
+
+
+def seed(moto: Moto, count: int) -> dict[str, Any]:
+    admin = moto.client()
+    keys = {f"k{i:05d}": tenuo_core.SigningKey.generate() for i in range(count)}
+
+    def put(item: tuple[str, Any]) -> None:
+        admin.create_secret(Name=TEMPLATE.replace("{key_id}", item[0]),
+                            SecretString=encode_signing_key(item[1]))
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(put, keys.items()))
+    return keys
+
+
+def bench_cold(moto: Moto, keys: dict[str, Any], count: int) -> dict[str, Any]:
+    ids = list(keys)[:count]
+    client = moto.client()
+    calls = Calls(client)
+    samples: list[float] = []
+    loop = asyncio.new_event_loop()
+    try:
+        with AWSSecretsManagerKeyResolver(TEMPLATE, client=client, cache=POLICY) as resolver:
+            loop.run_until_complete(resolver.resolve(ids[-1]))  # warm the connection pool
+            for key_id in ids[:-1]:
+                t0 = time.perf_counter()
+                found = loop.run_until_complete(resolver.resolve(key_id))
+                samples.append(time.perf_counter() - t0)
+                if bytes(found.public_key_bytes()) != bytes(keys[key_id].public_key_bytes()):
+                    raise SystemExit(f"cold resolve of {key_id} returned the wrong key")
+    finally:
+        loop.close()
+    plain = moto.client()
+    bare: list[float] = []
+    for key_id in ids:
+        t0 = time.perf_counter()
+        plain.get_secret_value(SecretId=TEMPLATE.replace("{key_id}", key_id))
+        bare.append(time.perf_counter() - t0)
+    return {
+        "ours.resolve": {"p50_s": statistics.median(samples), "p90_s": _pct(samples, 90),
+                         "n": len(samples),
+                         "calls_per_key": {k: v / len(ids) for k, v in calls.counts.items()}},
+        "baseline.get_secret_value": {"p50_s": statistics.median(bare),
+                                      "p90_s": _pct(bare, 90), "n": len(bare)},
+    }
+
+
+def _unsupported(**_: Any) -> tuple[AWSResponse, dict[str, Any]]:
+    return AWSResponse("http://127.0.0.1", 400, {}, None), {
+        "Error": {"Code": "UnknownOperationException", "Message": "Unknown operation"},
+        "ResponseMetadata": {"HTTPStatusCode": 400},
+    }
+
+
+def bench_preload(moto: Moto, keys: dict[str, Any], rounds: int) -> dict[str, Any]:
+    ids = list(keys)
+    expected = {k: bytes(v.public_key_bytes()) for k, v in keys.items()}
+
+    def ours(name: str) -> tuple[float, dict[str, int]]:
+        client = moto.client()
+        calls = Calls(client)
+        if name == "ours.preload.no_batch_api":
+            client.meta.events.register(
+                "before-call.secrets-manager.BatchGetSecretValue", _unsupported)
+        with AWSSecretsManagerKeyResolver(TEMPLATE, client=client, cache=POLICY) as resolver:
+            t0 = time.perf_counter()
+            loaded = resolver.preload_all() if name == "ours.preload_all" else \
+                resolver.preload(ids)
+            elapsed = time.perf_counter() - t0
+            if loaded != len(ids):
+                raise SystemExit(f"{name} loaded {loaded} of {len(ids)} keys")
+            for key_id in ids:
+                if resolver.resolve_versions_sync(key_id).current_public != expected[key_id]:
+                    raise SystemExit(f"{name}: wrong key for {key_id}")
+        counts = dict(calls.counts)
+        if name == "ours.preload.no_batch_api":
+            counts["BatchGetSecretValue (refused)"] = 1
+        return elapsed, counts
+
+    def sequential() -> tuple[float, dict[str, int]]:
+        client = moto.client()
+        calls = Calls(client)
+        t0 = time.perf_counter()
+        for key_id in ids:
+            value = client.get_secret_value(SecretId=TEMPLATE.replace("{key_id}", key_id))
+            tenuo_core.SigningKey.from_bytes(base64.b64decode(value["SecretString"]))
+        return time.perf_counter() - t0, dict(calls.counts)
+
+    variants = {
+        "ours.preload_all": lambda: ours("ours.preload_all"),
+        "ours.preload": lambda: ours("ours.preload"),
+        "ours.preload.no_batch_api": lambda: ours("ours.preload.no_batch_api"),
+        "baseline.sequential_get": sequential,
+    }
+    results: dict[str, dict[str, Any]] = {}
+    times: dict[str, list[float]] = {name: [] for name in variants}
+    for _ in range(rounds):  # interleaved, so every variant sees the same noise
+        for name, run in variants.items():
+            elapsed, counts = run()
+            times[name].append(elapsed)
+            results[name] = {"calls": counts}
+    for name in variants:
+        best = min(times[name])
+        results[name].update({"best_s": best, "all_s": times[name],
+                              "per_key_s": best / len(ids)})
+    base = results["baseline.sequential_get"]["best_s"]
+    for name in variants:
+        results[name]["speedup_vs_sequential"] = base / results[name]["best_s"]
+    return results
+
+
+def _time_calls(fn: Any, a: Any, b: Any, n: int) -> float:
+    it = repeat(None, n)
+    gc.disable()
+    try:
+        if b is None:
+            t0 = time.perf_counter_ns()
+            for _ in it:
+                fn(a)
+        else:
+            t0 = time.perf_counter_ns()
+            for _ in it:
+                fn(a, b)
+        return (time.perf_counter_ns() - t0) / n
+    finally:
+        gc.enable()
+
+
+def bench_warm(moto: Moto, keys: dict[str, Any], batches: int, n: int) -> dict[str, Any]:
+    key_id, key = next(iter(keys.items()))
+    holder = key.public_key
+    out: dict[str, Any] = {}
+    with AWSSecretsManagerKeyResolver(TEMPLATE, client=moto.client(), cache=POLICY) as resolver:
+        resolver.preload([key_id])
+        held = resolver.resolve_versions_sync(key_id)
+        floor = {key_id: key}
+        variants = {
+            "floor.dict_get": (floor.get, key_id, None),
+            "ours.resolve_sync": (resolver.resolve_sync, key_id, None),
+            "ours.resolve_for_holder_sync": (resolver.resolve_for_holder_sync, key_id, holder),
+        }
+        samples: dict[str, list[float]] = {name: [] for name in variants}
+        for _ in range(batches):
+            for name, (fn, a, b) in variants.items():
+                samples[name].append(_time_calls(fn, a, b, n))
+        if resolver.resolve_versions_sync(key_id) is not held:
+            raise SystemExit("the warm entry was reloaded during timing")
+    for name, values in samples.items():
+        out[name] = {"median_ns": statistics.median(values), "p10_ns": _pct(values, 10),
+                     "p90_ns": _pct(values, 90), "calls_per_batch": n, "batches": batches}
+    return out
+
+
+def report(results: dict[str, Any], meta: dict[str, Any]) -> None:
+    print(f"AWS Secrets Manager resolver on moto_server {meta['moto']} ({meta['endpoint']}), "
+          f"python {meta['python']}, {meta['cpus']} CPU(s), {meta['keys']} keys")
+    print()
+    cold = results["cold"]
+    print(f"{'cold path':<44} {'p50':>10} {'p90':>10}  calls per key")
+    print("-" * 90)
+    ours = cold["ours.resolve"]
+    per_key = ", ".join(f"{k} {v:g}" for k, v in sorted(ours["calls_per_key"].items()))
+    print(f"  {'ours: await resolve(key_id), cold':<42} {_fmt(ours['p50_s']):>10} "
+          f"{_fmt(ours['p90_s']):>10}  {per_key}")
+    bare = cold["baseline.get_secret_value"]
+    print(f"  {'bare boto3 get_secret_value':<42} {_fmt(bare['p50_s']):>10} "
+          f"{_fmt(bare['p90_s']):>10}  GetSecretValue 1")
+    print()
+    print(f"{'preload of ' + str(meta['keys']) + ' keys (best of ' + str(meta['rounds']) + ')':<44}"
+          f" {'wall':>10} {'per key':>10} {'vs seq.':>8}  API calls")
+    print("-" * 90)
+    for name, r in results["preload"].items():
+        calls = ", ".join(f"{k} {v}" for k, v in sorted(r["calls"].items()))
+        print(f"  {name:<42} {_fmt(r['best_s']):>10} {_fmt(r['per_key_s']):>10} "
+              f"{r['speedup_vs_sequential']:>7.1f}x  {calls}")
+    print()
+    print(f"{'warm (memory only)':<44} {'median':>10} {'p10':>10} {'p90':>10}")
+    print("-" * 90)
+    for name, r in results["warm"].items():
+        print(f"  {name:<42} {_fmt(r['median_ns'] / 1e9):>10} {_fmt(r['p10_ns'] / 1e9):>10} "
+              f"{_fmt(r['p90_ns'] / 1e9):>10}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="short run for CI smoke tests")
+    parser.add_argument("--json", metavar="PATH", help="also write results as JSON to PATH")
+    args = parser.parse_args(argv)
+    # The no-batch variant triggers the (expected) fallback warning once per round.
+    logging.getLogger("tenuo_keys").setLevel(logging.ERROR)
+    started = time.perf_counter()
+    count = 200 if args.quick else 1000
+    rounds = 1 if args.quick else 3
+    with tempfile.TemporaryDirectory(prefix="bench-aws-") as tmp:
+        moto = Moto(Path(tmp))
+        moto.start()
+        try:
+            keys = seed(moto, count)
+            results = {
+                "cold": bench_cold(moto, keys, 21 if args.quick else 101),
+                "preload": bench_preload(moto, keys, rounds),
+                "warm": bench_warm(moto, keys, 11 if args.quick else 31,
+                                   20_000 if args.quick else 100_000),
+            }
+        finally:
+            moto.proc.stop()
+    meta = {
+        "quick": args.quick,
+        "keys": count,
+        "rounds": rounds,
+        "endpoint": moto.endpoint,
+        "moto": metadata.version("moto"),
+        "boto3": metadata.version("boto3"),
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "cpus": os.cpu_count(),
+        "tenuo_keys": metadata.version("tenuo-keys"),
+        "elapsed_s": round(time.perf_counter() - started, 2),
+    }
+    report(results, meta)
+    print(f"\ntotal {meta['elapsed_s']:.1f} s")
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as fh:
+            json.dump({"meta": meta, **results}, fh, indent=2)
+            fh.write("\n")
+        print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    status = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
