@@ -10,7 +10,7 @@ PYTEST_FLAGS ?= -q -p no:cacheprovider
 help:
 	@echo "make demo         Tenuo on a real Temporal dev server, embedded defaults"
 	@echo "make test         lint, types, unit and integration tests (real services)"
-	@echo "make bench        benchmarks; writes bench/results.json"
+	@echo "make bench        benchmarks; writes bench/results/*.json"
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -37,8 +37,15 @@ integration: $(STAMP)
 
 test: lint types unit integration
 
+BENCH_RUN = PATH="$(abspath $(VENV))/bin:$$PATH" $(PY)
+BENCHES ?= resolve vault aws gcp load
+
 bench: $(STAMP)
-	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) bench/bench_resolve.py --json bench/results.json
+	mkdir -p bench/results
+	@for b in $(BENCHES); do \
+		echo "== bench/bench_$$b.py"; \
+		$(BENCH_RUN) bench/bench_$$b.py --json bench/results/$$b.json || exit 1; \
+	done
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache .hypothesis
