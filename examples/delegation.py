@@ -17,7 +17,6 @@ import uuid
 from datetime import timedelta
 
 from temporalio import activity, workflow
-from temporalio.client import Client
 from temporalio.worker import Worker
 
 with workflow.unsafe.imports_passed_through():
@@ -25,9 +24,9 @@ with workflow.unsafe.imports_passed_through():
     from _common import (
         Outcome,
         attempt,
+        connect,
         finish,
         quiet_logs,
-        quiet_runtime,
         temporal_server,
     )
 
@@ -108,8 +107,7 @@ async def main() -> list[Outcome]:
     plugin = TenuoTemporalPlugin(TenuoPluginConfig(
         key_resolver=StaticKeyResolver(keys), trusted_roots=[issuer.public_key]))
     async with temporal_server() as (target, namespace):
-        client = await Client.connect(target, namespace=namespace, plugins=[plugin],
-                                      runtime=quiet_runtime())
+        client = await connect(target, namespace, plugin)
         queue = f"pipeline-{uuid.uuid4().hex[:6]}"
 
         def run(fn, *args):

@@ -21,7 +21,6 @@ import uuid
 from datetime import timedelta
 
 from temporalio import activity, workflow
-from temporalio.client import Client
 from temporalio.worker import Worker
 
 with workflow.unsafe.imports_passed_through():
@@ -29,9 +28,9 @@ with workflow.unsafe.imports_passed_through():
     from _common import (
         Outcome,
         attempt,
+        connect,
         finish,
         quiet_logs,
-        quiet_runtime,
         temporal_server,
     )
 
@@ -88,8 +87,7 @@ async def main() -> list[Outcome]:
     plugin = TenuoTemporalPlugin(TenuoPluginConfig(
         key_resolver=EnvKeyResolver(), trusted_roots=[issuer.public_key]))
     async with temporal_server() as (target, namespace):
-        client = await Client.connect(target, namespace=namespace, plugins=[plugin],
-                                      runtime=quiet_runtime())
+        client = await connect(target, namespace, plugin)
         queue = f"demo-{uuid.uuid4().hex[:6]}"
 
         def run(workflow_fn, *args, authorized=True):

@@ -15,7 +15,6 @@ import uuid
 from datetime import timedelta
 
 from temporalio import activity, workflow
-from temporalio.client import Client
 from temporalio.worker import Worker
 
 with workflow.unsafe.imports_passed_through():
@@ -23,9 +22,9 @@ with workflow.unsafe.imports_passed_through():
     from _common import (
         Outcome,
         attempt,
+        connect,
         finish,
         quiet_logs,
-        quiet_runtime,
         temporal_server,
     )
 
@@ -60,8 +59,7 @@ async def main() -> list[Outcome]:
     plugin = TenuoTemporalPlugin(TenuoPluginConfig(
         key_resolver=EnvKeyResolver(), trusted_roots=[issuer.public_key]))
     async with temporal_server() as (target, namespace):
-        client = await Client.connect(target, namespace=namespace, plugins=[plugin],
-                                      runtime=quiet_runtime())
+        client = await connect(target, namespace, plugin)
         queue = f"billing-{uuid.uuid4().hex[:6]}"
 
         def run(tenant, key_id, path):

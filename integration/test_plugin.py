@@ -454,6 +454,17 @@ async def test_delegation_to_a_child_on_another_key(temporal_env):
     assert context.warrant.tools == ["read_file"]
 
 
+async def test_delegation_on_a_workflow_only_worker_explains_itself(temporal_env):
+    client = await connect(temporal_env, default_config())
+    queue = uid("no-mint")
+    async with worker(client, queue, ALL_WORKFLOWS):  # workflows only: no mint activity
+        error = await denial_of(execute_workflow_authorized(
+            client, wf.DelegatingWorkflow.run, workflow_id=uid("parent"), warrant=read_warrant(),
+            key_id="agent1", args=["/data/reports/x", "child1", "/data/reports"],
+            task_queue=queue))
+    assert error.type == "TENUO_DELEGATION_UNAVAILABLE" and "delegation=True" in error.message
+
+
 async def test_continue_as_new_keeps_the_warrant(temporal_env):
     client = await connect(temporal_env, default_config())
     queue = uid("can")
@@ -576,6 +587,14 @@ async def test_worker_config_wiring_and_double_registration(temporal_env):
     assert not any(isinstance(i, TenuoInterceptor) for i in config["interceptors"])
     names = {getattr(a, "__temporal_activity_definition").name for a in config["activities"]}
     assert {"read_file", MINT_ACTIVITY} <= names
+    # A workflow-only worker gets no activity (it would start polling its
+    # activity queue); delegation=True opts in.
+    workflow_only = Worker(client, task_queue=uid("wf-only"), workflows=[wf.ReadWorkflow])
+    assert not workflow_only.config(active_config=True).get("activities")
+    opted = await connect(temporal_env, default_config(delegation=True))
+    with_mint = Worker(opted, task_queue=uid("wf-mint"), workflows=[wf.ReadWorkflow])
+    assert [getattr(a, "__temporal_activity_definition").name
+            for a in with_mint.config(active_config=True)["activities"]] == [MINT_ACTIVITY]
     passthrough = config["workflow_runner"].restrictions.passthrough_modules
     assert {"tenuo_core", "tenuo_keys", "tenuo_temporal"} <= set(passthrough)
     with pytest.raises(ValueError, match="registered twice"), \

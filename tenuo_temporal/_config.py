@@ -52,6 +52,13 @@ class TenuoPluginConfig:
         preload_all: Also load every key the resolver can list.
         tool_mappings: Activity type to warrant tool name, where they differ.
         metrics: Emit counters and latency through Temporal's metric meter.
+        delegation: Register the delegation minting local activity on workflow
+            workers. ``None`` (auto) registers it only where the worker already
+            runs activities, because registering any activity makes a worker
+            poll its activity task queue: a workflow-only worker sharing a queue
+            with activity workers would then take (and fail) their tasks.
+            ``True`` registers it everywhere (give activity workers their own
+            queue); ``False`` never.
     """
 
     key_resolver: KeyResolver | None = None
@@ -67,6 +74,7 @@ class TenuoPluginConfig:
     preload_all: bool = True
     tool_mappings: Mapping[str, str] = field(default_factory=dict)
     metrics: bool = True
+    delegation: bool | None = None
 
     def __post_init__(self) -> None:
         if self.key_resolver is None and not self.trusted_roots:

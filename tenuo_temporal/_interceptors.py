@@ -106,6 +106,7 @@ class TenuoInterceptor(temporalio.client.Interceptor, temporalio.worker.Intercep
     def __init__(self, config: TenuoPluginConfig) -> None:
         self.config = config
         self.activity_fns: dict[str, Callable[..., Any]] = {}
+        self.mint_queues: set[str] = set()
         self.meter: Any = None
         self._counters: dict[str, Any] = {}
 

@@ -78,8 +78,12 @@ class TenuoTemporalPlugin(SimplePlugin):
         config = super().configure_worker(config)
         activities = list(config.get("activities", []) or [])
         self.interceptor.register_activities(activities)
-        if self._mint is not None and config.get("workflows"):
+        wants_mint = self.config.delegation
+        if wants_mint is None:
+            wants_mint = bool(activities)  # it polls activities already: no change of behaviour
+        if self._mint is not None and config.get("workflows") and wants_mint:
             config["activities"] = [*activities, self._mint]
+            self.interceptor.mint_queues.add(str(config.get("task_queue")))
         client = config.get("client")
         runtime = None
         if client is not None:

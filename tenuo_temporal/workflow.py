@@ -22,6 +22,7 @@ from datetime import timedelta
 from typing import Any
 
 import temporalio.workflow as wf
+from temporalio.exceptions import ApplicationError
 
 from ._headers import WarrantContext
 from ._interceptors import (
@@ -144,9 +145,17 @@ async def tenuo_execute_child_workflow(
         The child workflow's result.
     """
     parent = _context()
+    state = current_run_state()
+    info = wf.info()
+    if state is not None and info.task_queue not in state.interceptor.mint_queues:
+        raise ApplicationError(
+            "delegation needs the plugin's minting local activity on this worker, which is "
+            "registered only on workers that also run activities; set "
+            "TenuoPluginConfig(delegation=True) (the worker then polls its activity task "
+            "queue too, so give separate activity workers their own queue)",
+            type="TENUO_DELEGATION_UNAVAILABLE", non_retryable=True)
     request = MintRequest(parent=parent, tools=tuple(tools), constraints=dict(constraints or {}),
                           ttl_seconds=ttl_seconds, child_key_id=child_key_id)
-    info = wf.info()
     token = park(f"{info.run_id}", request)
     minted: dict[str, Any] = await wf.execute_local_activity(
         MINT_ACTIVITY, token, start_to_close_timeout=mint_timeout,
