@@ -16,17 +16,26 @@ import datetime as dt
 import enum
 import inspect
 import math
+import threading
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
 from pathlib import PurePath
 from typing import Any
 
+import cachetools
+
 from .errors import TemporalConstraintViolation
 
-__all__ = ["canonical", "canonical_args", "param_names", "positional_names"]
+__all__ = ["WORKFLOW_SCOPE_ARGS", "canonical", "canonical_args", "param_names",
+           "positional_names", "with_workflow_scope"]
 
 MAX_DEPTH = 32
+
+WORKFLOW_NAMESPACE_ARG = "_workflow_namespace"
+WORKFLOW_ID_ARG = "_workflow_id"
+WORKFLOW_SCOPE_ARGS = frozenset({WORKFLOW_NAMESPACE_ARG, WORKFLOW_ID_ARG})
+"""Reserved names filled from Temporal, never from the caller (``tenuo.temporal`` 0.3.3)."""
 
 
 def canonical(value: Any, _depth: int = 0) -> Any:
@@ -112,3 +121,56 @@ def param_names(fn: Callable[..., Any] | None, count: int) -> list[str] | None:
     if count > len(names):
         return None
     return names[:count]
+
+
+def with_workflow_scope(warrant: Any, tool: str, args: Mapping[str, Any],
+                        namespace: str | None, workflow_id: str | None) -> dict[str, Any]:
+    """Add the running workflow's namespace and id when the warrant constrains them.
+
+    The ``tenuo.temporal`` 0.3.3 workflow scope: a capability that constrains
+    both ``_workflow_namespace`` and ``_workflow_id`` binds the warrant to the
+    workflows matching them. The signer takes both from ``workflow.info()``,
+    the verifier from ``activity.info()``; they are signed and checked but
+    never listed in ``x-tenuo-arg-keys``. Activity arguments may never use
+    the reserved names.
+
+    Raises:
+        TemporalConstraintViolation: An argument uses a reserved name, the
+            capability constrains only one of the two, or Temporal gave no
+            complete workflow identity.
+    """
+    reserved = WORKFLOW_SCOPE_ARGS.intersection(args)
+    if reserved:
+        raise TemporalConstraintViolation(
+            f"argument name(s) {sorted(reserved)} are reserved for the workflow scope")
+    capabilities = _capabilities(warrant)
+    fields = capabilities.get(tool, capabilities.get("*"))
+    if not isinstance(fields, Mapping):
+        return dict(args)
+    has_namespace, has_id = WORKFLOW_NAMESPACE_ARG in fields, WORKFLOW_ID_ARG in fields
+    if not has_namespace and not has_id:
+        return dict(args)
+    if has_namespace != has_id:
+        raise TemporalConstraintViolation(
+            f"workflow scoping of {tool!r} must constrain both {WORKFLOW_NAMESPACE_ARG!r} "
+            f"and {WORKFLOW_ID_ARG!r}: a workflow id is unique only within its namespace")
+    if not namespace or not workflow_id:
+        raise TemporalConstraintViolation("Temporal gave no complete workflow identity")
+    return {**args, WORKFLOW_NAMESPACE_ARG: namespace, WORKFLOW_ID_ARG: workflow_id}
+
+
+_capability_cache: cachetools.LRUCache[str, Any] = cachetools.LRUCache(maxsize=4096)
+_capability_lock = threading.Lock()
+
+
+def _capabilities(warrant: Any) -> Any:
+    # A warrant id names signed, immutable content, so its capabilities can be
+    # read once (the read costs microseconds; this runs for every activity).
+    key = str(warrant.id)
+    with _capability_lock:
+        found = _capability_cache.get(key)
+    if found is None:
+        found = warrant.capabilities
+        with _capability_lock:
+            _capability_cache[key] = found
+    return found

@@ -48,6 +48,12 @@ class TenuoPluginConfig:
         max_chain_depth: Longest delegation chain accepted.
         audit_callback: Receives an ``AuditEvent`` for every decision.
         replay_store: Where PoP ownership is recorded; in-memory by default.
+        replay_protection: Refuse a PoP already presented by another workflow
+            (``TENUO_POP_REPLAYED``). A PoP does not name its workflow unless the
+            warrant is workflow-scoped, so two workflows making the same call
+            under one warrant within one 30-second window present the same PoP
+            and the second is refused as well. Switch off for fleets that do
+            that, as the 0.3.3 reference (which has no cross-workflow check) does.
         preload_key_ids: Key ids to load before the worker polls.
         preload_all: Also load every key the resolver can list.
         tool_mappings: Activity type to warrant tool name, where they differ.
@@ -70,6 +76,7 @@ class TenuoPluginConfig:
     max_chain_depth: int = 8
     audit_callback: AuditCallback | None = None
     replay_store: ReplayStore | None = None
+    replay_protection: bool = True
     preload_key_ids: Sequence[str] = ()
     preload_all: bool = True
     tool_mappings: Mapping[str, str] = field(default_factory=dict)

@@ -23,7 +23,7 @@ from temporalio.exceptions import ApplicationError
 from tenuo_keys import KeyResolutionError
 
 from . import _headers as H
-from ._args import canonical_args, param_names, positional_names
+from ._args import canonical_args, param_names, positional_names, with_workflow_scope
 from ._audit import AuditEvent, redact
 from ._config import POP_WINDOW_SECS, TenuoPluginConfig
 from ._headers import WarrantContext
@@ -201,6 +201,10 @@ class TenuoInterceptor(temporalio.client.Interceptor, temporalio.worker.Intercep
         signed = canonical_args(signed_names, args)
         names = param_names(input.fn, len(args))
         constraint_args = canonical_args(names, args) if names else signed
+        signed = with_workflow_scope(context.warrant, tool, signed, info.workflow_namespace,
+                                     info.workflow_id)
+        constraint_args = with_workflow_scope(context.warrant, tool, constraint_args,
+                                              info.workflow_namespace, info.workflow_id)
         for link in context.chain:
             if link.is_expired():
                 raise WarrantExpired(f"warrant {link.id} expired at {link.expires_at()}",
@@ -219,7 +223,8 @@ class TenuoInterceptor(temporalio.client.Interceptor, temporalio.worker.Intercep
         owner = f"{info.workflow_namespace}/{info.workflow_id}"
         store = config.replay_store
         assert store is not None
-        if not await store.claim(pop_digest(pop), owner, self._replay_ttl()):
+        if config.replay_protection and not await store.claim(
+                pop_digest(pop), owner, self._replay_ttl()):
             raise PopReplayed("this PoP was already presented by another workflow",
                               tool=tool)
         return context, constraint_args
@@ -412,8 +417,10 @@ class _WorkflowOutbound(temporalio.worker.WorkflowOutboundInterceptor):
         args = list(input.args)
         fn = activity_fn_override.get() or tenuo.activity_fns.get(input.activity)
         names = param_names(fn, len(args)) or positional_names(len(args))
+        info = temporalio.workflow.info()
         try:
-            signed = canonical_args(names, args)
+            signed = with_workflow_scope(context.warrant, tool, canonical_args(names, args),
+                                         info.namespace, info.workflow_id)
         except TenuoTemporalError as error:
             raise denial(error) from None
         key = self._holder_key(context)
