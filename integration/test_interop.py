@@ -62,23 +62,22 @@ do not match, the call is denied (fails closed).
   `signing_key`, even though it only verifies: 0.3.3 refuses a verify-only config. Any
   throwaway key works.
 
-**Does not work: workflow-scoped warrants.** These are 0.3.3 warrants whose capability
-constrains `_workflow_namespace` and `_workflow_id`.
-
-- The stock plugin signs and verifies the running workflow's identity. Ours does neither.
-- So every fleet that includes ours denies the allowed call (it fails closed):
-  - stock signs, ours verifies: `TENUO_POP_INVALID`;
-  - ours signs, stock verifies: `POP_VERIFICATION_FAILED`;
-  - ours on both sides: `TENUO_CONSTRAINT_VIOLATION`, `_workflow_id` missing.
-- This is a defect in ours. `test_workflow_scoped_warrant` fails in those three cells
-  until it is fixed.
+**Workflow-scoped warrants work in every direction.** These are 0.3.3 warrants whose
+capability constrains `_workflow_namespace` and `_workflow_id`. Both signers add the
+running workflow's identity, taken from `workflow.info()`, to the signed arguments. Both
+verifiers add it from `activity.info()`. It is never listed in `x-tenuo-arg-keys`, and an
+activity argument may not use either name. `test_workflow_scoped_warrant` covers all four
+cells.
 
 **Differs: one warrant, two workflows, the same call within one 30-second PoP window.**
 The two PoPs are the same bytes.
 
 - The stock verifier accepts both: it deduplicates per workflow run and activity.
 - Ours accepts the first and denies the second with `TENUO_POP_REPLAYED`: a PoP belongs
-  to the first workflow that presents it.
+  to the first workflow that presents it. Fleets that share one warrant across workflows
+  can avoid this in two ways:
+  - use workflow-scoped warrants, whose PoPs name the workflow;
+  - set `replay_protection=False`.
 
 **Not tested here**
 
