@@ -31,8 +31,10 @@ from ._registry import (
     registered_schemes,
     resolver_from_env,
     resolver_from_url,
+    signer_from_url,
 )
 from ._resolver import BackendKeyResolver, KeyResolver, StoredKey
+from ._signer import LocalSigner, Signer, sign_pop
 from ._url import ResolverURL
 from .backends.composite import CompositeKeyResolver
 from .backends.env import EnvKeyResolver
@@ -71,10 +73,12 @@ __all__ = [
     "KeyResolver",
     "KeyVersion",
     "KeyVersions",
+    "LocalSigner",
     "MissingExtraError",
     "ResolverClosed",
     "ResolverConfigError",
     "ResolverURL",
+    "Signer",
     "StaticKeyResolver",
     "StoredKey",
     "TenuoKeysError",
@@ -84,12 +88,15 @@ __all__ = [
     "registered_schemes",
     "resolver_from_env",
     "resolver_from_url",
+    "sign_pop",
+    "signer_from_url",
 ]
 
 # Cloud resolvers import their client libraries; they load on first use, and a
 # missing extra says what to install.
 _LAZY = {
     "VaultKeyResolver": ("tenuo_keys.backends.vault", "vault", "hvac"),
+    "VaultTransitSigner": ("tenuo_keys.backends.vault_transit", "vault", "hvac"),
     "AWSSecretsManagerKeyResolver": ("tenuo_keys.backends.aws", "aws", "boto3"),
     "GCPSecretManagerKeyResolver": (
         "tenuo_keys.backends.gcp", "gcp", "google-cloud-secret-manager"

@@ -30,6 +30,7 @@ __all__ = [
     "registered_schemes",
     "resolver_from_env",
     "resolver_from_url",
+    "signer_from_url",
 ]
 
 logger = logging.getLogger("tenuo_keys.registry")
@@ -53,6 +54,12 @@ _BUILTINS: dict[str, _Registration] = {
     ),
     "gcpsm": _Registration(
         "tenuo_keys.backends.gcp:GCPSecretManagerKeyResolver", "gcp", "google.cloud.secretmanager"
+    ),
+}
+_SIGNERS: dict[str, _Registration] = {
+    # Keys that never leave a KMS: built with signer_from_url, not resolver_from_url.
+    "vault-transit": _Registration(
+        "tenuo_keys.backends.vault_transit:VaultTransitSigner", "vault", "hvac"
     ),
 }
 _lock = threading.Lock()
@@ -114,7 +121,13 @@ def resolver_class(scheme: str) -> Any:
             registration = _registry.get(scheme)
     if registration is None:
         known = ", ".join(registered_schemes())
-        raise ResolverConfigError(f"no resolver for scheme {scheme!r} (known: {known})")
+        hint = " (it names a signer: use signer_from_url)" if scheme in _SIGNERS else ""
+        raise ResolverConfigError(f"no resolver for scheme {scheme!r}{hint} (known: {known})")
+    return _load(scheme, registration)
+
+
+def _load(scheme: str, registration: _Registration) -> Any:
+    """Import a registration's target, turning a missing extra into MissingExtraError."""
     if registration.requires:
         try:
             importlib.import_module(registration.requires)
@@ -165,6 +178,30 @@ def resolver_from_url(url: str, **kwargs: Any) -> KeyResolver:
             f"{parsed.scheme}:// built {type(resolver).__name__}, which is not a KeyResolver"
         )
     return resolver
+
+
+def signer_from_url(url: str, *, key_id: str | None = None, **kwargs: Any) -> Any:
+    """Build a remote signer from a URL such as ``vault-transit://vault:8200/transit/{key_id}``.
+
+    Args:
+        url: The URL. Secrets never go in it.
+        key_id: The key id (optional when the URL names one fixed key).
+        **kwargs: Extra constructor arguments (tokens, ``environ``).
+
+    Returns:
+        The :class:`~tenuo_keys.Signer`.
+
+    Raises:
+        ResolverConfigError: Malformed, unknown scheme or unknown parameter.
+        MissingExtraError: The backend's extra is not installed.
+    """
+    parsed = ResolverURL(url)
+    registration = _SIGNERS.get(parsed.scheme)
+    if registration is None:
+        raise ResolverConfigError(
+            f"no signer for scheme {parsed.scheme!r} (known: {', '.join(sorted(_SIGNERS))})")
+    cls = _load(parsed.scheme, registration)
+    return cls.from_url(parsed, key_id=key_id, **kwargs)
 
 
 def resolver_from_env(

@@ -216,5 +216,99 @@ def doctor(url: str, key_ids: tuple[str, ...]) -> None:
         raise SystemExit(1)
 
 
+# --------------------------------------------------------------------------- Vault Transit
+
+
+@main.group()
+def transit() -> None:
+    """Keys that never leave Vault/OpenBao Transit (vault-transit:// URLs).
+
+    URL: vault-transit://HOST[:PORT]/MOUNT/NAME_TEMPLATE?tls=0&auth=..., e.g.
+    vault-transit://127.0.0.1:8200/transit/{key_id}?tls=0. Credentials come
+    from $VAULT_TOKEN (or $VAULT_ROLE_ID and $VAULT_SECRET_ID, ...), as for vault://.
+    """
+
+
+def _vault_transit() -> Any:
+    try:
+        from .backends import vault_transit
+    except ImportError:
+        raise click.ClickException(
+            "vault-transit needs hvac and cryptography: pip install 'tenuo-keys[vault]'"
+        ) from None
+    return vault_transit
+
+
+@transit.command("create")
+@click.argument("url")
+@click.argument("key_id")
+@click.option("--exist-ok", is_flag=True, help="Succeed if a suitable key already exists.")
+def transit_create(url: str, key_id: str, exist_ok: bool) -> None:
+    """Create a non-exportable ed25519 Transit key for KEY_ID."""
+    try:
+        info = _vault_transit().create_key(key_id, url, exist_ok=exist_ok)
+    except TenuoKeysError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"Transit key {info.name}: version {info.latest_version}, non-exportable; "
+               f"public key (base64): {_fingerprint(info.current.public)}")
+
+
+@transit.command("import")
+@click.argument("url")
+@click.argument("key_id")
+@click.argument("source", metavar="FILE|-")
+@click.option("--new-version", is_flag=True,
+              help="Add the key as the next version of a key that was itself imported.")
+@click.option("--allow-rotation", is_flag=True,
+              help="Also let Transit rotate the imported key by itself later.")
+def transit_import(url: str, key_id: str, source: str, new_version: bool,
+                   allow_rotation: bool) -> None:
+    """Bring your own key: import FILE (any accepted format) into Transit, non-exportable.
+
+    Transit then signs a random probe, which must equal the local signature.
+    """
+    key = _read_import(source)
+    try:
+        info = _vault_transit().import_key(key_id, key, url, new_version=new_version,
+                                           allow_rotation=allow_rotation)
+    except TenuoKeysError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"imported into Transit key {info.name} as version {info.latest_version} "
+               f"(signature check passed); public key (base64): "
+               f"{_fingerprint(info.current.public)}")
+
+
+@transit.command("public")
+@click.argument("url")
+@click.argument("key_id")
+@click.option("--holder", metavar="BASE64", default=None,
+              help="Print the version whose public key this is (fails if there is none).")
+@click.option("--format", "fmt", type=click.Choice(["base64", "hex", "pem"]), default="base64",
+              show_default=True)
+def transit_public(url: str, key_id: str, holder: str | None, fmt: str) -> None:
+    """Print the public key of KEY_ID's Transit key: the latest version, or --holder's.
+
+    The version number goes to stderr, so stdout is the key alone.
+    """
+    holder_raw: bytes | None = None
+    if holder is not None:
+        try:
+            holder_raw = base64.b64decode(holder, validate=True)
+        except ValueError:
+            raise click.BadParameter("not base64", param_hint="--holder") from None
+    try:
+        version = _vault_transit().public(key_id, url, holder=holder_raw)
+    except TenuoKeysError as exc:
+        raise click.ClickException(str(exc)) from None
+    pk = version.public_key
+    if fmt == "pem":
+        click.echo(pk.to_pem())
+    elif fmt == "hex":
+        click.echo(version.public.hex())
+    else:
+        click.echo(_fingerprint(version.public))
+    click.echo(f"version {version.version}", err=True)
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

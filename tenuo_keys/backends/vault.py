@@ -210,20 +210,13 @@ class VaultKeyResolver(BackendKeyResolver):
         environ: Mapping[str, str] | None = None,
     ) -> None:
         env: Mapping[str, str] = os.environ if environ is None else environ
-        self.addr = (addr or env.get("VAULT_ADDR") or DEFAULT_ADDR).rstrip("/")
-        if not self.addr.startswith(("http://", "https://")):
-            raise ResolverConfigError(
-                f"Vault address must start with http:// or https://, got {self.addr[:80]!r}"
-            )
+        _check_addr(addr or env.get("VAULT_ADDR") or DEFAULT_ADDR)
         if kv_version not in (1, 2):
             raise ResolverConfigError(f"kv_version must be 1 or 2, got {kv_version!r}")
         if not 0 <= previous_versions <= MAX_PREVIOUS_VERSIONS:
             raise ResolverConfigError(
                 f"previous_versions must be 0 to {MAX_PREVIOUS_VERSIONS}, got {previous_versions!r}"
             )
-        if not (timeout > 0 and math.isfinite(timeout)):
-            raise ResolverConfigError(
-                f"timeout must be a positive number of seconds, got {timeout!r}")
         if transit and allow_slash:
             raise ResolverConfigError("Transit key names cannot contain '/': drop allow_slash")
         if not field:
@@ -237,36 +230,19 @@ class VaultKeyResolver(BackendKeyResolver):
         self.field = field
         self.previous_versions = previous_versions
         self.allow_slash = allow_slash
-        self.namespace = (
-            namespace if namespace is not None else (env.get("VAULT_NAMESPACE") or None))
-        self.timeout = float(timeout)
-        self._credentials = _Credentials.build(
-            auth, token=token, role_id=role_id, secret_id=secret_id, role=role, jwt=jwt,
-            jwt_path=jwt_path, mount=auth_mount, env=env,
+        connection = _Connection.build(
+            addr, auth=auth, token=token, role_id=role_id, secret_id=secret_id, role=role,
+            jwt=jwt, jwt_path=jwt_path, auth_mount=auth_mount, namespace=namespace,
+            verify=verify, ca_cert=ca_cert, client_cert=client_cert, client_key=client_key,
+            timeout=timeout, renew=renew, env=env,
         )
+        self.addr = connection.addr
+        self.namespace = connection.namespace
+        self.timeout = connection.timeout
+        self._credentials = connection.credentials
         self.auth_method = self._credentials.method
-        if verify is None:
-            verify = env.get("VAULT_SKIP_VERIFY", "").strip().lower() not in (
-                "1", "true", "yes", "on", "t")
-        ca_cert = ca_cert or env.get("VAULT_CACERT") or env.get("VAULT_CAPATH") or None
-        client_cert = client_cert or env.get("VAULT_CLIENT_CERT") or None
-        client_key = client_key or env.get("VAULT_CLIENT_KEY") or None
-        if client_key and not client_cert:
-            raise ResolverConfigError("client_key needs client_cert")
-        cert: str | tuple[str, str] | None = client_cert
-        if client_cert and client_key:
-            cert = (client_cert, client_key)
         super().__init__(cache=cache, observers=observers, field=field)
-        self._session = _Session(
-            addr=self.addr,
-            credentials=self._credentials,
-            namespace=self.namespace,
-            verify=(ca_cert or True) if verify else False,
-            cert=cert,
-            timeout=self.timeout,
-            renew=renew,
-            pool_size=self.cache.policy.max_workers + 2,
-        )
+        self._session = connection.open_session(pool_size=self.cache.policy.max_workers + 2)
 
     # -- construction from a URL -------------------------------------------
 
@@ -282,22 +258,7 @@ class VaultKeyResolver(BackendKeyResolver):
         Raises:
             ResolverConfigError: A malformed URL, an unknown parameter or a conflict.
         """
-        if url.username is not None:
-            raise ResolverConfigError(
-                "vault:// URLs take no user name; credentials come from the environment "
-                "or keyword arguments"
-            )
-        options: dict[str, Any] = {}
-        tls = _pop_opt_bool(url, "tls")
-        if url.host:
-            host = f"[{url.host}]" if ":" in url.host else url.host
-            scheme = "http" if tls is False else "https"
-            options["addr"] = f"{scheme}://{host}:{url.port or DEFAULT_PORT}"
-        elif url.port or tls is not None:
-            raise ResolverConfigError(
-                "vault:// without a host uses $VAULT_ADDR, which carries its own scheme and "
-                "port; give a host to use tls= or a port"
-            )
+        options = _connection_options(url)
         explicit_mount = url.pop_optional("mount")
         path = url.path.strip("/")
         if explicit_mount:
@@ -309,12 +270,10 @@ class VaultKeyResolver(BackendKeyResolver):
             options["mount"] = mount
             if template:
                 options["path_template"] = template
-        for name in ("field", "auth", "auth_mount", "role", "jwt_path", "namespace", "ca_cert",
-                     "client_cert", "client_key"):
-            value = url.pop_optional(name)
-            if value is not None:
-                options[name] = value
-        for name in ("transit", "allow_slash", "verify", "renew"):
+        field = url.pop_optional("field")
+        if field is not None:
+            options["field"] = field
+        for name in ("transit", "allow_slash"):
             flag = _pop_opt_bool(url, name)
             if flag is not None:
                 options[name] = flag
@@ -326,9 +285,6 @@ class VaultKeyResolver(BackendKeyResolver):
         previous = url.pop_optional("previous_versions")
         if previous is not None:
             options["previous_versions"] = _parse_int("previous_versions", previous)
-        timeout = url.pop_float("timeout", None)
-        if timeout is not None:
-            options["timeout"] = timeout
         options["cache"] = url.pop_cache_policy(kwargs.pop("cache", None))
         url.finish()
         clash = sorted(set(options).intersection(kwargs))
@@ -690,11 +646,9 @@ class _Credentials:
             raise KeyAccessDenied(
                 f"{self.method} login: cannot read the JWT file {self.jwt_path} "
                 f"({exc.strerror or type(exc).__name__})",
-                backend=BACKEND,
             ) from None
         if not value:
-            raise KeyAccessDenied(f"{self.method} login: the JWT file {self.jwt_path} is empty",
-                                  backend=BACKEND)
+            raise KeyAccessDenied(f"{self.method} login: the JWT file {self.jwt_path} is empty")
         return value
 
     def login(self, client: Any) -> Any:
@@ -709,6 +663,130 @@ class _Credentials:
             response = client.auth.jwt.jwt_login(
                 self.role, self.read_jwt(), use_token=False, path=self.mount)
         return response["auth"]
+
+
+# --------------------------------------------------------------------------- connection
+# Shared by VaultKeyResolver and VaultTransitSigner (backends/vault_transit.py):
+# where Vault is, how to log in, TLS, namespace and timeout, from arguments,
+# the environment (as the vault/bao CLI reads it) and URLs.
+
+
+def _check_addr(addr: str) -> str:
+    addr = addr.rstrip("/")
+    if not addr.startswith(("http://", "https://")):
+        raise ResolverConfigError(
+            f"Vault address must start with http:// or https://, got {addr[:80]!r}"
+        )
+    return addr
+
+
+@dataclass(frozen=True)
+class _Connection:
+    """Settled connection settings. Holds credentials: never logged, never in a repr."""
+
+    addr: str
+    credentials: _Credentials
+    namespace: str | None
+    verify: bool | str
+    cert: str | tuple[str, str] | None
+    timeout: float
+    renew: bool
+
+    def __repr__(self) -> str:
+        return (f"_Connection(addr={self.addr!r}, auth={self.credentials.method!r}, "
+                f"namespace={self.namespace!r})")
+
+    @classmethod
+    def build(
+        cls, addr: str | None, *, auth: str | None, token: str | None, role_id: str | None,
+        secret_id: str | None, role: str | None, jwt: str | None, jwt_path: str | None,
+        auth_mount: str | None, namespace: str | None, verify: bool | None,
+        ca_cert: str | None, client_cert: str | None, client_key: str | None, timeout: float,
+        renew: bool, env: Mapping[str, str],
+    ) -> _Connection:
+        """Settle the arguments against the environment; no I/O.
+
+        Raises:
+            ResolverConfigError: A bad address or timeout, missing credentials, ...
+        """
+        checked_addr = _check_addr(addr or env.get("VAULT_ADDR") or DEFAULT_ADDR)
+        if not (timeout > 0 and math.isfinite(timeout)):
+            raise ResolverConfigError(
+                f"timeout must be a positive number of seconds, got {timeout!r}")
+        credentials = _Credentials.build(
+            auth, token=token, role_id=role_id, secret_id=secret_id, role=role, jwt=jwt,
+            jwt_path=jwt_path, mount=auth_mount, env=env,
+        )
+        if verify is None:
+            verify = env.get("VAULT_SKIP_VERIFY", "").strip().lower() not in (
+                "1", "true", "yes", "on", "t")
+        ca_cert = ca_cert or env.get("VAULT_CACERT") or env.get("VAULT_CAPATH") or None
+        client_cert = client_cert or env.get("VAULT_CLIENT_CERT") or None
+        client_key = client_key or env.get("VAULT_CLIENT_KEY") or None
+        if client_key and not client_cert:
+            raise ResolverConfigError("client_key needs client_cert")
+        cert: str | tuple[str, str] | None = client_cert
+        if client_cert and client_key:
+            cert = (client_cert, client_key)
+        return cls(
+            addr=checked_addr,
+            credentials=credentials,
+            namespace=namespace if namespace is not None else (
+                env.get("VAULT_NAMESPACE") or None),
+            verify=(ca_cert or True) if verify else False,
+            cert=cert,
+            timeout=float(timeout),
+            renew=renew,
+        )
+
+    def open_session(self, *, pool_size: int, backend: str = BACKEND) -> _Session:
+        """A new client and token upkeep; errors name ``backend``."""
+        return _Session(
+            addr=self.addr, credentials=self.credentials, namespace=self.namespace,
+            verify=self.verify, cert=self.cert, timeout=self.timeout, renew=self.renew,
+            pool_size=pool_size, backend=backend,
+        )
+
+
+def _connection_options(url: ResolverURL) -> dict[str, Any]:
+    """Pop the connection part of a Vault URL: host, port, ``tls`` and auth/TLS parameters.
+
+    Returns:
+        Constructor keyword arguments (``addr``, ``auth``, ``namespace``, ...).
+
+    Raises:
+        ResolverConfigError: A user name, or ``tls``/a port without a host, or a bad value.
+    """
+    scheme = url.scheme
+    if url.username is not None:
+        raise ResolverConfigError(
+            f"{scheme}:// URLs take no user name; credentials come from the environment "
+            "or keyword arguments"
+        )
+    options: dict[str, Any] = {}
+    tls = _pop_opt_bool(url, "tls")
+    if url.host:
+        host = f"[{url.host}]" if ":" in url.host else url.host
+        protocol = "http" if tls is False else "https"
+        options["addr"] = f"{protocol}://{host}:{url.port or DEFAULT_PORT}"
+    elif url.port or tls is not None:
+        raise ResolverConfigError(
+            f"{scheme}:// without a host uses $VAULT_ADDR, which carries its own scheme and "
+            "port; give a host to use tls= or a port"
+        )
+    for name in ("auth", "auth_mount", "role", "jwt_path", "namespace", "ca_cert",
+                 "client_cert", "client_key"):
+        value = url.pop_optional(name)
+        if value is not None:
+            options[name] = value
+    for name in ("verify", "renew"):
+        flag = _pop_opt_bool(url, name)
+        if flag is not None:
+            options[name] = flag
+    timeout = url.pop_float("timeout", None)
+    if timeout is not None:
+        options["timeout"] = timeout
+    return options
 
 
 # --------------------------------------------------------------------------- session
@@ -730,7 +808,7 @@ class _Session:
     def __init__(
         self, *, addr: str, credentials: _Credentials, namespace: str | None,
         verify: bool | str, cert: str | tuple[str, str] | None, timeout: float, renew: bool,
-        pool_size: int,
+        pool_size: int, backend: str = BACKEND,
     ) -> None:
         session = requests.Session()
         adapter = HTTPAdapter(pool_connections=2, pool_maxsize=max(10, pool_size))
@@ -746,6 +824,7 @@ class _Session:
         session.trust_env = False
         self.addr = addr
         self.timeout = timeout
+        self.backend = backend
         # token="" (not None) stops hvac from reading $VAULT_TOKEN or ~/.vault-token itself.
         self.client = hvac.Client(url=addr, token="", verify=verify, cert=cert, timeout=timeout,
                                   namespace=namespace, session=session)
@@ -782,17 +861,17 @@ class _Session:
                         "access denied: Vault rejected the token (invalid, expired or revoked)"
                         + ("" if self._credentials.can_login else
                            "; token auth cannot log in again, so renew or replace the token"),
-                        key_id=key_id, backend=BACKEND,
+                        key_id=key_id, backend=self.backend,
                     ) from None
                 raise KeyAccessDenied(
                     f"access denied: Vault policy does not allow {what} on {where}",
-                    key_id=key_id, backend=BACKEND,
+                    key_id=key_id, backend=self.backend,
                 ) from None
             except KeyResolutionError:
                 raise
             except Exception as exc:
                 raise _map_error(exc, key_id=key_id, what=what, where=where, addr=self.addr,
-                                 timeout=self.timeout) from None
+                                 timeout=self.timeout, backend=self.backend) from None
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _token_rejected(self, generation: int) -> bool:
@@ -848,7 +927,7 @@ class _Session:
             except Exception as exc:
                 raise _map_error(exc, key_id=key_id, what="lookup-self",
                                  where="auth/token/lookup-self", addr=self.addr,
-                                 timeout=self.timeout) from None
+                                 timeout=self.timeout, backend=self.backend) from None
         self._install(ttl, renewable)
 
     def _login(self, key_id: str | None) -> None:
@@ -859,24 +938,24 @@ class _Session:
         try:
             auth = creds.login(self.client)
         except KeyResolutionError as exc:
-            raise exc.with_context(key_id=key_id) from None
+            raise exc.with_context(key_id=key_id, backend=self.backend) from None
         except hvac.exceptions.InvalidPath:
             # Not KeyNotFound: a composite resolver would take that as "try the next one".
             raise KeyAccessDenied(
                 f"access denied: {creds.method} login failed: nothing at {where} "
                 "(is the auth method enabled at that mount?)",
-                key_id=key_id, backend=BACKEND,
+                key_id=key_id, backend=self.backend,
             ) from None
         except (hvac.exceptions.InvalidRequest, hvac.exceptions.Forbidden,
                 hvac.exceptions.Unauthorized) as exc:
             raise KeyAccessDenied(
                 f"access denied: {creds.method} login at {where} failed"
                 + (f": {_summary(exc)}" if _summary(exc) else ""),
-                key_id=key_id, backend=BACKEND,
+                key_id=key_id, backend=self.backend,
             ) from None
         except Exception as exc:
             raise _map_error(exc, key_id=key_id, what="login", where=where, addr=self.addr,
-                             timeout=self.timeout) from None
+                             timeout=self.timeout, backend=self.backend) from None
         self.client.token = auth["client_token"]
         ttl = float(auth.get("lease_duration") or 0)
         self._install(ttl, bool(auth.get("renewable")), started=started)
@@ -948,7 +1027,7 @@ class _Session:
                 self._login(None)
                 return
             raise _map_error(exc, key_id=None, what="renew", where="auth/token/renew-self",
-                             addr=self.addr, timeout=self.timeout) from None
+                             addr=self.addr, timeout=self.timeout, backend=self.backend) from None
         ttl = float(auth.get("lease_duration") or 0)
         if ttl <= 0:
             state.renew_at = math.inf
@@ -1001,14 +1080,15 @@ def _renew_loop(ref: weakref.ref[_Session], wake: threading.Event) -> None:
 
 def _map_error(
     exc: BaseException, *, key_id: str | None, what: str, where: str, addr: str, timeout: float,
+    backend: str = BACKEND,
 ) -> KeyResolutionError:
     """Turn an hvac or requests failure into our error, without its (possibly long) text."""
 
     def make(cls: type[KeyResolutionError], reason: str, **extra: Any) -> KeyResolutionError:
-        return cls(reason, key_id=key_id, backend=BACKEND, **extra)
+        return cls(reason, key_id=key_id, backend=backend, **extra)
 
     if isinstance(exc, KeyResolutionError):
-        return exc.with_context(key_id=key_id, backend=BACKEND)
+        return exc.with_context(key_id=key_id, backend=backend)
     detail = _summary(exc)
     suffix = f": {detail}" if detail else ""
     if isinstance(exc, (hvac.exceptions.Forbidden, hvac.exceptions.Unauthorized)):
@@ -1119,7 +1199,7 @@ def _pop_opt_bool(url: ResolverURL, name: str) -> bool | None:
         return True
     if lowered in ("0", "false", "no", "off"):
         return False
-    raise ResolverConfigError(f"vault:// parameter {name}={raw!r} is not a boolean")
+    raise ResolverConfigError(f"{url.scheme}:// parameter {name}={raw!r} is not a boolean")
 
 
 def _parse_int(name: str, value: str) -> int:

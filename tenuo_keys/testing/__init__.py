@@ -17,7 +17,10 @@ small harness::
         def harness(self):
             return MyHarness()
 
-The suite needs ``pytest`` and ``pytest-asyncio`` (``tenuo-keys[dev]``).
+Signers (keys that never leave a KMS) have their own suite,
+:class:`SignerConformance` with a :class:`SignerHarness`, built the same way.
+
+The suites need ``pytest`` and ``pytest-asyncio`` (``tenuo-keys[dev]``).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from ._secrets import (
     material,
     secret_forms,
 )
+from ._signer_conformance import SignerConformance, SignerHarness
 
 __all__ = [
     "BINARY_FORMS",
@@ -40,6 +44,8 @@ __all__ = [
     "IOGuard",
     "ResolverConformance",
     "ResolverHarness",
+    "SignerConformance",
+    "SignerHarness",
     "assert_no_secret",
     "find_secret",
     "io_guard",
