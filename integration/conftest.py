@@ -63,6 +63,7 @@ async def temporal_env() -> AsyncIterator[object]:
 
 from _svc_aws import *  # noqa: E402,F403
 from _svc_gcp import *  # noqa: E402,F403
+from _svc_gcp_kms import *  # noqa: E402,F403
 from _svc_vault import *  # noqa: E402,F403
 
 # --------------------------------------------------------------------------- exit

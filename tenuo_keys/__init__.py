@@ -101,6 +101,7 @@ _LAZY = {
     "GCPSecretManagerKeyResolver": (
         "tenuo_keys.backends.gcp", "gcp", "google-cloud-secret-manager"
     ),
+    "GCPKMSSigner": ("tenuo_keys.backends.gcp_kms", "gcp", "google-cloud-kms"),
 }
 
 

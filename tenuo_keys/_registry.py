@@ -61,6 +61,9 @@ _SIGNERS: dict[str, _Registration] = {
     "vault-transit": _Registration(
         "tenuo_keys.backends.vault_transit:VaultTransitSigner", "vault", "hvac"
     ),
+    "gcpkms": _Registration(
+        "tenuo_keys.backends.gcp_kms:GCPKMSSigner", "gcp", "google.cloud.kms_v1"
+    ),
 }
 _lock = threading.Lock()
 _registry: dict[str, _Registration] = dict(_BUILTINS)
