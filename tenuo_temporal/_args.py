@@ -14,6 +14,7 @@ import base64
 import dataclasses
 import datetime as dt
 import enum
+import functools
 import inspect
 import math
 import threading
@@ -106,6 +107,18 @@ def param_names(fn: Callable[..., Any] | None, count: int) -> list[str] | None:
     if fn is None:
         return None
     try:
+        names = _positional_params(fn)
+    except TypeError:  # unhashable callable
+        names = _positional_params.__wrapped__(fn)
+    if names is None or count > len(names):
+        return None
+    return list(names[:count])
+
+
+@functools.lru_cache(maxsize=1024)
+def _positional_params(fn: Callable[..., Any]) -> tuple[str, ...] | None:
+    # inspect.signature costs microseconds; it runs for every activity otherwise.
+    try:
         params = list(inspect.signature(fn).parameters.values())
     except (TypeError, ValueError):
         return None
@@ -118,9 +131,7 @@ def param_names(fn: Callable[..., Any] | None, count: int) -> list[str] | None:
             names.append(param.name)
         elif param.kind is inspect.Parameter.VAR_POSITIONAL:
             return None
-    if count > len(names):
-        return None
-    return names[:count]
+    return tuple(names)
 
 
 def with_workflow_scope(warrant: Any, tool: str, args: Mapping[str, Any],

@@ -22,12 +22,13 @@ from __future__ import annotations
 import base64
 import binascii
 import gzip
-import io
+import threading
 import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+import cachetools
 import tenuo_core
 from temporalio.api.common.v1 import Payload
 
@@ -109,8 +110,19 @@ def header_bytes(headers: Mapping[str, Payload] | None) -> dict[str, bytes]:
     return out
 
 
-def decode_context(headers: Mapping[str, Payload] | None) -> WarrantContext | None:
+def decode_context(
+    headers: Mapping[str, Payload] | None, raw: Mapping[str, bytes] | None = None
+) -> WarrantContext | None:
     """Decode the warrant context from Temporal headers.
+
+    Every activity of a workflow carries byte-identical warrant headers, so
+    decoded contexts are kept in a small LRU keyed by those bytes: the same
+    bytes always decode to the same signed warrant. Expiry and trust are not
+    cached; the verifier checks them on every call.
+
+    Args:
+        headers: The Temporal headers.
+        raw: Their Tenuo values from :func:`header_bytes`, when already read.
 
     Returns:
         The context, or None when no warrant header is present.
@@ -119,9 +131,29 @@ def decode_context(headers: Mapping[str, Payload] | None) -> WarrantContext | No
         HeaderError: Headers are present but malformed, oversized, or of an
             unknown wire format.
     """
-    raw = header_bytes(headers)
+    if raw is None:
+        raw = header_bytes(headers)
     if WARRANT not in raw:
         return None
+    cache_key = tuple(raw.get(name, b"") for name in _CONTEXT_HEADERS)
+    with _cache_lock:
+        cached = _context_cache.get(cache_key)
+    if cached is not None:
+        return cached
+    context = _decode_context(raw)
+    with _cache_lock:
+        _context_cache[cache_key] = context
+    return context
+
+
+_CONTEXT_HEADERS: Final = (WARRANT, COMPRESSED, WIRE_FORMAT, KEY_ID, CHAIN)
+_cache_lock = threading.Lock()
+_context_cache: cachetools.LRUCache[tuple[bytes, ...], WarrantContext] = cachetools.LRUCache(
+    maxsize=1024
+)
+
+
+def _decode_context(raw: Mapping[str, bytes]) -> WarrantContext:
     wire = raw.get(WIRE_FORMAT, WIRE_FORMAT_VERSION)
     if wire != WIRE_FORMAT_VERSION:
         raise HeaderError(f"unknown wire format {wire[:16]!r}; this worker speaks 2")
@@ -146,7 +178,7 @@ def decode_context(headers: Mapping[str, Payload] | None) -> WarrantContext | No
             raise HeaderError("warrant chain does not end with the presented warrant")
         chain = tuple(links)
     payloads = {name: Payload(data=value) for name, value in raw.items()
-                if name in (WARRANT, COMPRESSED, WIRE_FORMAT, KEY_ID, CHAIN)}
+                if name in _CONTEXT_HEADERS}
     payloads.setdefault(WIRE_FORMAT, Payload(data=WIRE_FORMAT_VERSION))
     return WarrantContext(warrant=warrant, chain=chain, key_id=key_id, payloads=payloads)
 
@@ -200,10 +232,12 @@ def _key_id(value: bytes | None) -> str | None:
 
 def _gunzip(data: bytes) -> bytes:
     try:
-        with gzip.GzipFile(fileobj=io.BytesIO(data)) as stream:
-            out = stream.read(MAX_WARRANT_BYTES + 1)
-    except (OSError, EOFError, zlib.error):
+        stream = zlib.decompressobj(wbits=31)  # gzip framing
+        out = stream.decompress(data, MAX_WARRANT_BYTES + 1)
+    except zlib.error:
         raise HeaderError("x-tenuo-warrant is not valid gzip") from None
+    if len(out) <= MAX_WARRANT_BYTES and not stream.eof:
+        raise HeaderError("x-tenuo-warrant is not valid gzip (truncated)")
     if len(out) > MAX_WARRANT_BYTES:
         raise HeaderError(f"decompressed warrant exceeds {MAX_WARRANT_BYTES} bytes")
     return out

