@@ -454,15 +454,28 @@ async def test_delegation_to_a_child_on_another_key(temporal_env):
     assert context.warrant.tools == ["read_file"]
 
 
-async def test_delegation_on_a_workflow_only_worker_explains_itself(temporal_env):
+async def test_delegation_from_a_workflow_only_worker(temporal_env):
+    """The workflow worker has no activities; a separate worker on the same queue runs them."""
     client = await connect(temporal_env, default_config())
-    queue = uid("no-mint")
-    async with worker(client, queue, ALL_WORKFLOWS):  # workflows only: no mint activity
-        error = await denial_of(execute_workflow_authorized(
+    queue = uid("wf-only")
+    mark = len(wf.CALLS)
+    async with worker(client, queue, ALL_WORKFLOWS), worker(client, queue,
+                                                           activities=ALL_ACTIVITIES):
+        ok = await execute_workflow_authorized(
             client, wf.DelegatingWorkflow.run, workflow_id=uid("parent"), warrant=read_warrant(),
             key_id="agent1", args=["/data/reports/x", "child1", "/data/reports"],
+            task_queue=queue)
+    assert ok == "contents of /data/reports/x"
+    assert calls_since(mark) == [("read_file", ("/data/reports/x",))]
+    # With delegation switched off, the helper explains itself.
+    off = await connect(temporal_env, default_config(delegation=False))
+    queue = uid("no-mint")
+    async with worker(off, queue, ALL_WORKFLOWS), worker(off, queue, activities=ALL_ACTIVITIES):
+        error = await denial_of(execute_workflow_authorized(
+            off, wf.DelegatingWorkflow.run, workflow_id=uid("parent"), warrant=read_warrant(),
+            key_id="agent1", args=["/data/reports/x", "child1", "/data/reports"],
             task_queue=queue))
-    assert error.type == "TENUO_DELEGATION_UNAVAILABLE" and "delegation=True" in error.message
+    assert error.type == "TENUO_DELEGATION_UNAVAILABLE" and "delegation=False" in error.message
 
 
 async def test_continue_as_new_keeps_the_warrant(temporal_env):
@@ -587,14 +600,16 @@ async def test_worker_config_wiring_and_double_registration(temporal_env):
     assert not any(isinstance(i, TenuoInterceptor) for i in config["interceptors"])
     names = {getattr(a, "__temporal_activity_definition").name for a in config["activities"]}
     assert {"read_file", MINT_ACTIVITY} <= names
-    # A workflow-only worker gets no activity (it would start polling its
-    # activity queue); delegation=True opts in.
+    # A workflow-only worker gets the plugin's local activities but keeps to
+    # local activities: it never polls (and steals) its queue's activity tasks.
     workflow_only = Worker(client, task_queue=uid("wf-only"), workflows=[wf.ReadWorkflow])
-    assert not workflow_only.config(active_config=True).get("activities")
-    opted = await connect(temporal_env, default_config(delegation=True))
-    with_mint = Worker(opted, task_queue=uid("wf-mint"), workflows=[wf.ReadWorkflow])
+    only = workflow_only.config(active_config=True)
     assert [getattr(a, "__temporal_activity_definition").name
-            for a in with_mint.config(active_config=True)["activities"]] == [MINT_ACTIVITY]
+            for a in only["activities"]] == [MINT_ACTIVITY]
+    assert only.get("no_remote_activities") is True
+    opted_out = await connect(temporal_env, default_config(delegation=False))
+    without = Worker(opted_out, task_queue=uid("wf-none"), workflows=[wf.ReadWorkflow])
+    assert not without.config(active_config=True).get("activities")
     passthrough = config["workflow_runner"].restrictions.passthrough_modules
     assert {"tenuo_core", "tenuo_keys", "tenuo_temporal"} <= set(passthrough)
     with pytest.raises(ValueError, match="registered twice"), \

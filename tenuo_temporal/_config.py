@@ -10,7 +10,7 @@ from typing import Any
 
 import tenuo_core
 
-from tenuo_keys import KeyResolver, ResolverConfigError
+from tenuo_keys import KeyResolver, ResolverConfigError, Signer
 
 from ._audit import AuditCallback
 from ._replay import InMemoryReplayStore, ReplayStore
@@ -59,12 +59,10 @@ class TenuoPluginConfig:
         tool_mappings: Activity type to warrant tool name, where they differ.
         metrics: Emit counters and latency through Temporal's metric meter.
         delegation: Register the delegation minting local activity on workflow
-            workers. ``None`` (auto) registers it only where the worker already
-            runs activities, because registering any activity makes a worker
-            poll its activity task queue: a workflow-only worker sharing a queue
-            with activity workers would then take (and fail) their tasks.
-            ``True`` registers it everywhere (give activity workers their own
-            queue); ``False`` never.
+            workers (default). A worker that runs no activities of its own is
+            then started with ``no_remote_activities=True``, so it keeps to
+            local activities and never takes other workers' activity tasks.
+            ``False`` leaves it out.
     """
 
     key_resolver: KeyResolver | None = None
@@ -82,13 +80,19 @@ class TenuoPluginConfig:
     tool_mappings: Mapping[str, str] = field(default_factory=dict)
     metrics: bool = True
     delegation: bool | None = None
+    signers: Mapping[str, Signer] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.key_resolver is None and not self.trusted_roots:
+        if self.key_resolver is None and not self.trusted_roots and not self.signers:
             raise ResolverConfigError(
-                "TenuoPluginConfig needs key_resolver= (to sign PoP on workflow workers), "
-                "trusted_roots= (to verify on activity workers), or both"
+                "TenuoPluginConfig needs key_resolver= or signers= (to sign PoP on workflow "
+                "workers), trusted_roots= (to verify on activity workers), or both"
             )
+        for key_id, signer in self.signers.items():
+            if not isinstance(key_id, str) or not isinstance(signer, Signer):
+                raise ResolverConfigError(
+                    f"signers must map key ids (str) to tenuo_keys.Signer, got "
+                    f"{type(key_id).__name__} -> {type(signer).__name__}")
         if self.key_resolver is not None and not all(
             hasattr(self.key_resolver, m) for m in ("resolve", "resolve_sync")
         ):

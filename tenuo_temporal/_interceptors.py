@@ -27,6 +27,7 @@ from ._args import canonical_args, param_names, positional_names, with_workflow_
 from ._audit import AuditEvent, redact
 from ._config import POP_WINDOW_SECS, TenuoPluginConfig
 from ._headers import WarrantContext
+from ._remote import REMOTE_SIGN_ACTIVITY, workflow_pop
 from ._replay import pop_digest
 from .errors import (
     KEY_RESOLUTION_TYPE,
@@ -178,7 +179,7 @@ class TenuoInterceptor(temporalio.client.Interceptor, temporalio.worker.Intercep
         config = self.config
         tool = config.tool_for(info.activity_type)
         raw = H.header_bytes(input.headers)
-        context = H.decode_context(input.headers)
+        context = H.decode_context(input.headers, raw)
         args = list(input.args)
         if context is None:
             if config.require_warrant:
@@ -239,7 +240,10 @@ class TenuoInterceptor(temporalio.client.Interceptor, temporalio.worker.Intercep
         backlog = (datetime.now(timezone.utc) - scheduled).total_seconds()
         # The authorizer centres its windows on now, so cover the backlog on
         # both sides of it.
-        extra = math.ceil(max(0.0, backlog) / POP_WINDOW_SECS)
+        # The configured windows already reach about half their span back;
+        # widen only for a backlog beyond that.
+        covered = (self.config.pop_max_windows // 2) * POP_WINDOW_SECS
+        extra = math.ceil(max(0.0, backlog - covered) / POP_WINDOW_SECS)
         return self.config.pop_max_windows + 2 * extra
 
     def _replay_ttl(self) -> float:
@@ -325,7 +329,7 @@ class _ActivityInbound(temporalio.worker.ActivityInboundInterceptor):
 
     async def execute_activity(self, input: temporalio.worker.ExecuteActivityInput) -> Any:
         info = temporalio.activity.info()
-        if info.activity_type == MINT_ACTIVITY:
+        if info.activity_type in (MINT_ACTIVITY, REMOTE_SIGN_ACTIVITY) and info.is_local:
             return await super().execute_activity(input)
         started = time.perf_counter()
         tool = self._tenuo.config.tool_for(info.activity_type)
@@ -388,7 +392,7 @@ class _WorkflowOutbound(temporalio.worker.WorkflowOutboundInterceptor):
     def start_local_activity(
         self, input: temporalio.worker.StartLocalActivityInput
     ) -> temporalio.workflow.ActivityHandle[Any]:
-        if input.activity != MINT_ACTIVITY:
+        if input.activity not in (MINT_ACTIVITY, REMOTE_SIGN_ACTIVITY):
             self._sign(input)
         return super().start_local_activity(input)
 
@@ -423,8 +427,11 @@ class _WorkflowOutbound(temporalio.worker.WorkflowOutboundInterceptor):
                                          info.namespace, info.workflow_id)
         except TenuoTemporalError as error:
             raise denial(error) from None
-        key = self._holder_key(context)
-        pop = context.warrant.sign(key, tool, signed, int(temporalio.workflow.now().timestamp()))
+        pop = workflow_pop(tenuo.config, context, tool, signed)  # signers, remote or local
+        if pop is None:
+            key = self._holder_key(context)
+            pop = context.warrant.sign(key, tool, signed,
+                                       int(temporalio.workflow.now().timestamp()))
         headers: dict[str, Payload] = {**input.headers, **context.payloads}
         headers[H.POP] = Payload(data=base64.b64encode(bytes(pop)))
         headers[H.ARG_KEYS] = Payload(data=",".join(names).encode("utf-8"))

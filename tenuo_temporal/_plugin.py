@@ -20,6 +20,7 @@ from tenuo_keys import CacheEvent, ResolverConfigError
 from ._config import TenuoPluginConfig
 from ._interceptors import PLUGIN_ID, TenuoInterceptor
 from ._mint import make_mint_activity
+from ._remote import make_remote_sign_activity, warm_up
 
 __all__ = ["TenuoTemporalPlugin"]
 
@@ -57,6 +58,7 @@ class TenuoTemporalPlugin(SimplePlugin):
         self.config = config
         self.interceptor = TenuoInterceptor(config)
         self._mint = make_mint_activity(config) if config.signs else None
+        self._remote_sign = make_remote_sign_activity(config) if config.signers else None
         self._active_runs = 0
         self._observed: set[int] = set()
         super().__init__(
@@ -78,12 +80,18 @@ class TenuoTemporalPlugin(SimplePlugin):
         config = super().configure_worker(config)
         activities = list(config.get("activities", []) or [])
         self.interceptor.register_activities(activities)
-        wants_mint = self.config.delegation
-        if wants_mint is None:
-            wants_mint = bool(activities)  # it polls activities already: no change of behaviour
-        if self._mint is not None and config.get("workflows") and wants_mint:
-            config["activities"] = [*activities, self._mint]
-            self.interceptor.mint_queues.add(str(config.get("task_queue")))
+        # The plugin's own local activities (delegation minting, remote signing)
+        # go wherever workflows run. A worker without activities of its own would
+        # then start polling its activity queue and take other workers' tasks, so
+        # it is kept to local activities with no_remote_activities.
+        internal = [fn for fn in (self._mint if self.config.delegation is not False else None,
+                                  self._remote_sign) if fn is not None]
+        if internal and config.get("workflows"):
+            config["activities"] = [*activities, *internal]
+            if not activities:
+                config["no_remote_activities"] = True
+            if self._mint in internal:
+                self.interceptor.mint_queues.add(str(config.get("task_queue")))
         client = config.get("client")
         runtime = None
         if client is not None:
@@ -121,6 +129,8 @@ class TenuoTemporalPlugin(SimplePlugin):
         resolver = config.key_resolver
         if callable(config.trusted_roots) and not config.refresh_trusted_roots():
             raise ResolverConfigError("the trusted_roots provider failed at start-up")
+        if config.signers:
+            await asyncio.to_thread(warm_up, config)
         if resolver is not None:
             if config.preload_key_ids:
                 await asyncio.to_thread(resolver.preload, list(config.preload_key_ids))
@@ -138,6 +148,9 @@ class TenuoTemporalPlugin(SimplePlugin):
                 refresher.cancel()
             if self._active_runs == 0 and resolver is not None and hasattr(resolver, "close"):
                 await asyncio.to_thread(resolver.close)
+            if self._active_runs == 0:
+                for signer in config.signers.values():
+                    await asyncio.to_thread(signer.close)
 
     async def _refresh_roots(self) -> None:
         while True:

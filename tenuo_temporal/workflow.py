@@ -3,7 +3,9 @@
 Plain ``workflow.execute_activity()`` is authorized transparently once the
 plugin is installed; these helpers add fail-fast checks, user summaries,
 exact argument names for activities this worker does not register, and
-delegation to child workflows.
+delegation to child workflows. Key ids configured to a remote signer
+(``TenuoPluginConfig.signers``) need the helpers: they sign in a local
+activity first, which plain ``execute_activity()`` cannot await.
 
 Example:
     >>> from tenuo_temporal.workflow import AuthorizedWorkflow    # doctest: +SKIP
@@ -33,6 +35,7 @@ from ._interceptors import (
     denial,
 )
 from ._mint import MintRequest, park
+from ._remote import precomputed_pop, presign
 from .errors import WarrantMissing
 
 __all__ = [
@@ -83,12 +86,20 @@ async def tenuo_execute_activity(
 
     Returns:
         The activity's result.
+
+    When the warrant's key id has a remote signer (``TenuoPluginConfig.signers``),
+    the PoP is first signed in the plugin's local activity and recorded in
+    history; replay reuses it and never signs again.
     """
     _context()
+    state = current_run_state()
+    remote = await presign(state, fn, args) if state is not None else None
     token = activity_fn_override.set(fn)
+    pop_token = precomputed_pop.set(remote)
     try:
         handle = wf.start_activity(fn, args=list(args), summary=summary, **temporal_kwargs)
     finally:
+        precomputed_pop.reset(pop_token)
         activity_fn_override.reset(token)
     return await handle
 
@@ -149,10 +160,8 @@ async def tenuo_execute_child_workflow(
     info = wf.info()
     if state is not None and info.task_queue not in state.interceptor.mint_queues:
         raise ApplicationError(
-            "delegation needs the plugin's minting local activity on this worker, which is "
-            "registered only on workers that also run activities; set "
-            "TenuoPluginConfig(delegation=True) (the worker then polls its activity task "
-            "queue too, so give separate activity workers their own queue)",
+            "delegation needs the plugin's minting local activity on this worker; it is "
+            "left out because TenuoPluginConfig(delegation=False)",
             type="TENUO_DELEGATION_UNAVAILABLE", non_retryable=True)
     request = MintRequest(parent=parent, tools=tuple(tools), constraints=dict(constraints or {}),
                           ttl_seconds=ttl_seconds, child_key_id=child_key_id)

@@ -1,0 +1,725 @@
+"""Remote signers in Temporal: holder keys that never leave OpenBao Transit.
+
+Real Temporal dev server (``temporal_env``) and real OpenBao dev servers
+(``vault_server``, ``vault_fault_server``). The PoP of a key id configured in
+``TenuoPluginConfig.signers`` to a ``VaultTransitSigner`` is signed in the
+plugin's local activity ``__tenuo_remote_sign``, outside the sandbox, and
+history records it. The tests prove:
+
+* authorized activities run and denied ones do not, with a non-exportable
+  Transit key, verified by an unchanged verify-only activity worker that
+  shares the task queue (the workflow worker does not take its tasks);
+* the remote PoP is the local PoP byte for byte (an imported key);
+* replay never signs: a worker that replays on every task, a worker that
+  takes over after the first one stopped, and the ``Replayer``;
+* rotation mid-run keeps in-flight warrants working, a new warrant on the new
+  version works, and a holder whose version no longer signs (or no longer
+  exists) is a non-retryable ``TENUO_KEY_RESOLUTION``;
+* a Transit outage is a retryable failure of the local activity: the workflow
+  waits, nothing runs unauthorized, and it completes once Transit is back;
+* plain ``workflow.execute_activity`` on a remote key id fails with the clear
+  ``TENUO_REMOTE_SIGNER_NEEDS_HELPER``, while local key ids in the same worker
+  keep signing in memory (no local activity);
+* the signing activity cannot be scheduled as a regular activity.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import socket
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Sequence
+from typing import Any
+
+import hvac.exceptions
+import pytest
+import tenuo_core
+from _procs import free_port
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
+from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.worker import Replayer, Worker
+
+from tenuo_keys import (
+    KeyResolutionError,
+    LocalSigner,
+    ResolverClosed,
+    ResolverConfigError,
+    Signer,
+    StaticKeyResolver,
+    sign_pop,
+)
+from tenuo_keys.backends import vault_transit as vt
+from tenuo_keys.backends.vault_transit import VaultTransitSigner
+from tenuo_temporal import (
+    AuditEvent,
+    TenuoPluginConfig,
+    TenuoTemporalPlugin,
+    execute_workflow_authorized,
+    start_workflow_authorized,
+)
+from tenuo_temporal import _headers as H
+from tenuo_temporal._remote import (
+    NEEDS_HELPER_TYPE,
+    REMOTE_SIGN_ACTIVITY,
+    RemotePop,
+    precomputed_pop,
+    workflow_pop,
+)
+
+try:
+    from . import _remote_workflows as wf
+except ImportError:
+    import _remote_workflows as wf  # type: ignore[no-redef]
+
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
+
+ROOT = tenuo_core.SigningKey.generate()
+LOCAL_HOLDER = tenuo_core.SigningKey.generate()
+Subpath = tenuo_core.Subpath
+PREFIX = "tenuo-remote-"
+POLICY = "tenuo-remote-sign"
+
+
+def uid(name: str) -> str:
+    return f"{name}-{uuid.uuid4().hex[:8]}"
+
+
+def mint(holder: Any, capabilities: dict[str, Any] | None = None, ttl: int = 600) -> Any:
+    caps = capabilities or {"read_file": {"path": Subpath("/data")}}
+    return tenuo_core.Warrant.issue(keypair=ROOT, capabilities=caps, ttl_seconds=ttl,
+                                    holder=holder)
+
+
+def admin(server: Any) -> dict[str, Any]:
+    return {"addr": server.addr, "token": server.token, "environ": {},
+            "name_template": PREFIX + "{key_id}"}
+
+
+def transit_signer(server: Any, key_id: str, token: str, addr: str | None = None,
+                   **kwargs: Any) -> VaultTransitSigner:
+    return VaultTransitSigner(key_id, addr or server.addr, token=token, environ={},
+                              name_template=PREFIX + "{key_id}", **kwargs)
+
+
+@pytest.fixture(scope="module")
+def sign_token(vault_client: Any) -> str:
+    """Least privilege: read and sign with ``transit/keys/tenuo-remote-*`` only."""
+    vault_client.sys.create_or_update_policy(POLICY, f"""
+        path "transit/keys/{PREFIX}*" {{ capabilities = ["read"] }}
+        path "transit/sign/{PREFIX}*" {{ capabilities = ["update"] }}
+    """)
+    return str(vault_client.auth.token.create(policies=[POLICY], ttl="2h")["auth"][
+        "client_token"])
+
+
+async def connect(env: Any, config: TenuoPluginConfig) -> Client:
+    target = env.client.service_client.config.target_host
+    return await Client.connect(target, namespace=env.client.namespace,
+                                plugins=[TenuoTemporalPlugin(config)])
+
+
+@contextlib.asynccontextmanager
+async def worker(client: Client, queue: str, workflows: Sequence[type] = (),
+                 activities: Sequence[Any] = (), **kwargs: Any) -> AsyncIterator[Worker]:
+    async with Worker(client, task_queue=queue, workflows=list(workflows),
+                      activities=list(activities), **kwargs) as running:
+        yield running
+
+
+async def denial_of(run: Awaitable[Any]) -> ApplicationError:
+    """Run a workflow expected to fail; return the ApplicationError at its root."""
+    with pytest.raises(WorkflowFailureError) as info:
+        await run
+    cause: BaseException | None = info.value.cause
+    while isinstance(cause, ActivityError) or (
+        cause is not None and not isinstance(cause, ApplicationError)
+    ):
+        cause = cause.cause  # type: ignore[union-attr]
+    assert isinstance(cause, ApplicationError), info.value
+    return cause
+
+
+def calls_since(mark: int) -> list[tuple[str, tuple[object, ...]]]:
+    return wf.CALLS[mark:]
+
+
+async def history_of(handle: Any) -> Any:
+    return await handle.fetch_history()
+
+
+def events_of(history: Any, kind: int) -> list[Any]:
+    return [e for e in history.events if e.event_type == kind]
+
+
+MARKER = EventType.EVENT_TYPE_MARKER_RECORDED
+SCHEDULED = EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+STARTED = EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED
+
+
+def scheduled_pops(history: Any) -> list[tuple[bytes, float]]:
+    """(PoP, scheduled time) of every scheduled activity."""
+    out = []
+    for event in events_of(history, SCHEDULED):
+        fields = event.activity_task_scheduled_event_attributes.header.fields
+        out.append((base64.b64decode(fields[H.POP].data),
+                    event.event_time.ToDatetime().timestamp()))
+    return out
+
+
+# --------------------------------------------------------------------------- allowed and denied
+
+
+async def test_authorized_runs_and_denied_does_not_with_a_non_exportable_key(
+        temporal_env, vault_server, vault_client, sign_token):
+    key_id = uid("agent")
+    info = vt.create_key(key_id, **admin(vault_server))
+    assert (info.exportable, info.imported) == (False, False)
+    with pytest.raises(hvac.exceptions.InvalidRequest, match="not exportable"):
+        vault_client.secrets.transit.export_key(PREFIX + key_id, key_type="signing-key")
+    signer = transit_signer(vault_server, key_id, sign_token)
+    warrant = mint(signer.public_key)
+    events: list[AuditEvent] = []
+    # The workflow worker signs (signers only, no key material, no activities);
+    # an unchanged verify-only worker on the same queue runs the activities.
+    signing = await connect(temporal_env, TenuoPluginConfig(signers={key_id: signer}))
+    verifying = await connect(temporal_env, TenuoPluginConfig(
+        trusted_roots=[ROOT.public_key], audit_callback=events.append))
+    queue = uid("remote")
+    mark = len(wf.CALLS)
+    async with worker(signing, queue, wf.WORKFLOWS) as workflow_worker, \
+            worker(verifying, queue, activities=wf.ACTIVITIES):
+        assert workflow_worker.config(active_config=True).get("no_remote_activities") is True
+        helper = await start_workflow_authorized(
+            signing, wf.HelperReads.run, workflow_id=uid("helper"), warrant=warrant,
+            key_id=key_id, args=[["/data/a.csv", "/data/b.csv"]], task_queue=queue)
+        assert await helper.result() == ["contents of /data/a.csv", "contents of /data/b.csv"]
+        guarded = await execute_workflow_authorized(
+            signing, wf.GuardedReads.run, workflow_id=uid("guarded"), warrant=warrant,
+            key_id=key_id, args=[["/data/c.csv"]], task_queue=queue)
+        assert guarded == ["contents of /data/c.csv"]
+        assert calls_since(mark) == [("read_file", (p,)) for p in
+                                     ("/data/a.csv", "/data/b.csv", "/data/c.csv")]
+        assert signer.sign_calls == 3
+        # Denied by the verifier: a path outside the constraint, a tool not granted.
+        mark = len(wf.CALLS)
+        outside = await denial_of(execute_workflow_authorized(
+            signing, wf.HelperReads.run, workflow_id=uid("outside"), warrant=warrant,
+            key_id=key_id, args=[["/etc/passwd"]], task_queue=queue))
+        assert outside.type == "TENUO_CONSTRAINT_VIOLATION" and outside.non_retryable
+        tool = await denial_of(execute_workflow_authorized(
+            signing, wf.GuardedWrite.run, workflow_id=uid("write"), warrant=warrant,
+            key_id=key_id, args=["/data/x", "body"], task_queue=queue))
+        assert tool.type == "TENUO_TOOL_NOT_AUTHORIZED" and tool.non_retryable
+        assert calls_since(mark) == []
+    assert [e.decision for e in events] == ["allow"] * 3 + ["deny"] * 2
+    history = await history_of(helper)
+    # One recorded signing per activity, each scheduled activity started once:
+    # the workflow worker never took (and failed) an activity task.
+    assert len(events_of(history, MARKER)) == 2
+    assert [e.activity_task_started_event_attributes.attempt
+            for e in events_of(history, STARTED)] == [1, 1]
+    headers = events_of(history, SCHEDULED)[0].activity_task_scheduled_event_attributes.header
+    assert headers.fields[H.KEY_ID].data == key_id.encode()
+    assert headers.fields[H.ARG_KEYS].data == b"path"
+
+
+async def test_remote_pop_equals_the_local_pop_byte_for_byte(temporal_env, vault_server,
+                                                            sign_token):
+    """The verifier needs no change: what Transit signs is exactly what tenuo_core signs.
+
+    Also under a workflow-scoped warrant (``_workflow_namespace``/``_workflow_id``
+    constrained): the scope is signed too, and a workflow outside it is denied.
+    """
+    key = tenuo_core.SigningKey.generate()
+    key_id = uid("byok")
+    vt.import_key(key_id, key, **admin(vault_server))
+    signer = transit_signer(vault_server, key_id, sign_token)
+    namespace = temporal_env.client.namespace
+    plain = mint(key.public_key)
+    scoped = mint(key.public_key, {"read_file": {
+        "path": Subpath("/data"), "_workflow_namespace": tenuo_core.Exact(namespace),
+        "_workflow_id": tenuo_core.Pattern("scoped-*")}})
+    client = await connect(temporal_env, TenuoPluginConfig(
+        signers={key_id: signer}, trusted_roots=[ROOT.public_key]))
+    queue = uid("byte")
+    paths = ["/data/1", "/data/ü/2"]
+    mark = len(wf.CALLS)
+    async with worker(client, queue, wf.WORKFLOWS, wf.ACTIVITIES):
+        handles = []
+        for warrant, workflow_id in ((plain, uid("wf")), (scoped, uid("scoped"))):
+            handle = await start_workflow_authorized(
+                client, wf.HelperReads.run, workflow_id=workflow_id, warrant=warrant,
+                key_id=key_id, args=[paths], task_queue=queue)
+            await handle.result()
+            handles.append((handle, warrant, workflow_id))
+        outside = await denial_of(execute_workflow_authorized(
+            client, wf.HelperReads.run, workflow_id=uid("other"), warrant=scoped,
+            key_id=key_id, args=[["/data/3"]], task_queue=queue))
+        assert outside.type == "TENUO_CONSTRAINT_VIOLATION"
+    assert len(calls_since(mark)) == 4
+    local = LocalSigner(key_id, key)
+    for handle, warrant, workflow_id in handles:
+        pops = scheduled_pops(await history_of(handle))
+        assert len(pops) == len(paths)
+        scope = ({"_workflow_namespace": namespace, "_workflow_id": workflow_id}
+                 if warrant is scoped else {})
+        for (pop, scheduled), path in zip(pops, paths, strict=True):
+            # The PoP signs the 30-second window of the workflow task's time: the
+            # activity's scheduling window or, across an edge, the one before.
+            args = {"path": path, **scope}
+            window = int(scheduled) // 30 * 30
+            local_pops = [bytes(warrant.sign(key, "read_file", args, window - d))
+                          for d in (0, 30)]
+            assert pop in local_pops
+            assert pop == sign_pop(local, warrant, "read_file", args,
+                                   window - 30 * local_pops.index(pop))
+
+
+# --------------------------------------------------------------------------- replay
+
+
+async def test_replay_never_signs_again(temporal_env, vault_server, sign_token):
+    key_id = uid("replay")
+    vt.create_key(key_id, **admin(vault_server))
+    signer = transit_signer(vault_server, key_id, sign_token)
+    warrant = mint(signer.public_key)
+    paths = [f"/data/{i}" for i in range(4)]
+
+    # 1. No workflow cache: every workflow task replays the whole history, so
+    #    each earlier signing is met again on every task; it is read, not redone.
+    client = await connect(temporal_env, TenuoPluginConfig(
+        signers={key_id: signer}, trusted_roots=[ROOT.public_key]))
+    queue = uid("nocache")
+    async with worker(client, queue, wf.WORKFLOWS, wf.ACTIVITIES, max_cached_workflows=0):
+        handle = await start_workflow_authorized(
+            client, wf.HelperReads.run, workflow_id=uid("wf"), warrant=warrant, key_id=key_id,
+            args=[paths], task_queue=queue)
+        assert await handle.result() == [f"contents of {p}" for p in paths]
+    assert signer.sign_calls == len(paths)
+    history = await history_of(handle)
+    assert len(events_of(history, MARKER)) == len(paths)
+
+    # 2. The Replayer, with a fresh signer: no Transit request at all.
+    replay_signer = transit_signer(vault_server, key_id, sign_token)
+    replayer = Replayer(workflows=wf.WORKFLOWS, plugins=[TenuoTemporalPlugin(TenuoPluginConfig(
+        signers={key_id: replay_signer}))])
+    result = await replayer.replay_workflow(history)
+    assert result.replay_failure is None
+    assert replay_signer.sign_calls == 0
+
+    # 3. A worker stops mid-run (its cache goes with it); another worker, with
+    #    a signer of its own, takes over: it replays the first half from history
+    #    and signs only what is new.
+    first = transit_signer(vault_server, key_id, sign_token)
+    second = transit_signer(vault_server, key_id, sign_token)
+    queue = uid("takeover")
+    client_a = await connect(temporal_env, TenuoPluginConfig(
+        signers={key_id: first}, trusted_roots=[ROOT.public_key]))
+    mark = len(wf.CALLS)
+    async with worker(client_a, queue, wf.WORKFLOWS, wf.ACTIVITIES):
+        handle = await start_workflow_authorized(
+            client_a, wf.GatedReads.run, workflow_id=uid("gated"), warrant=warrant,
+            key_id=key_id, args=[["/data/a", "/data/b", "/data/c"], ["/data/d"]],
+            task_queue=queue)
+        while await handle.query(wf.GatedReads.done) < 3:
+            await asyncio.sleep(0.05)
+    assert first.sign_calls == 3
+    client_b = await connect(temporal_env, TenuoPluginConfig(
+        signers={key_id: second}, trusted_roots=[ROOT.public_key]))
+    async with worker(client_b, queue, wf.WORKFLOWS, wf.ACTIVITIES):
+        await handle.signal(wf.GatedReads.go)
+        assert len(await handle.result()) == 4
+    assert (first.sign_calls, second.sign_calls) == (3, 1)
+    assert calls_since(mark) == [("read_file", (p,)) for p in
+                                 ("/data/a", "/data/b", "/data/c", "/data/d")]
+    history = await history_of(handle)
+    assert len(events_of(history, MARKER)) == 4
+    result = await Replayer(workflows=wf.WORKFLOWS, plugins=[TenuoTemporalPlugin(
+        TenuoPluginConfig(signers={key_id: transit_signer(vault_server, key_id, sign_token)}))]
+    ).replay_workflow(history)
+    assert result.replay_failure is None
+
+
+async def test_concurrent_calls_each_get_their_own_pop(temporal_env, vault_server, sign_token):
+    """Calls in flight together sign in parallel; each activity carries its own call's PoP."""
+    key_id = uid("concurrent")
+    vt.create_key(key_id, **admin(vault_server))
+    signer = transit_signer(vault_server, key_id, sign_token)
+    client = await connect(temporal_env, TenuoPluginConfig(
+        signers={key_id: signer}, trusted_roots=[ROOT.public_key]))
+    queue = uid("concurrent")
+    paths = [f"/data/c/{i}" for i in range(8)]
+    mark = len(wf.CALLS)
+    async with worker(client, queue, wf.WORKFLOWS, wf.ACTIVITIES, max_cached_workflows=0):
+        result = await execute_workflow_authorized(
+            client, wf.ConcurrentReads.run, workflow_id=uid("wf"),
+            warrant=mint(signer.public_key), key_id=key_id, args=[paths], task_queue=queue)
+    assert result == [f"contents of {p}" for p in paths]
+    assert sorted(calls_since(mark)) == sorted(("read_file", (p,)) for p in paths)
+    assert signer.sign_calls == len(paths)
+
+
+# --------------------------------------------------------------------------- rotation
+
+
+async def test_transit_rotation_mid_run(temporal_env, vault_server, vault_client, sign_token):
+    key_id = uid("rotate")
+    info = vt.create_key(key_id, **admin(vault_server))
+    signer = transit_signer(vault_server, key_id, sign_token)
+    v1 = info.current.public_key
+    old_warrant = mint(v1)
+    client = await connect(temporal_env, TenuoPluginConfig(
+        signers={key_id: signer}, trusted_roots=[ROOT.public_key]))
+    queue = uid("rotate")
+    name = PREFIX + key_id
+    mark = len(wf.CALLS)
+    async with worker(client, queue, wf.WORKFLOWS, wf.ACTIVITIES):
+        in_flight = await start_workflow_authorized(
+            client, wf.GatedReads.run, workflow_id=uid("old"), warrant=old_warrant,
+            key_id=key_id, args=[["/data/1"], ["/data/2", "/data/3"]], task_queue=queue)
+        while await in_flight.query(wf.GatedReads.done) < 1:
+            await asyncio.sleep(0.05)
+        vault_client.secrets.transit.rotate_key(name)
+        v2 = vt.public(key_id, **admin(vault_server))  # read by the issuer, not the worker
+        assert v2.version == 2 and v2.public != bytes(v1.to_bytes())
+        # The in-flight warrant (version 1's key) keeps signing, pinned to version 1.
+        await in_flight.signal(wf.GatedReads.go)
+        assert len(await in_flight.result()) == 3
+        # A new warrant for version 2: the worker's signer learns the rotation itself.
+        fresh = await execute_workflow_authorized(
+            client, wf.HelperReads.run, workflow_id=uid("new"), warrant=mint(v2.public_key),
+            key_id=key_id, args=[["/data/new"]], task_queue=queue)
+        assert fresh == ["contents of /data/new"]
+        assert [v.version for v in signer.key_info().versions] == [2, 1]
+        # Version 1 retired (min_encryption_version=2), then trimmed away: a
+        # warrant for it is a definitive, non-retryable failure; nothing runs.
+        vault_client.secrets.transit.update_key_configuration(name, min_encryption_version=2)
+        mark_retired = len(wf.CALLS)
+        retired = await denial_of(execute_workflow_authorized(
+            client, wf.HelperReads.run, workflow_id=uid("retired"), warrant=old_warrant,
+            key_id=key_id, args=[["/data/retired"]], task_queue=queue))
+        assert retired.type == "TENUO_KEY_RESOLUTION" and retired.non_retryable
+        vault_client.secrets.transit.update_key_configuration(name, min_decryption_version=2)
+        vault_client.secrets.transit.trim_key(name, min_version=2)
+        assert [v.version for v in signer.key_info(refresh=True).versions] == [2]
+        gone = await denial_of(execute_workflow_authorized(
+            client, wf.HelperReads.run, workflow_id=uid("gone"), warrant=old_warrant,
+            key_id=key_id, args=[["/data/gone"]], task_queue=queue))
+        assert gone.type == "TENUO_KEY_RESOLUTION" and gone.non_retryable
+        assert "holder mismatch" in gone.message
+        assert calls_since(mark_retired) == []
+    assert calls_since(mark)[:4] == [("read_file", (p,)) for p in
+                                     ("/data/1", "/data/2", "/data/3", "/data/new")]
+
+
+# --------------------------------------------------------------------------- outage
+
+
+class Gate:
+    """A loopback TCP forwarder in front of Vault, closed and reopened on one port.
+
+    A dev server restarts empty, so after a restart the test re-seeds it
+    (Transit mount, the same imported key) before reopening the gate; a
+    production Vault keeps its storage, so the signer would never see that
+    moment. While closed, connections are refused, exactly as when nothing
+    listens.
+    """
+
+    def __init__(self, upstream_port: int) -> None:
+        self.upstream = ("127.0.0.1", upstream_port)
+        self.port = free_port()
+        self.addr = f"http://127.0.0.1:{self.port}"
+        self._lock = threading.Lock()
+        self._sockets: set[socket.socket] = set()
+        self._listener: socket.socket | None = None
+        self.open()
+
+    def open(self) -> None:
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen(64)
+        listener.settimeout(0.1)
+        self._listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+
+    def close(self) -> None:
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            listener.close()
+        with self._lock:
+            for sock in self._sockets:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+                sock.close()
+            self._sockets.clear()
+
+    def _accept(self, listener: socket.socket) -> None:
+        while self._listener is listener:
+            try:
+                client, _ = listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(self.upstream, timeout=2)
+            except OSError:
+                client.close()
+                continue
+            for sock in (client, upstream):
+                sock.settimeout(None)
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            with self._lock:
+                self._sockets.update((client, upstream))
+            for src, dst in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(src, dst), daemon=True).start()
+
+    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (src, dst):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+
+
+class Spy(Signer):
+    """Delegates to a real signer and records each outcome (for the outage test)."""
+
+    backend = "vault-transit"
+    remote = True
+
+    def __init__(self, inner: VaultTransitSigner) -> None:
+        super().__init__(inner.key_id)
+        self.inner = inner
+        self.outcomes: list[str] = []
+
+    def public_key_for(self, holder: Any | None = None) -> Any:
+        return self.inner.public_key_for(holder)
+
+    def sign(self, message: bytes, *, holder: Any | None = None) -> bytes:
+        try:
+            signature = self.inner.sign(message, holder=holder)
+        except KeyResolutionError as error:
+            self.outcomes.append(f"{type(error).__name__}:retryable={error.retryable}")
+            raise
+        self.outcomes.append("signed")
+        return signature
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+@pytest.mark.parametrize("outage_seconds", [0, 40], ids=["short", "past-a-pop-window"])
+async def test_transit_outage_is_retried_never_run_unauthorized(temporal_env,
+                                                                vault_fault_server,
+                                                                outage_seconds):
+    """Retryable while Transit is down; completes once it is back.
+
+    The long variant outlasts a 30-second PoP window: a PoP for the workflow
+    time of the request would be stale by then, so the local activity signs
+    the current time, and the activity is scheduled with a fresh PoP. The
+    replay of that history (with Transit unreachable) is deterministic.
+    """
+    server = vault_fault_server
+    server.setup_engines()
+    key = tenuo_core.SigningKey.generate()  # imported, so a restarted dev server can be re-seeded
+    key_id = uid("outage")
+    vt.import_key(key_id, key, **admin(server))
+    gate = Gate(server.port)
+    spy = Spy(transit_signer(server, key_id, server.token, addr=gate.addr, timeout=1.0))
+    client = await connect(temporal_env, TenuoPluginConfig(
+        signers={key_id: spy}, trusted_roots=[ROOT.public_key]))
+    queue = uid("outage")
+    mark = len(wf.CALLS)
+    try:
+        async with worker(client, queue, wf.WORKFLOWS, wf.ACTIVITIES):
+            handle = await start_workflow_authorized(
+                client, wf.GatedReads.run, workflow_id=uid("wf"), warrant=mint(key.public_key),
+                key_id=key_id, args=[["/data/before"], ["/data/during"]], task_queue=queue)
+            while await handle.query(wf.GatedReads.done) < 1:
+                await asyncio.sleep(0.05)
+            assert spy.outcomes == ["signed"]
+            # Outage: Transit stops while the workflow is about to sign.
+            gate.close()
+            server.stop()
+            await handle.signal(wf.GatedReads.go)
+            deadline = time.monotonic() + 30
+            while len(spy.outcomes) < 4 and time.monotonic() < deadline:
+                await asyncio.sleep(0.1)
+            failures = spy.outcomes[1:]
+            assert len(failures) >= 3, spy.outcomes  # retried by Temporal, again and again
+            assert set(failures) == {"BackendUnavailable:retryable=True"}
+            description = await handle.describe()
+            assert description.status == WorkflowExecutionStatus.RUNNING
+            assert calls_since(mark) == [("read_file", ("/data/before",))]
+            history = await history_of(handle)
+            assert len(events_of(history, SCHEDULED)) == 1  # nothing scheduled without a PoP
+            assert not events_of(history, EventType.EVENT_TYPE_WORKFLOW_EXECUTION_FAILED)
+            await asyncio.sleep(outage_seconds)
+            # Transit is back (re-seeded: a dev server restarts empty).
+            server.start()
+            server.setup_engines()
+            vt.import_key(key_id, key, **admin(server))
+            gate.open()
+            assert await asyncio.wait_for(handle.result(), 60) == [
+                "contents of /data/before", "contents of /data/during"]
+    finally:
+        gate.close()
+    assert spy.outcomes[-1] == "signed"
+    assert calls_since(mark) == [("read_file", ("/data/before",)),
+                                 ("read_file", ("/data/during",))]
+    history = await history_of(handle)
+    assert [e.activity_task_started_event_attributes.attempt
+            for e in events_of(history, STARTED)] == [1, 1]
+    # The PoP of the delayed call signs the window it was scheduled in (or the
+    # one before, across an edge): never the stale window of before the outage.
+    warrant = H.decode_context(events_of(history, SCHEDULED)[1]
+                               .activity_task_scheduled_event_attributes.header.fields).warrant
+    pop, scheduled = scheduled_pops(history)[1]
+    window = int(scheduled) // 30 * 30
+    assert pop in [bytes(warrant.sign(key, "read_file", {"path": "/data/during"}, window - d))
+                   for d in (0, 30)]
+    assert len(events_of(history, MARKER)) == 2
+    result = await Replayer(workflows=wf.WORKFLOWS, plugins=[TenuoTemporalPlugin(
+        TenuoPluginConfig(signers={key_id: Spy(transit_signer(
+            server, key_id, server.token, addr=f"http://127.0.0.1:{free_port()}",
+            lazy=True))}))]  # Transit unreachable: the replay must not need it
+    ).replay_workflow(history)
+    assert result.replay_failure is None
+
+
+# --------------------------------------------------------------------------- plain API
+
+
+async def test_plain_execute_activity_with_a_remote_key_explains_itself(
+        temporal_env, vault_server, sign_token):
+    key_id = uid("plain")
+    vt.create_key(key_id, **admin(vault_server))
+    signer = transit_signer(vault_server, key_id, sign_token)
+    in_memory = tenuo_core.SigningKey.generate()
+    client = await connect(temporal_env, TenuoPluginConfig(
+        key_resolver=StaticKeyResolver({"local1": LOCAL_HOLDER}),
+        signers={key_id: signer, "local2": LocalSigner("local2", in_memory)},
+        trusted_roots=[ROOT.public_key]))
+    queue = uid("plain")
+    mark = len(wf.CALLS)
+    async with worker(client, queue, wf.WORKFLOWS, wf.ACTIVITIES):
+        error = await denial_of(execute_workflow_authorized(
+            client, wf.PlainRead.run, workflow_id=uid("remote"),
+            warrant=mint(signer.public_key), key_id=key_id, args=["/data/x"], task_queue=queue))
+        assert error.type == NEEDS_HELPER_TYPE and error.non_retryable
+        assert "tenuo_execute_activity" in error.message
+        assert "execute_authorized_activity" in error.message
+        assert "synchronous" in error.message
+        assert calls_since(mark) == [] and signer.sign_calls == 0
+        # Local key ids in the same worker: plain API and helpers, in memory.
+        handles = []
+        for run, key, holder, args in (
+                (wf.PlainRead.run, "local1", LOCAL_HOLDER, ["/data/p1"]),
+                (wf.PlainRead.run, "local2", in_memory, ["/data/p2"]),
+                (wf.HelperReads.run, "local1", LOCAL_HOLDER, [["/data/h1"]])):
+            handle = await start_workflow_authorized(
+                client, run, workflow_id=uid("local"), warrant=mint(holder.public_key),
+                key_id=key, args=args, task_queue=queue)
+            await handle.result()
+            handles.append(handle)
+        # The same remote key id through the helper works in the same worker.
+        assert await execute_workflow_authorized(
+            client, wf.HelperReads.run, workflow_id=uid("helper"),
+            warrant=mint(signer.public_key), key_id=key_id, args=[["/data/r"]],
+            task_queue=queue) == ["contents of /data/r"]
+    assert calls_since(mark) == [("read_file", (p,)) for p in
+                                 ("/data/p1", "/data/p2", "/data/h1", "/data/r")]
+    assert signer.sign_calls == 1
+    for handle in handles:  # no local activity on the in-memory path
+        assert not events_of(await history_of(handle), MARKER)
+    with pytest.raises(ResolverClosed):  # closed by the plugin when its worker stopped
+        signer.sign(b"x")
+
+
+async def test_the_signing_activity_is_local_only(temporal_env, vault_server, sign_token):
+    key_id = uid("oracle")
+    vt.create_key(key_id, **admin(vault_server))
+    signer = transit_signer(vault_server, key_id, sign_token)
+    warrant = mint(signer.public_key)
+    # A worker that runs activities and has the signer: a workflow without a
+    # warrant schedules the signing activity as a regular activity.
+    client = await connect(temporal_env, TenuoPluginConfig(
+        signers={key_id: signer}, trusted_roots=[ROOT.public_key]))
+    queue = uid("oracle")
+    async with worker(client, queue, wf.WORKFLOWS, wf.ACTIVITIES) as running:
+        names = {getattr(a, "__temporal_activity_definition").name
+                 for a in running.config(active_config=True)["activities"]}
+        assert REMOTE_SIGN_ACTIVITY in names
+        assert not running.config(active_config=True).get("no_remote_activities")
+        request = {"key_id": key_id, "warrant": warrant.to_base64(), "tool": "read_file",
+                   "args": {"path": "/data/x"}, "names": ["path"],
+                   "timestamp": int(time.time())}
+        error = await denial_of(client.execute_workflow(
+            wf.ScheduleSignerAsActivity.run, request, id=uid("oracle"), task_queue=queue))
+    assert error.type == "TENUO_WARRANT_MISSING"
+    assert signer.sign_calls == 0
+    # No signers: no signing activity; a workflow-only worker keeps to local
+    # activities (the delegation mint) and never polls its activity queue.
+    plain = await connect(temporal_env, TenuoPluginConfig(
+        key_resolver=StaticKeyResolver({"local1": LOCAL_HOLDER})))
+    only = Worker(plain, task_queue=uid("none"), workflows=wf.WORKFLOWS)
+    names = {getattr(a, "__temporal_activity_definition").name
+             for a in only.config(active_config=True)["activities"]}
+    assert REMOTE_SIGN_ACTIVITY not in names
+    assert only.config(active_config=True).get("no_remote_activities") is True
+
+
+# --------------------------------------------------------------------------- config and guards
+
+
+async def test_config_takes_signers_and_refuses_anything_else():
+    signer = LocalSigner("a", LOCAL_HOLDER)
+    config = TenuoPluginConfig(signers={"a": signer})  # signing only: no resolver needed
+    assert config.signers == {"a": signer} and not config.verifies
+    with pytest.raises(ResolverConfigError, match=r"tenuo_keys\.Signer"):
+        TenuoPluginConfig(signers={"a": LOCAL_HOLDER})
+    with pytest.raises(ResolverConfigError, match="signers="):
+        TenuoPluginConfig()
+
+
+async def test_a_precomputed_pop_serves_only_its_own_call():
+    remote = VaultTransitSigner("agent", f"http://127.0.0.1:{free_port()}", token="t",
+                                environ={}, lazy=True)
+    config = TenuoPluginConfig(signers={"agent": remote},
+                               key_resolver=StaticKeyResolver({"local1": LOCAL_HOLDER}))
+    warrant = mint(LOCAL_HOLDER.public_key)
+    context = H.WarrantContext.build(warrant, "agent")
+    signed = {"path": "/data/a"}
+    pop = RemotePop(warrant_id=str(warrant.id), key_id="agent", tool="read_file",
+                    signed=dict(signed), pop=bytes(range(64)))
+    token = precomputed_pop.set(pop)
+    try:
+        assert workflow_pop(config, context, "read_file", signed) == bytes(range(64))
+        for tool, other in (("read_file", {"path": "/data/b"}), ("write_file", signed),
+                            ("read_file", {**signed, "_workflow_id": "w"})):
+            with pytest.raises(ApplicationError) as refused:
+                workflow_pop(config, context, tool, other)
+            assert refused.value.type == "TENUO_KEY_RESOLUTION" and refused.value.non_retryable
+        with pytest.raises(ApplicationError):
+            workflow_pop(config, H.WarrantContext.build(warrant, "local1"), "read_file", signed)
+    finally:
+        precomputed_pop.reset(token)
+    # Without one: a remote key id asks for the helper; a resolver key id is not ours.
+    with pytest.raises(ApplicationError) as needs:
+        workflow_pop(config, context, "read_file", signed)
+    assert needs.value.type == NEEDS_HELPER_TYPE and "vault-transit" in needs.value.message
+    assert workflow_pop(config, H.WarrantContext.build(warrant, "local1"), "read_file",
+                        signed) is None
+    assert remote.sign_calls == 0
+    remote.close()
