@@ -326,7 +326,12 @@ class KeyCache:
                 f"({self.policy.max_staleness:.0f}s past its TTL)",
                 key_id=key_id, backend=self.backend,
             )
-        if last is not None and last.retryable:
+        if last is not None:
+            # The last answer stands while a new load is under way. A definitive
+            # one (not found, denied, corrupted) must read the same on every call
+            # too: a caller that comes back later than negative_ttl (Temporal
+            # retries a workflow task after ~10 s) would otherwise see a cold
+            # key, retry, and never get the answer.
             raise last.with_context(key_id=key_id, backend=self.backend)
         raise KeyNotLoaded(key_id=key_id, backend=self.backend)
 

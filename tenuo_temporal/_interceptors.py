@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import inspect
 import logging
@@ -110,6 +111,12 @@ class TenuoInterceptor(temporalio.client.Interceptor, temporalio.worker.Intercep
         self.mint_queues: set[str] = set()
         self.meter: Any = None
         self._counters: dict[str, Any] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._pending: set[asyncio.Future[None]] = set()
+
+    def bind_loop(self, loop: asyncio.AbstractEventLoop) -> None:
+        """The worker's event loop: workflow-side audit events are emitted on it."""
+        self._loop = loop
 
     # -- wiring ----------------------------------------------------------
 
@@ -192,7 +199,10 @@ class TenuoInterceptor(temporalio.client.Interceptor, temporalio.worker.Intercep
             raise ChainValidationError(
                 f"chain of {len(context.chain)} warrants exceeds the maximum "
                 f"{config.max_chain_depth}", tool=tool)
-        pop = H.decode_pop(raw)
+        try:
+            pop = H.decode_pop(raw)
+        except HeaderError as error:  # malformed PoP: TENUO_POP_INVALID, as documented
+            raise PopVerificationError(error.reason, tool=tool) from None
         if pop is None:
             raise PopVerificationError("the activity carries no PoP", tool=tool)
         signed_names = H.decode_arg_keys(raw) or positional_names(len(args))
@@ -200,8 +210,12 @@ class TenuoInterceptor(temporalio.client.Interceptor, temporalio.worker.Intercep
             raise TemporalConstraintViolation(
                 f"{len(args)} argument(s) arrived but {len(signed_names)} were signed", tool=tool)
         signed = canonical_args(signed_names, args)
-        names = param_names(input.fn, len(args))
-        constraint_args = canonical_args(names, args) if names else signed
+        # Constraints bind to what the activity receives: its own parameter names,
+        # else positions; never the signed names (x-tenuo-arg-keys), which the
+        # workflow chooses and could point a lax constraint at the value a strict
+        # one should have checked.
+        names = param_names(input.fn, len(args)) or positional_names(len(args))
+        constraint_args = canonical_args(names, args)
         signed = with_workflow_scope(context.warrant, tool, signed, info.workflow_namespace,
                                      info.workflow_id)
         constraint_args = with_workflow_scope(context.warrant, tool, constraint_args,
@@ -254,20 +268,24 @@ class TenuoInterceptor(temporalio.client.Interceptor, temporalio.worker.Intercep
         self, exc: Exception, context: WarrantContext, tool: str
     ) -> TenuoTemporalError:
         text = str(exc)
-        if isinstance(exc, tx.ToolNotAuthorized):
-            return ToolNotAuthorized(text, tool=tool)
-        if isinstance(exc, tx.ConstraintViolation):
-            return TemporalConstraintViolation(text, tool=tool)
         if isinstance(exc, tx.ExpiredError):
             return WarrantExpired(text, tool=tool)
-        if isinstance(exc, (tx.SignatureInvalid, tx.MissingSignature, tx.PopError)):
-            # The same exception type covers a forged warrant signature: tell
+        if isinstance(exc, (tx.ConstraintViolation, tx.SignatureInvalid, tx.MissingSignature,
+                            tx.PopError)):
+            # tenuo_core raises these for a broken chain too (a forged warrant
+            # signature; a delegated constraint wider than its parent's): tell
             # them apart only on this failure path, off the hot path.
             try:
                 self.config.authorizer(self.config.pop_max_windows).verify_chain(
                     list(context.chain))
             except tx.TenuoError as chain_exc:
-                return ChainValidationError(str(chain_exc), tool=tool)
+                return ChainValidationError(f"{type(chain_exc).__name__}: {chain_exc}",
+                                            tool=tool)
+        if isinstance(exc, tx.ToolNotAuthorized):
+            return ToolNotAuthorized(text, tool=tool)
+        if isinstance(exc, tx.ConstraintViolation):
+            return TemporalConstraintViolation(text, tool=tool)
+        if isinstance(exc, (tx.SignatureInvalid, tx.MissingSignature, tx.PopError)):
             return PopVerificationError(text, tool=tool)
         return ChainValidationError(f"{type(exc).__name__}: {text}", tool=tool)
 
@@ -292,13 +310,12 @@ class TenuoInterceptor(temporalio.client.Interceptor, temporalio.worker.Intercep
             else:
                 self._counters["deny"].add(1, {**attrs, "reason": error.type})
             self._counters["latency"].record(latency_ms, attrs)
-        callback = self.config.audit_callback
-        if callback is None:
+        if self.config.audit_callback is None:
             if error is not None:
                 logger.warning("tenuo: denied %s for workflow %s: %s", tool, info.workflow_id,
                                error)
             return
-        event = AuditEvent(
+        await self._emit(AuditEvent(
             decision="deny" if error else "allow",
             tool=tool,
             reason=reason,
@@ -311,13 +328,45 @@ class TenuoInterceptor(temporalio.client.Interceptor, temporalio.worker.Intercep
             attempt=info.attempt,
             args=redact(args),
             latency_ms=latency_ms,
-        )
+        ))
+
+    async def _emit(self, event: AuditEvent) -> None:
+        callback = self.config.audit_callback
+        if callback is None:
+            logger.warning("tenuo: denied %s for workflow %s: %s", event.tool,
+                           event.workflow_id, event.detail)
+            return
         try:
             result = callback(event)
             if inspect.isawaitable(result):
                 await result
         except Exception:
             logger.exception("tenuo: audit callback raised; ignored")
+
+    def workflow_denial(self, error: ApplicationError, tool: str | None) -> ApplicationError:
+        """Audit a denial raised in workflow code (never on replay); return it.
+
+        Workflow code runs on a worker thread inside the sandbox, so the event is
+        handed to the worker's event loop, where activity-side events run too.
+        """
+        if temporalio.workflow.unsafe.is_replaying():
+            return error
+        info = temporalio.workflow.info()
+        event = AuditEvent(
+            decision="deny", tool=tool or "", reason=error.type, detail=error.message,
+            warrant_id=None, chain_length=0, workflow_id=info.workflow_id,
+            run_id=info.run_id, activity_id=None, attempt=info.attempt)
+        if self._counters:
+            self._counters["deny"].add(1, {"tool": tool or "", "reason": error.type or ""})
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._emit_soon, event)
+        return error
+
+    def _emit_soon(self, event: AuditEvent) -> None:
+        task = asyncio.ensure_future(self._emit(event))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
 
 
 class _ActivityInbound(temporalio.worker.ActivityInboundInterceptor):
@@ -357,7 +406,7 @@ class _WorkflowInbound(temporalio.worker.WorkflowInboundInterceptor):
         try:
             context = H.decode_context(input.headers)
         except HeaderError as error:
-            raise denial(error) from None
+            raise self.tenuo.workflow_denial(denial(error), None) from None
         self._state.context = context
         self._state.workflow_type = input.type
         from .workflow import AuthorizedWorkflow
@@ -365,9 +414,9 @@ class _WorkflowInbound(temporalio.worker.WorkflowInboundInterceptor):
         if context is None and isinstance(input.type, type) and issubclass(
             input.type, AuthorizedWorkflow
         ):
-            raise denial(WarrantMissing(
+            raise self.tenuo.workflow_denial(denial(WarrantMissing(
                 f"{input.type.__name__} is an AuthorizedWorkflow but was started without "
-                "a warrant; start it with start_workflow_authorized()"))
+                "a warrant; start it with start_workflow_authorized()")), None)
         run_id = temporalio.workflow.info().run_id
         _runs[run_id] = self._state
         try:
@@ -426,12 +475,15 @@ class _WorkflowOutbound(temporalio.worker.WorkflowOutboundInterceptor):
             signed = with_workflow_scope(context.warrant, tool, canonical_args(names, args),
                                          info.namespace, info.workflow_id)
         except TenuoTemporalError as error:
-            raise denial(error) from None
-        pop = workflow_pop(tenuo.config, context, tool, signed)  # signers, remote or local
-        if pop is None:
-            key = self._holder_key(context)
-            pop = context.warrant.sign(key, tool, signed,
-                                       int(temporalio.workflow.now().timestamp()))
+            raise tenuo.workflow_denial(denial(error), tool) from None
+        try:
+            pop = workflow_pop(tenuo.config, context, tool, signed)  # signers, remote or local
+            if pop is None:
+                key = self._holder_key(context)
+                pop = context.warrant.sign(key, tool, signed,
+                                           int(temporalio.workflow.now().timestamp()))
+        except ApplicationError as error:
+            raise tenuo.workflow_denial(error, tool) from None
         headers: dict[str, Payload] = {**input.headers, **context.payloads}
         headers[H.POP] = Payload(data=base64.b64encode(bytes(pop)))
         headers[H.ARG_KEYS] = Payload(data=",".join(names).encode("utf-8"))

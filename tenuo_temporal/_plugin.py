@@ -127,6 +127,7 @@ class TenuoTemporalPlugin(SimplePlugin):
         """Preload keys and roots before polling; close resolvers after the last run."""
         config = self.config
         resolver = config.key_resolver
+        self.interceptor.bind_loop(asyncio.get_running_loop())
         if callable(config.trusted_roots) and not config.refresh_trusted_roots():
             raise ResolverConfigError("the trusted_roots provider failed at start-up")
         if config.signers:
