@@ -249,6 +249,12 @@ class KeyCache:
         self._last_error: cachetools.LRUCache[str, KeyResolutionError] = cachetools.LRUCache(
             self.policy.maxsize
         )
+        # Keys dropped past max_staleness while their backend kept failing, with
+        # the count of background reloads since. Such a key is reloaded in the
+        # background (with backoff) until it loads or fails definitively, so it
+        # is back before the next caller asks, and its errors keep saying why.
+        self._expired: cachetools.LRUCache[str, int] = cachetools.LRUCache(self.policy.maxsize)
+        self._retry_timers: dict[str, threading.Timer] = {}
         self._inflight: dict[str, Future[KeyVersions]] = {}
         self._generation: dict[str, int] = {}
         self._epoch = 0
@@ -439,6 +445,7 @@ class KeyCache:
                     self._put(key_id, self._new_entry(versions))
                     self._failures.pop(key_id, None)
                     self._last_error.pop(key_id, None)
+                    self._expired.pop(key_id, None)
             elif error is not None and current:
                 outcome = self._on_failure(key_id, error)
                 if isinstance(outcome, KeyVersions):
@@ -478,16 +485,54 @@ class KeyCache:
             # Definitive answers (revoked, denied, corrupted) and exhausted
             # staleness both fail closed at once.
             self._drop(key_id)
-        if error.retryable and entry is not None:
+            if error.retryable:
+                self._expired.setdefault(key_id, 0)
+        if not error.retryable:
+            self._expired.pop(key_id, None)
+        elif key_id in self._expired:
+            # Still the same outage: say so on every call, and keep reloading
+            # in the background so the key is back before the next caller.
             error = BackendUnavailable(
                 f"{error.reason}; the last good key is older than max_staleness "
                 f"({self.policy.max_staleness:.0f}s past its TTL)",
                 key_id=key_id, backend=error.backend or self.backend,
             )
+            self._retry_later(key_id)
         if self.policy.negative_ttl > 0:
             self._failures[key_id] = error
         self._last_error[key_id] = error
         return error
+
+    def _retry_later(self, key_id: str) -> None:
+        """Schedule one background reload of an expired key (caller holds the lock)."""
+        if self._closed or key_id in self._retry_timers:
+            return
+        attempts = self._expired[key_id] = self._expired.get(key_id, 0) + 1
+        delay = min(self.policy.error_backoff * 2 ** (attempts - 1), self.policy.max_backoff)
+        timer = threading.Timer(max(delay, 0.05), self._retry_expired, args=(key_id,))
+        timer.daemon = True
+        self._retry_timers[key_id] = timer
+        timer.start()
+
+    def _retry_expired(self, key_id: str) -> None:
+        with self._lock:
+            self._retry_timers.pop(key_id, None)
+            if self._closed or key_id not in self._expired:
+                return
+        self._start_load(key_id)
+
+    def _cancel_retries(self, key_id: str | None = None) -> None:
+        """Stop background reloads of one key, or of all (caller holds the lock)."""
+        if key_id is None:
+            timers = list(self._retry_timers.values())
+            self._retry_timers.clear()
+            self._expired.clear()
+        else:
+            timer = self._retry_timers.pop(key_id, None)
+            timers = [timer] if timer is not None else []
+            self._expired.pop(key_id, None)
+        for timer in timers:
+            timer.cancel()
 
     def _put(self, key_id: str, entry: _Entry) -> None:
         """Store an entry and evict past maxsize (caller holds the lock)."""
@@ -628,6 +673,7 @@ class KeyCache:
             self._failures.pop(key_id, None)
             self._last_error.pop(key_id, None)
             self._inflight.pop(key_id, None)
+            self._cancel_retries(key_id)
 
     def clear(self) -> None:
         """Forget every key; loads already running are not stored. Never waits."""
@@ -639,6 +685,7 @@ class KeyCache:
             self._failures.clear()
             self._last_error.clear()
             self._inflight.clear()
+            self._cancel_retries()
 
     def key_ids(self) -> list[str]:
         """The ids held in memory now."""
@@ -669,6 +716,7 @@ class KeyCache:
             if self._closed:
                 return
             self._closed = True
+            self._cancel_retries()
             pending = list(self._inflight.values())
             executor, self._executor = self._executor, None
         if executor is not None:

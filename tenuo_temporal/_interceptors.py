@@ -109,6 +109,9 @@ class TenuoInterceptor(temporalio.client.Interceptor, temporalio.worker.Intercep
         self.config = config
         self.activity_fns: dict[str, Callable[..., Any]] = {}
         self.mint_queues: set[str] = set()
+        # key id -> when a workflow task last needed it (monotonic), so the
+        # plugin keeps those keys loaded between sparse workflow-task retries.
+        self.keys_in_use: dict[str, float] = {}
         self.meter: Any = None
         self._counters: dict[str, Any] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -479,7 +482,16 @@ class _WorkflowOutbound(temporalio.worker.WorkflowOutboundInterceptor):
         try:
             pop = workflow_pop(tenuo.config, context, tool, signed)  # signers, remote or local
             if pop is None:
-                key = self._holder_key(context)
+                try:
+                    key = self._holder_key(context)
+                except KeyNotReady:
+                    if not temporalio.workflow.unsafe.is_replaying():
+                        raise
+                    # Replaying history: this activity was signed when it was first
+                    # scheduled, and a replayed command is never sent, so rebuilding
+                    # the run's state needs no key (new scheduling still fails closed).
+                    input.headers = {**input.headers, **context.payloads}
+                    return
                 pop = context.warrant.sign(key, tool, signed,
                                            int(temporalio.workflow.now().timestamp()))
         except ApplicationError as error:
@@ -500,6 +512,7 @@ class _WorkflowOutbound(temporalio.worker.WorkflowOutboundInterceptor):
             raise ApplicationError("the warrant headers carry no x-tenuo-key-id",
                                    type=KEY_RESOLUTION_TYPE, non_retryable=True)
         holder = context.warrant.authorized_holder
+        self._state.interceptor.keys_in_use[context.key_id] = time.monotonic()
         try:
             by_holder = getattr(resolver, "resolve_for_holder_sync", None)
             if by_holder is not None:

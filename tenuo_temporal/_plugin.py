@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -15,7 +16,7 @@ import temporalio.worker
 from temporalio.plugin import SimplePlugin
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
-from tenuo_keys import CacheEvent, ResolverConfigError
+from tenuo_keys import CacheEvent, KeyResolutionError, ResolverConfigError
 
 from ._config import TenuoPluginConfig
 from ._interceptors import PLUGIN_ID, TenuoInterceptor
@@ -25,6 +26,10 @@ from ._remote import make_remote_sign_activity, warm_up
 __all__ = ["TenuoTemporalPlugin"]
 
 logger = logging.getLogger("tenuo_temporal")
+
+KEEP_WARM_SECONDS = 1800.0
+"""Keys a workflow task needed within this long are kept loaded: longer than
+Temporal's longest workflow-task retry interval (10 min by default)."""
 
 PASSTHROUGH = ("tenuo_core", "tenuo", "tenuo_keys", "tenuo_temporal", "cachetools")
 
@@ -133,13 +138,23 @@ class TenuoTemporalPlugin(SimplePlugin):
         if config.signers:
             await asyncio.to_thread(warm_up, config)
         if resolver is not None:
-            if config.preload_key_ids:
-                await asyncio.to_thread(resolver.preload, list(config.preload_key_ids))
-            if config.preload_all and hasattr(resolver, "preload_all"):
-                loaded = await asyncio.to_thread(resolver.preload_all)
-                logger.info("tenuo_temporal: preloaded %s key(s)", loaded)
+            try:
+                if config.preload_key_ids:
+                    await asyncio.to_thread(resolver.preload, list(config.preload_key_ids))
+                if config.preload_all and hasattr(resolver, "preload_all"):
+                    loaded = await asyncio.to_thread(resolver.preload_all)
+                    logger.info("tenuo_temporal: preloaded %s key(s)", loaded)
+            except KeyResolutionError as error:
+                if not error.retryable:
+                    raise  # a configuration error: fail fast
+                # An outage must not keep workers down: keys load on first use, and
+                # a workflow task that finds none fails and is retried (fail closed).
+                logger.warning("tenuo_temporal: preloading keys failed (%s); starting "
+                               "anyway, keys load on first use", error.reason)
         refresher = (asyncio.create_task(self._refresh_roots())
                      if callable(config.trusted_roots) else None)
+        keeper = (asyncio.create_task(self._keep_keys_warm(resolver))
+                  if resolver is not None else None)
         self._active_runs += 1
         try:
             yield
@@ -147,16 +162,54 @@ class TenuoTemporalPlugin(SimplePlugin):
             self._active_runs -= 1
             if refresher is not None:
                 refresher.cancel()
+            if keeper is not None:
+                keeper.cancel()
             if self._active_runs == 0 and resolver is not None and hasattr(resolver, "close"):
                 await asyncio.to_thread(resolver.close)
             if self._active_runs == 0:
                 for signer in config.signers.values():
                     await asyncio.to_thread(signer.close)
 
+    async def _keep_keys_warm(self, resolver: Any) -> None:
+        """Keep the keys workflow tasks need loaded between their tasks.
+
+        Signing reads memory only. A key read less often than ttl +
+        max_staleness expires in between, and the read that finds it expired
+        fails its workflow task while it starts the reload; Temporal spaces
+        such retries further and further apart (up to 10 min), so a workflow
+        whose key nobody else reads can fail on every attempt. Touching recently
+        needed keys through the async path (which refreshes or reloads in the
+        background) keeps them loaded, and reloads them as soon as an outage ends.
+        """
+        interval = _keep_warm_interval(resolver)
+        used = self.interceptor.keys_in_use
+
+        async def touch(key_id: str) -> None:
+            with contextlib.suppress(Exception):  # the signing path reports failures
+                await asyncio.wait_for(resolver.resolve(key_id), max(interval, 5.0))
+
+        while True:
+            await asyncio.sleep(interval)
+            horizon = time.monotonic() - KEEP_WARM_SECONDS
+            for key_id, last in list(used.items()):
+                if last < horizon:
+                    used.pop(key_id, None)
+            await asyncio.gather(*(touch(key_id) for key_id in list(used)))
+
     async def _refresh_roots(self) -> None:
         while True:
             await asyncio.sleep(self.config.trusted_roots_refresh_seconds)
             await asyncio.to_thread(self.config.refresh_trusted_roots)
+
+
+def _keep_warm_interval(resolver: Any) -> float:
+    """How often to touch keys in use: well within each cache's refresh window."""
+    windows = [
+        min(policy.ttl * max(policy.refresh_ahead, 0.1), policy.ttl + policy.max_staleness)
+        for policy in (cache.policy for cache in _caches_of(resolver))
+        if policy.ttl is not None
+    ]
+    return max(0.25, min(windows, default=60.0) / 2)
 
 
 def _caches_of(resolver: Any) -> list[Any]:
