@@ -9,19 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import time
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 import tenuo_core
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import Client, WorkflowFailureError
+from temporalio.client import Client
 from temporalio.client import Interceptor as ClientInterceptor
-from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.runtime import MetricBuffer, Runtime, TelemetryConfig
 from temporalio.worker import (
     ActivityInboundInterceptor,
@@ -48,6 +44,8 @@ try:
 except ImportError:
     import _plugin_workflows as wf  # type: ignore[no-redef]
 
+from _temporal_helpers import connect, denial_of, uid, worker
+
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
 
 ROOT = tenuo_core.SigningKey.generate()
@@ -67,14 +65,8 @@ def read_warrant(root: str = "/data", **kw: Any) -> Any:
     return mint({"read_file": {"path": Subpath(root)}}, **kw)
 
 
-def uid(name: str) -> str:
-    return f"{name}-{uuid.uuid4().hex[:8]}"
 
 
-async def connect(env: Any, config: TenuoPluginConfig, **kwargs: Any) -> Client:
-    target = env.client.service_client.config.target_host
-    return await Client.connect(target, namespace=env.client.namespace,
-                                plugins=[TenuoTemporalPlugin(config)], **kwargs)
 
 
 def default_config(**overrides: Any) -> TenuoPluginConfig:
@@ -86,12 +78,6 @@ def default_config(**overrides: Any) -> TenuoPluginConfig:
     return TenuoPluginConfig(**options)
 
 
-@contextlib.asynccontextmanager
-async def worker(client: Client, queue: str, workflows: Sequence[type] = (),
-                 activities: Sequence[Any] = (), **kwargs: Any) -> AsyncIterator[Worker]:
-    async with Worker(client, task_queue=queue, workflows=list(workflows),
-                      activities=list(activities), **kwargs) as running:
-        yield running
 
 
 ALL_WORKFLOWS = [wf.ReadWorkflow, wf.ReadTwiceWorkflow, wf.WriteWorkflow, wf.CopyWorkflow,
@@ -101,17 +87,6 @@ ALL_WORKFLOWS = [wf.ReadWorkflow, wf.ReadTwiceWorkflow, wf.WriteWorkflow, wf.Cop
 ALL_ACTIVITIES = [wf.read_file, wf.write_file, wf.copy_file, wf.flaky_read]
 
 
-async def denial_of(run: Awaitable[Any]) -> ApplicationError:
-    """Run a workflow expected to fail; return the ApplicationError at its root."""
-    with pytest.raises(WorkflowFailureError) as info:
-        await run
-    cause: BaseException | None = info.value.cause
-    while isinstance(cause, ActivityError) or (
-        cause is not None and not isinstance(cause, ApplicationError)
-    ):
-        cause = cause.cause  # type: ignore[union-attr]
-    assert isinstance(cause, ApplicationError), info.value
-    return cause
 
 
 def calls_since(mark: int) -> list[tuple[str, tuple[object, ...]]]:

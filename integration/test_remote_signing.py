@@ -31,8 +31,6 @@ import contextlib
 import socket
 import threading
 import time
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Sequence
 from typing import Any
 
 import hvac.exceptions
@@ -40,8 +38,8 @@ import pytest
 import tenuo_core
 from _procs import free_port
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.client import WorkflowExecutionStatus
+from temporalio.exceptions import ApplicationError
 from temporalio.worker import Replayer, Worker
 
 from tenuo_keys import (
@@ -76,6 +74,8 @@ try:
 except ImportError:
     import _remote_workflows as wf  # type: ignore[no-redef]
 
+from _temporal_helpers import connect, denial_of, events_of, uid, worker
+
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
 
 ROOT = tenuo_core.SigningKey.generate()
@@ -85,8 +85,6 @@ PREFIX = "tenuo-remote-"
 POLICY = "tenuo-remote-sign"
 
 
-def uid(name: str) -> str:
-    return f"{name}-{uuid.uuid4().hex[:8]}"
 
 
 def mint(holder: Any, capabilities: dict[str, Any] | None = None, ttl: int = 600) -> Any:
@@ -117,31 +115,10 @@ def sign_token(vault_client: Any) -> str:
         "client_token"])
 
 
-async def connect(env: Any, config: TenuoPluginConfig) -> Client:
-    target = env.client.service_client.config.target_host
-    return await Client.connect(target, namespace=env.client.namespace,
-                                plugins=[TenuoTemporalPlugin(config)])
 
 
-@contextlib.asynccontextmanager
-async def worker(client: Client, queue: str, workflows: Sequence[type] = (),
-                 activities: Sequence[Any] = (), **kwargs: Any) -> AsyncIterator[Worker]:
-    async with Worker(client, task_queue=queue, workflows=list(workflows),
-                      activities=list(activities), **kwargs) as running:
-        yield running
 
 
-async def denial_of(run: Awaitable[Any]) -> ApplicationError:
-    """Run a workflow expected to fail; return the ApplicationError at its root."""
-    with pytest.raises(WorkflowFailureError) as info:
-        await run
-    cause: BaseException | None = info.value.cause
-    while isinstance(cause, ActivityError) or (
-        cause is not None and not isinstance(cause, ApplicationError)
-    ):
-        cause = cause.cause  # type: ignore[union-attr]
-    assert isinstance(cause, ApplicationError), info.value
-    return cause
 
 
 def calls_since(mark: int) -> list[tuple[str, tuple[object, ...]]]:
@@ -152,8 +129,6 @@ async def history_of(handle: Any) -> Any:
     return await handle.fetch_history()
 
 
-def events_of(history: Any, kind: int) -> list[Any]:
-    return [e for e in history.events if e.event_type == kind]
 
 
 MARKER = EventType.EVENT_TYPE_MARKER_RECORDED

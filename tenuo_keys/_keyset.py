@@ -137,10 +137,6 @@ class KeyVersions:
             retryable=retryable,
         )
 
-    def same_keys(self, other: KeyVersions) -> bool:
-        """True when both hold the same public keys in the same order."""
-        return [v.public for v in self.versions] == [v.public for v in other.versions]
-
     def __len__(self) -> int:
         return len(self.versions)
 
