@@ -44,7 +44,7 @@ try:
 except ImportError:
     import _plugin_workflows as wf  # type: ignore[no-redef]
 
-from _temporal_helpers import connect, denial_of, uid, worker
+from _temporal_helpers import connect, denial_of, events_of, uid, worker
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
 
@@ -128,6 +128,34 @@ async def test_allowed_with_summaries_audit_and_replay(temporal_env):
     assert result.replay_failure is None
     # No key material anywhere in the history.
     assert_no_secret(history.to_json(), [HOLDER], "workflow history")
+
+
+async def test_activity_summaries_off_keeps_the_callers_and_replays_either_way(temporal_env):
+    """``activity_summaries=False``: the caller's summary (or none) is what history records.
+
+    Switching the knob on a running fleet is safe: a history recorded with
+    summaries replays through a plugin without them, and the other way round.
+    """
+    client = await connect(temporal_env, default_config(activity_summaries=False))
+    queue = uid("nosummary")
+    async with worker(client, queue, ALL_WORKFLOWS, ALL_ACTIVITIES):
+        handle = await start_workflow_authorized(
+            client, wf.ReadTwiceWorkflow.run, workflow_id=uid("wf"), warrant=read_warrant(),
+            key_id="agent1", args=["/data/a.csv", "/data/b.csv"], task_queue=queue)
+        assert await handle.result() == ["contents of /data/a.csv", "contents of /data/b.csv"]
+    history = await handle.fetch_history()
+    summaries = []
+    for event in events_of(history, EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED):
+        payload = event.user_metadata.summary
+        summaries.append((await client.data_converter.decode([payload]))[0]
+                         if payload.data else None)
+        # Authorization is unchanged: every activity still carries its PoP.
+        assert H.POP in event.activity_task_scheduled_event_attributes.header.fields
+    assert summaries == ["monthly report", None]
+    for summaries_on in (True, False):
+        replayer = Replayer(workflows=ALL_WORKFLOWS, plugins=[TenuoTemporalPlugin(
+            default_config(activity_summaries=summaries_on))])
+        assert (await replayer.replay_workflow(history)).replay_failure is None
 
 
 # --------------------------------------------------------------------------- denied

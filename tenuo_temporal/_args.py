@@ -24,12 +24,11 @@ from decimal import Decimal
 from pathlib import PurePath
 from typing import Any
 
-import cachetools
-
 from .errors import TemporalConstraintViolation
 
-__all__ = ["WORKFLOW_SCOPE_ARGS", "canonical", "canonical_args", "param_names",
-           "positional_names", "with_workflow_scope"]
+__all__ = ["WORKFLOW_SCOPE_ARGS", "add_workflow_scope", "canonical", "canonical_args",
+           "check_reserved", "names_for", "param_names", "positional_names",
+           "with_workflow_scope", "workflow_scoped"]
 
 MAX_DEPTH = 32
 
@@ -90,7 +89,14 @@ def canonical_args(names: Sequence[str], args: Sequence[Any]) -> dict[str, Any]:
         raise TemporalConstraintViolation(
             f"{len(args)} argument(s) but {len(names)} name(s) in the signed view"
         )
-    return {name: canonical(value) for name, value in zip(names, args, strict=True)}
+    out: dict[str, Any] = {}
+    for name, value in zip(names, args, strict=True):
+        # Exact str/int/bool/None are already canonical: skip the dispatch
+        # (this runs on both sides of every activity).
+        kind = type(value)
+        out[name] = value if kind is str or kind is int or kind is bool or value is None \
+            else canonical(value)
+    return out
 
 
 def positional_names(count: int) -> list[str]:
@@ -104,15 +110,36 @@ def param_names(fn: Callable[..., Any] | None, count: int) -> list[str] | None:
     Returns:
         The names, or None when ``fn`` is unknown or takes ``*args``.
     """
+    names = names_for(fn, count)
+    return None if names is None else list(names)
+
+
+def names_for(fn: Callable[..., Any] | None, count: int) -> tuple[str, ...] | None:
+    """:func:`param_names` as a tuple, memoized per ``(fn, count)`` (the hot path)."""
     if fn is None:
         return None
     try:
-        names = _positional_params(fn)
+        return _names_memo[fn, count]
+    except KeyError:
+        pass
     except TypeError:  # unhashable callable
-        names = _positional_params.__wrapped__(fn)
+        return _slice(_positional_params.__wrapped__(fn), count)
+    names = _slice(_positional_params(fn), count)
+    with _names_lock:
+        if len(_names_memo) >= 4096:
+            _names_memo.clear()
+        _names_memo[fn, count] = names
+    return names
+
+
+def _slice(names: tuple[str, ...] | None, count: int) -> tuple[str, ...] | None:
     if names is None or count > len(names):
         return None
-    return list(names[:count])
+    return names[:count]
+
+
+_names_memo: dict[tuple[Any, int], tuple[str, ...] | None] = {}
+_names_lock = threading.Lock()
 
 
 @functools.lru_cache(maxsize=1024)
@@ -150,38 +177,53 @@ def with_workflow_scope(warrant: Any, tool: str, args: Mapping[str, Any],
             capability constrains only one of the two, or Temporal gave no
             complete workflow identity.
     """
-    reserved = WORKFLOW_SCOPE_ARGS.intersection(args)
-    if reserved:
+    check_reserved(args)
+    if not workflow_scoped(warrant.capabilities, tool):
+        return dict(args)
+    return add_workflow_scope(args, namespace, workflow_id)
+
+
+def check_reserved(args: Mapping[str, Any]) -> None:
+    """Refuse arguments named like the workflow scope.
+
+    Raises:
+        TemporalConstraintViolation: An argument uses a reserved name.
+    """
+    if WORKFLOW_NAMESPACE_ARG in args or WORKFLOW_ID_ARG in args:
+        reserved = sorted(WORKFLOW_SCOPE_ARGS.intersection(args))
         raise TemporalConstraintViolation(
-            f"argument name(s) {sorted(reserved)} are reserved for the workflow scope")
-    capabilities = _capabilities(warrant)
+            f"argument name(s) {reserved} are reserved for the workflow scope")
+
+
+def workflow_scoped(capabilities: Mapping[str, Any], tool: str) -> bool:
+    """Whether the capability for ``tool`` binds calls to the running workflow.
+
+    Args:
+        capabilities: ``Warrant.capabilities`` of the leaf warrant.
+        tool: The tool called.
+
+    Raises:
+        TemporalConstraintViolation: The capability constrains only one of
+            ``_workflow_namespace`` and ``_workflow_id``.
+    """
     fields = capabilities.get(tool, capabilities.get("*"))
     if not isinstance(fields, Mapping):
-        return dict(args)
+        return False
     has_namespace, has_id = WORKFLOW_NAMESPACE_ARG in fields, WORKFLOW_ID_ARG in fields
-    if not has_namespace and not has_id:
-        return dict(args)
     if has_namespace != has_id:
         raise TemporalConstraintViolation(
             f"workflow scoping of {tool!r} must constrain both {WORKFLOW_NAMESPACE_ARG!r} "
             f"and {WORKFLOW_ID_ARG!r}: a workflow id is unique only within its namespace")
+    return has_namespace
+
+
+def add_workflow_scope(args: Mapping[str, Any], namespace: str | None,
+                       workflow_id: str | None) -> dict[str, Any]:
+    """``args`` plus the workflow identity, for a workflow-scoped capability.
+
+    Raises:
+        TemporalConstraintViolation: Temporal gave no complete workflow identity.
+    """
     if not namespace or not workflow_id:
         raise TemporalConstraintViolation("Temporal gave no complete workflow identity")
     return {**args, WORKFLOW_NAMESPACE_ARG: namespace, WORKFLOW_ID_ARG: workflow_id}
-
-
-_capability_cache: cachetools.LRUCache[str, Any] = cachetools.LRUCache(maxsize=4096)
-_capability_lock = threading.Lock()
-
-
-def _capabilities(warrant: Any) -> Any:
-    # A warrant id names signed, immutable content, so its capabilities can be
-    # read once (the read costs microseconds; this runs for every activity).
-    key = str(warrant.id)
-    with _capability_lock:
-        found = _capability_cache.get(key)
-    if found is None:
-        found = warrant.capabilities
-        with _capability_lock:
-            _capability_cache[key] = found
-    return found

@@ -19,19 +19,19 @@ crash.
 
 from __future__ import annotations
 
-import base64
 import binascii
 import gzip
 import threading
 import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Final
 
-import cachetools
 import tenuo_core
 from temporalio.api.common.v1 import Payload
 
+from ._args import workflow_scoped
 from .errors import HeaderError
 
 WARRANT: Final = "x-tenuo-warrant"
@@ -68,6 +68,33 @@ class WarrantContext:
     chain: tuple[Any, ...]
     key_id: str | None
     payloads: Mapping[str, Payload] = field(repr=False)
+    _scoped: dict[str, bool] = field(default_factory=dict, repr=False, compare=False)
+
+    @cached_property
+    def holder(self) -> Any:
+        """The leaf warrant's ``authorized_holder`` (read once)."""
+        return self.warrant.authorized_holder
+
+    @cached_property
+    def warrant_id(self) -> str:
+        """The leaf warrant's id as text (read once)."""
+        return str(self.warrant.id)
+
+    def workflow_scoped(self, tool: str) -> bool:
+        """Whether calls of ``tool`` are bound to the running workflow (memoized).
+
+        A context is immutable signed content, so the answer never changes.
+
+        Raises:
+            TemporalConstraintViolation: The capability constrains only one of
+                the two workflow-scope arguments.
+        """
+        found = self._scoped.get(tool)
+        if found is None:
+            found = workflow_scoped(self.warrant.capabilities, tool)
+            if len(self._scoped) < 1024:
+                self._scoped[tool] = found
+        return found
 
     @classmethod
     def build(
@@ -103,11 +130,30 @@ def header_bytes(headers: Mapping[str, Payload] | None) -> dict[str, bytes]:
     out: dict[str, bytes] = {}
     for name, payload in (headers or {}).items():
         if name in TENUO_HEADERS:
-            data = bytes(payload.data)
-            if len(data) > MAX_HEADER_BYTES:
-                raise HeaderError(f"header {name} is {len(data)} bytes (limit {MAX_HEADER_BYTES})")
-            out[name] = data
+            out[name] = _capped(name, payload.data)
     return out
+
+
+def _capped(name: str, data: Any) -> bytes:
+    if type(data) is not bytes:
+        data = bytes(data)
+    if len(data) > MAX_HEADER_BYTES:
+        raise HeaderError(f"header {name} is {len(data)} bytes (limit {MAX_HEADER_BYTES})")
+    return data  # type: ignore[no-any-return]
+
+
+def _values(headers: Mapping[str, Payload] | None, names: tuple[str, ...]
+            ) -> tuple[bytes | None, ...]:
+    # One lookup per name: on the protobuf map a worker hands over, this is
+    # several times cheaper than iterating every header.
+    if not headers:
+        return (None,) * len(names)
+    get = headers.get
+    out: list[bytes | None] = []
+    for name in names:
+        payload = get(name)
+        out.append(None if payload is None else _capped(name, payload.data))
+    return tuple(out)
 
 
 def decode_context(
@@ -116,9 +162,9 @@ def decode_context(
     """Decode the warrant context from Temporal headers.
 
     Every activity of a workflow carries byte-identical warrant headers, so
-    decoded contexts are kept in a small LRU keyed by those bytes: the same
-    bytes always decode to the same signed warrant. Expiry and trust are not
-    cached; the verifier checks them on every call.
+    decoded contexts are kept in a small bounded map keyed by those bytes:
+    the same bytes always decode to the same signed warrant. Expiry and trust
+    are not cached; the verifier checks them on every call.
 
     Args:
         headers: The Temporal headers.
@@ -131,26 +177,72 @@ def decode_context(
         HeaderError: Headers are present but malformed, oversized, or of an
             unknown wire format.
     """
-    if raw is None:
-        raw = header_bytes(headers)
-    if WARRANT not in raw:
+    if raw is not None:
+        values = tuple(raw.get(name) for name in _CONTEXT_HEADERS)
+    else:
+        values = _values(headers, _CONTEXT_HEADERS)
+    return _context_of(values)
+
+
+def activity_headers(
+    headers: Mapping[str, Payload] | None,
+) -> tuple[WarrantContext | None, bytes | None, bytes | None]:
+    """What an activity carries: its warrant context, raw PoP and raw argument names.
+
+    The verifier's single read of the headers (decode the last two with
+    :func:`pop_of` and :func:`arg_keys_of`). Runs once per activity, so it is
+    written flat: one lookup per header on the protobuf map the worker hands
+    over, and one dict probe for the decoded context.
+
+    Raises:
+        HeaderError: Malformed or oversized headers.
+    """
+    if not headers:
+        return None, None, None
+    get = headers.get
+    values: list[bytes | None] = []
+    for name in _ACTIVITY_HEADERS:
+        payload = get(name)
+        if payload is None:
+            values.append(None)
+            continue
+        data = payload.data
+        if type(data) is not bytes:
+            data = bytes(data)
+        if len(data) > MAX_HEADER_BYTES:
+            raise HeaderError(f"header {name} is {len(data)} bytes (limit {MAX_HEADER_BYTES})")
+        values.append(data)
+    pop, arg_keys = values[5], values[6]
+    if values[0] is None:
+        return None, pop, arg_keys
+    key = (values[0], values[1], values[2], values[3], values[4])
+    context = _context_cache.get(key)
+    if context is None:
+        context = _context_of(key)
+    return context, pop, arg_keys
+
+
+def _context_of(values: tuple[bytes | None, ...]) -> WarrantContext | None:
+    if values[0] is None:  # no x-tenuo-warrant
         return None
-    cache_key = tuple(raw.get(name, b"") for name in _CONTEXT_HEADERS)
-    with _cache_lock:
-        cached = _context_cache.get(cache_key)
+    cached = _context_cache.get(values)  # lock-free read: dict.get is atomic
     if cached is not None:
         return cached
-    context = _decode_context(raw)
+    context = _decode_context({name: value for name, value in zip(_CONTEXT_HEADERS, values,
+                                                                    strict=True)
+                               if value is not None})
     with _cache_lock:
-        _context_cache[cache_key] = context
+        if len(_context_cache) >= _CONTEXT_CACHE_SIZE:
+            del _context_cache[next(iter(_context_cache))]  # oldest first
+        _context_cache[values] = context
     return context
 
 
 _CONTEXT_HEADERS: Final = (WARRANT, COMPRESSED, WIRE_FORMAT, KEY_ID, CHAIN)
+_ACTIVITY_HEADERS: Final = (*_CONTEXT_HEADERS, POP, ARG_KEYS)
+_CONTEXT_CACHE_SIZE: Final = 1024
 _cache_lock = threading.Lock()
-_context_cache: cachetools.LRUCache[tuple[bytes, ...], WarrantContext] = cachetools.LRUCache(
-    maxsize=1024
-)
+_context_cache: dict[tuple[bytes | None, ...], WarrantContext] = {}
 
 
 def _decode_context(raw: Mapping[str, bytes]) -> WarrantContext:
@@ -189,11 +281,15 @@ def decode_pop(raw: Mapping[str, bytes]) -> bytes | None:
     Raises:
         HeaderError: Not base64, or not 64 bytes.
     """
-    value = raw.get(POP)
+    return pop_of(raw.get(POP))
+
+
+def pop_of(value: bytes | None) -> bytes | None:
+    """Decode a raw ``x-tenuo-pop`` value (see :func:`decode_pop`)."""
     if value is None:
         return None
     try:
-        pop = base64.b64decode(value, validate=True)
+        pop = binascii.a2b_base64(value, strict_mode=True)
     except (binascii.Error, ValueError):
         raise HeaderError("x-tenuo-pop is not base64") from None
     if len(pop) != POP_LEN:
@@ -203,17 +299,31 @@ def decode_pop(raw: Mapping[str, bytes]) -> bytes | None:
 
 def decode_arg_keys(raw: Mapping[str, bytes]) -> list[str] | None:
     """Argument names of the signed view, None when absent."""
-    value = raw.get(ARG_KEYS)
+    names = arg_keys_of(raw.get(ARG_KEYS))
+    return None if names is None else list(names)
+
+
+def arg_keys_of(value: bytes | None) -> tuple[str, ...] | None:
+    """Decode a raw ``x-tenuo-arg-keys`` value (memoized: a handful of values repeat)."""
     if value is None:
         return None
+    found = _arg_keys_cache.get(value)
+    if found is not None:
+        return found
     try:
         text = value.decode("utf-8")
     except UnicodeDecodeError:
         raise HeaderError("x-tenuo-arg-keys is not UTF-8") from None
-    names = text.split(",") if text else []
+    names = tuple(text.split(",")) if text else ()
     if len(set(names)) != len(names) or any(not n or not n.isprintable() for n in names):
         raise HeaderError("x-tenuo-arg-keys holds empty, duplicate or unprintable names")
+    if len(_arg_keys_cache) >= 1024:
+        _arg_keys_cache.clear()
+    _arg_keys_cache[value] = names
     return names
+
+
+_arg_keys_cache: dict[bytes, tuple[str, ...]] = {}
 
 
 def _key_id(value: bytes | None) -> str | None:

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import base64
+import binascii
 import inspect
 import logging
 import math
 import time
 from collections.abc import Callable, Mapping
 from contextvars import ContextVar
-from datetime import datetime, timezone
+from datetime import timezone
 from typing import Any, ClassVar
 
 import temporalio.activity
@@ -24,7 +24,13 @@ from temporalio.exceptions import ApplicationError
 from tenuo_keys import KeyResolutionError
 
 from . import _headers as H
-from ._args import canonical_args, param_names, positional_names, with_workflow_scope
+from ._args import (
+    add_workflow_scope,
+    canonical_args,
+    check_reserved,
+    names_for,
+    positional_names,
+)
 from ._audit import AuditEvent, redact
 from ._config import POP_WINDOW_SECS, TenuoPluginConfig
 from ._headers import WarrantContext
@@ -114,6 +120,7 @@ class TenuoInterceptor(temporalio.client.Interceptor, temporalio.worker.Intercep
         self.keys_in_use: dict[str, float] = {}
         self.meter: Any = None
         self._counters: dict[str, Any] = {}
+        self._per_tool: dict[str, tuple[Any, Any]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._pending: set[asyncio.Future[None]] = set()
 
@@ -179,73 +186,119 @@ class TenuoInterceptor(temporalio.client.Interceptor, temporalio.worker.Intercep
 
     async def authorize(
         self, input: temporalio.worker.ExecuteActivityInput, info: temporalio.activity.Info,
+        tool: str | None = None,
     ) -> tuple[WarrantContext | None, dict[str, Any]]:
         """Check one activity; raise a :class:`TenuoTemporalError` to deny.
+
+        Args:
+            input: The activity as the worker received it.
+            info: Its ``activity.info()``.
+            tool: The warrant tool name, when already mapped from the activity type.
 
         Returns:
             The warrant context (None when no warrant is required) and the
             named arguments the constraints saw.
         """
+        if tool is None:
+            tool = self.config.tool_for(info.activity_type)
+        context, args, pending = self.check(input, info, tool)
+        if pending is not None:
+            await self.claim(pending, tool)
+        return context, args
+
+    async def claim(self, pending: tuple[bytes, str], tool: str) -> None:
+        """Claim a PoP in a replay store that answers asynchronously (a shared one).
+
+        Raises:
+            PopReplayed: Another workflow presented this PoP first.
+        """
+        store = self.config.replay_store
+        assert store is not None
+        if not await store.claim(pending[0], pending[1], self._replay_ttl()):
+            raise PopReplayed("this PoP was already presented by another workflow", tool=tool)
+
+    def check(
+        self, input: temporalio.worker.ExecuteActivityInput, info: temporalio.activity.Info,
+        tool: str,
+    ) -> tuple[WarrantContext | None, dict[str, Any], tuple[bytes, str] | None]:
+        """:meth:`authorize` up to an asynchronous replay-store claim, without a coroutine.
+
+        Returns:
+            The context, the constraint arguments, and ``(pop digest, owner)``
+            still to :meth:`claim` when the replay store only answers
+            asynchronously (None when nothing is left to do).
+
+        Raises:
+            TenuoTemporalError: The denial.
+        """
         config = self.config
-        tool = config.tool_for(info.activity_type)
-        raw = H.header_bytes(input.headers)
-        context = H.decode_context(input.headers, raw)
-        args = list(input.args)
+        context, raw_pop, raw_arg_keys = H.activity_headers(input.headers)
+        args = input.args
         if context is None:
             if config.require_warrant:
                 raise WarrantMissing("the activity carries no warrant", tool=tool)
-            return None, {}
+            return None, {}, None
         if not config.verifies:
             raise ChainValidationError("this worker has no trusted_roots to verify with",
                                        tool=tool)
-        if len(context.chain) > config.max_chain_depth:
+        chain = context.chain
+        if len(chain) > config.max_chain_depth:
             raise ChainValidationError(
-                f"chain of {len(context.chain)} warrants exceeds the maximum "
+                f"chain of {len(chain)} warrants exceeds the maximum "
                 f"{config.max_chain_depth}", tool=tool)
         try:
-            pop = H.decode_pop(raw)
+            pop = H.pop_of(raw_pop)
         except HeaderError as error:  # malformed PoP: TENUO_POP_INVALID, as documented
             raise PopVerificationError(error.reason, tool=tool) from None
         if pop is None:
             raise PopVerificationError("the activity carries no PoP", tool=tool)
-        signed_names = H.decode_arg_keys(raw) or positional_names(len(args))
-        if len(signed_names) != len(args):
+        count = len(args)
+        signed_names = H.arg_keys_of(raw_arg_keys) or positional_names(count)
+        if len(signed_names) != count:
             raise TemporalConstraintViolation(
-                f"{len(args)} argument(s) arrived but {len(signed_names)} were signed", tool=tool)
-        signed = canonical_args(signed_names, args)
+                f"{count} argument(s) arrived but {len(signed_names)} were signed", tool=tool)
         # Constraints bind to what the activity receives: its own parameter names,
         # else positions; never the signed names (x-tenuo-arg-keys), which the
         # workflow chooses and could point a lax constraint at the value a strict
         # one should have checked.
-        names = param_names(input.fn, len(args)) or positional_names(len(args))
+        names = names_for(input.fn, count) or positional_names(count)
         constraint_args = canonical_args(names, args)
-        signed = with_workflow_scope(context.warrant, tool, signed, info.workflow_namespace,
-                                     info.workflow_id)
-        constraint_args = with_workflow_scope(context.warrant, tool, constraint_args,
-                                              info.workflow_namespace, info.workflow_id)
-        for link in context.chain:
+        # Usually both sides name the arguments alike: one view serves both.
+        signed = (constraint_args if tuple(signed_names) == tuple(names)
+                  else canonical_args(signed_names, args))
+        check_reserved(signed)
+        check_reserved(constraint_args)
+        if context.workflow_scoped(tool):
+            namespace, workflow_id = info.workflow_namespace, info.workflow_id
+            one_view = signed is constraint_args
+            constraint_args = add_workflow_scope(constraint_args, namespace, workflow_id)
+            signed = (constraint_args if one_view
+                      else add_workflow_scope(signed, namespace, workflow_id))
+        for link in chain:
             if link.is_expired():
                 raise WarrantExpired(f"warrant {link.id} expired at {link.expires_at()}",
                                      tool=tool)
         authorizer = config.authorizer(self._windows(info))
         try:
             authorizer.check_chain_with_pop_args(
-                list(context.chain), tool, signed, constraint_args, signature=pop)
+                chain, tool, signed, constraint_args, signature=pop)
         except tx.TenuoError as exc:
             raise self._classify(exc, context, tool) from None
         except RuntimeError as exc:
             raise ChainValidationError(str(exc), tool=tool) from None
+        if not config.replay_protection:
+            return context, constraint_args, None
         # A PoP belongs to the workflow that first presented it. Runs of one
         # workflow (retries, continue-as-new, resets) share it: the same call
         # under the same warrant in the same window signs to the same bytes.
         owner = f"{info.workflow_namespace}/{info.workflow_id}"
-        store = config.replay_store
-        assert store is not None
-        if config.replay_protection and not await store.claim(
-                pop_digest(pop), owner, self._replay_ttl()):
-            raise PopReplayed("this PoP was already presented by another workflow",
-                              tool=tool)
-        return context, constraint_args
+        claim_now = getattr(config.replay_store, "claim_now", None)
+        if claim_now is None:
+            return context, constraint_args, (pop_digest(pop), owner)
+        # The in-memory store answers without suspending.
+        if not claim_now(pop_digest(pop), owner, self._replay_ttl()):
+            raise PopReplayed("this PoP was already presented by another workflow", tool=tool)
+        return context, constraint_args, None
 
     def _windows(self, info: temporalio.activity.Info) -> int:
         # Freshness is bound to when Temporal recorded the scheduling, not to
@@ -254,14 +307,15 @@ class TenuoInterceptor(temporalio.client.Interceptor, temporalio.worker.Intercep
         scheduled = info.scheduled_time
         if scheduled.tzinfo is None:
             scheduled = scheduled.replace(tzinfo=timezone.utc)
-        backlog = (datetime.now(timezone.utc) - scheduled).total_seconds()
+        backlog = time.time() - scheduled.timestamp()
         # The authorizer centres its windows on now, so cover the backlog on
-        # both sides of it.
-        # The configured windows already reach about half their span back;
-        # widen only for a backlog beyond that.
-        covered = (self.config.pop_max_windows // 2) * POP_WINDOW_SECS
-        extra = math.ceil(max(0.0, backlog - covered) / POP_WINDOW_SECS)
-        return self.config.pop_max_windows + 2 * extra
+        # both sides of it. The configured windows already reach about half
+        # their span back; widen only for a backlog beyond that.
+        windows = self.config.pop_max_windows
+        covered = (windows // 2) * POP_WINDOW_SECS
+        if backlog <= covered:
+            return windows
+        return windows + 2 * math.ceil((backlog - covered) / POP_WINDOW_SECS)
 
     def _replay_ttl(self) -> float:
         cfg = self.config
@@ -294,6 +348,34 @@ class TenuoInterceptor(temporalio.client.Interceptor, temporalio.worker.Intercep
 
     # -- outcomes ----------------------------------------------------------
 
+    def count(self, tool: str, latency_ms: float, error: TenuoTemporalError | None) -> None:
+        """Add one decision to the metrics (a no-op when metrics are off).
+
+        Allowed calls go through per-tool metric handles with the ``tool``
+        attribute bound once: an attribute dict per call costs the Temporal
+        meter about a microsecond more per instrument.
+        """
+        if not self._counters:
+            return
+        if error is None:
+            bound = self._per_tool.get(tool)
+            if bound is None:
+                bound = self._bind(tool)
+            bound[0].add(1)
+            bound[1].record(latency_ms)
+            return
+        attrs = {"tool": tool}
+        self._counters["deny"].add(1, {**attrs, "reason": error.type})
+        self._counters["latency"].record(latency_ms, attrs)
+
+    def _bind(self, tool: str) -> tuple[Any, Any]:
+        attrs = {"tool": tool}
+        bound = (self._counters["allow"].with_additional_attributes(attrs),
+                 self._counters["latency"].with_additional_attributes(attrs))
+        if len(self._per_tool) < 1024:  # tool names come from registered activities
+            self._per_tool[tool] = bound
+        return bound
+
     async def record(
         self,
         info: temporalio.activity.Info,
@@ -306,13 +388,7 @@ class TenuoInterceptor(temporalio.client.Interceptor, temporalio.worker.Intercep
         """Emit metrics and the audit event for one decision."""
         latency_ms = (time.perf_counter() - started) * 1000.0
         reason = error.type if error else None
-        if self._counters:
-            attrs = {"tool": tool}
-            if error is None:
-                self._counters["allow"].add(1, attrs)
-            else:
-                self._counters["deny"].add(1, {**attrs, "reason": error.type})
-            self._counters["latency"].record(latency_ms, attrs)
+        self.count(tool, latency_ms, error)
         if self.config.audit_callback is None:
             if error is not None:
                 logger.warning("tenuo: denied %s for workflow %s: %s", tool, info.workflow_id,
@@ -381,18 +457,24 @@ class _ActivityInbound(temporalio.worker.ActivityInboundInterceptor):
 
     async def execute_activity(self, input: temporalio.worker.ExecuteActivityInput) -> Any:
         info = temporalio.activity.info()
-        if info.activity_type in (MINT_ACTIVITY, REMOTE_SIGN_ACTIVITY) and info.is_local:
+        if info.is_local and info.activity_type in (MINT_ACTIVITY, REMOTE_SIGN_ACTIVITY):
             return await super().execute_activity(input)
+        tenuo = self._tenuo
         started = time.perf_counter()
-        tool = self._tenuo.config.tool_for(info.activity_type)
+        tool = tenuo.config.tool_for(info.activity_type)
         try:
-            context, args = await self._tenuo.authorize(input, info)
+            context, args, pending = tenuo.check(input, info, tool)
+            if pending is not None:
+                await tenuo.claim(pending, tool)
         except TenuoTemporalError as error:
             error.tool = error.tool or tool
-            await self._tenuo.record(info, tool, started, None, {}, error)
+            await tenuo.record(info, tool, started, None, {}, error)
             raise denial(error) from None
-        await self._tenuo.record(info, tool, started, context, args, None)
-        return await super().execute_activity(input)
+        if tenuo.config.audit_callback is not None:
+            await tenuo.record(info, tool, started, context, args, None)
+        elif tenuo._counters:
+            tenuo.count(tool, (time.perf_counter() - started) * 1000.0, None)
+        return await self.next.execute_activity(input)
 
 
 # --------------------------------------------------------------------------- workflow
@@ -469,18 +551,22 @@ class _WorkflowOutbound(temporalio.worker.WorkflowOutboundInterceptor):
         if context is None:
             return  # no warrant: the activity worker decides (require_warrant)
         tenuo = self._state.interceptor
-        tool = tenuo.config.tool_for(input.activity)
-        args = list(input.args)
+        config = tenuo.config
+        tool = config.tool_for(input.activity)
+        args = input.args
+        count = len(args)
         fn = activity_fn_override.get() or tenuo.activity_fns.get(input.activity)
-        names = param_names(fn, len(args)) or positional_names(len(args))
-        info = temporalio.workflow.info()
+        names = names_for(fn, count) or tuple(positional_names(count))
         try:
-            signed = with_workflow_scope(context.warrant, tool, canonical_args(names, args),
-                                         info.namespace, info.workflow_id)
+            signed = canonical_args(names, args)
+            check_reserved(signed)
+            if context.workflow_scoped(tool):
+                info = temporalio.workflow.info()
+                signed = add_workflow_scope(signed, info.namespace, info.workflow_id)
         except TenuoTemporalError as error:
             raise tenuo.workflow_denial(denial(error), tool) from None
         try:
-            pop = workflow_pop(tenuo.config, context, tool, signed)  # signers, remote or local
+            pop = workflow_pop(config, context, tool, signed)  # signers, remote or local
             if pop is None:
                 try:
                     key = self._holder_key(context)
@@ -497,39 +583,57 @@ class _WorkflowOutbound(temporalio.worker.WorkflowOutboundInterceptor):
         except ApplicationError as error:
             raise tenuo.workflow_denial(error, tool) from None
         headers: dict[str, Payload] = {**input.headers, **context.payloads}
-        headers[H.POP] = Payload(data=base64.b64encode(bytes(pop)))
-        headers[H.ARG_KEYS] = Payload(data=",".join(names).encode("utf-8"))
+        headers[H.POP] = Payload(data=binascii.b2a_base64(pop, newline=False))
+        headers[H.ARG_KEYS] = _arg_keys_payload(names)
         input.headers = headers
-        input.summary = (f"{SUMMARY_PREFIX} {tool}: {input.summary}" if input.summary
-                         else f"{SUMMARY_PREFIX} {tool}")
+        if config.activity_summaries:
+            input.summary = (f"{SUMMARY_PREFIX} {tool}: {input.summary}" if input.summary
+                             else f"{SUMMARY_PREFIX} {tool}")
 
     def _holder_key(self, context: WarrantContext) -> Any:
-        resolver = self._state.interceptor.config.key_resolver
+        tenuo = self._state.interceptor
+        resolver = tenuo.config.key_resolver
         if resolver is None:
             raise denial(ChainValidationError(
                 "this worker has no key_resolver, so it cannot sign PoP"))
-        if context.key_id is None:
+        key_id = context.key_id
+        if key_id is None:
             raise ApplicationError("the warrant headers carry no x-tenuo-key-id",
                                    type=KEY_RESOLUTION_TYPE, non_retryable=True)
-        holder = context.warrant.authorized_holder
-        self._state.interceptor.keys_in_use[context.key_id] = time.monotonic()
+        holder = context.holder
+        tenuo.keys_in_use[key_id] = time.monotonic()
         try:
             by_holder = getattr(resolver, "resolve_for_holder_sync", None)
             if by_holder is not None:
-                return by_holder(context.key_id, holder)
-            key = resolver.resolve_sync(context.key_id)
+                return by_holder(key_id, holder)
+            key = resolver.resolve_sync(key_id)
         except KeyResolutionError as error:
             if error.retryable:
                 raise KeyNotReady(
-                    f"tenuo: holder key {context.key_id!r} is not available yet "
+                    f"tenuo: holder key {key_id!r} is not available yet "
                     f"({error.reason}); the workflow task will be retried") from None
             raise ApplicationError(str(error), type=KEY_RESOLUTION_TYPE,
                                    non_retryable=True) from None
         if bytes(key.public_key_bytes()) != bytes(holder.to_bytes()):
             raise ApplicationError(
-                f"key {context.key_id!r} is not the warrant's holder",
+                f"key {key_id!r} is not the warrant's holder",
                 type=KEY_RESOLUTION_TYPE, non_retryable=True)
         return key
+
+
+def _arg_keys_payload(names: tuple[str, ...]) -> Payload:
+    # The same few argument lists repeat: build each header payload once. The
+    # SDK copies header payloads into its command, so sharing one is safe.
+    found = _arg_keys_payloads.get(names)
+    if found is None:
+        found = Payload(data=",".join(names).encode("utf-8"))
+        if len(_arg_keys_payloads) >= 1024:
+            _arg_keys_payloads.clear()
+        _arg_keys_payloads[names] = found
+    return found
+
+
+_arg_keys_payloads: dict[tuple[str, ...], Payload] = {}
 
 
 # --------------------------------------------------------------------------- client

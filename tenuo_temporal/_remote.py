@@ -272,7 +272,8 @@ async def presign(state: RunState, fn: Any, args: Sequence[Any]) -> RemotePop | 
     try:
         result = await temporalio.workflow.execute_local_activity(
             REMOTE_SIGN_ACTIVITY, request, start_to_close_timeout=SIGN_TIMEOUT,
-            retry_policy=SIGN_RETRY, summary=f"{SUMMARY_PREFIX} sign {tool}")
+            retry_policy=SIGN_RETRY,
+            summary=f"{SUMMARY_PREFIX} sign {tool}" if config.activity_summaries else None)
     except ActivityError as exc:
         cause = exc.cause
         if isinstance(cause, ApplicationError) and cause.type == KEY_RESOLUTION_TYPE:

@@ -51,6 +51,10 @@ class InMemoryReplayStore:
 
     async def claim(self, pop_digest: bytes, owner: str, ttl_seconds: float) -> bool:
         """See :meth:`ReplayStore.claim`."""
+        return self.claim_now(pop_digest, owner, ttl_seconds)
+
+    def claim_now(self, pop_digest: bytes, owner: str, ttl_seconds: float) -> bool:
+        """:meth:`claim` without a coroutine (the verifier calls this when present)."""
         now = time.monotonic()
         with self._lock:
             held = self._held.get(pop_digest)

@@ -121,3 +121,95 @@ def test_any_headers_give_context_none_or_header_error(raw):
         return
     if ctx is not None:
         assert ctx.warrant.id == WARRANT.id
+
+
+# -- the verifier's single read: activity_headers -----------------------------------
+
+
+def proto_map(headers: dict[str, Payload]):
+    """The headers as the protobuf map a Temporal worker hands to interceptors."""
+    from temporalio.bridge.proto.activity_task import activity_task_pb2
+
+    start = activity_task_pb2.Start()
+    for name, payload in headers.items():
+        start.header_fields[name].CopyFrom(payload)
+    return start.header_fields
+
+
+def activity_payloads(pop: bytes = b"p" * 64, arg_keys: bytes = b"path") -> dict[str, Payload]:
+    return {**H.WarrantContext.build(WARRANT, "agent1").payloads,
+            H.POP: Payload(data=base64.b64encode(pop)), H.ARG_KEYS: Payload(data=arg_keys)}
+
+
+def test_activity_headers_read_the_protobuf_map_like_the_dict():
+    headers = activity_payloads()
+    for given_headers in (headers, proto_map(headers)):
+        context, raw_pop, raw_arg_keys = H.activity_headers(given_headers)
+        assert context is not None and context.warrant.id == WARRANT.id
+        assert context.key_id == "agent1" and len(context.chain) == 1
+        assert H.pop_of(raw_pop) == b"p" * 64
+        assert H.arg_keys_of(raw_arg_keys) == ("path",)
+    # The same header bytes give the same decoded context (decoded once).
+    assert H.activity_headers(proto_map(headers))[0] is H.decode_context(headers)
+    assert H.activity_headers({}) == (None, None, None)
+    assert H.activity_headers(None) == (None, None, None)
+
+
+def test_activity_headers_without_a_warrant_still_return_the_pop():
+    headers = activity_payloads()
+    del headers[H.WARRANT]
+    context, raw_pop, raw_arg_keys = H.activity_headers(proto_map(headers))
+    assert context is None and raw_pop is not None and raw_arg_keys == b"path"
+
+
+@pytest.mark.parametrize("name", [H.WARRANT, H.POP, H.ARG_KEYS, H.CHAIN])
+def test_activity_headers_cap_every_header_before_decoding(name):
+    headers = activity_payloads()
+    headers[name] = Payload(data=b"x" * (H.MAX_HEADER_BYTES + 1))
+    with pytest.raises(HeaderError, match=f"header {name} is .* bytes"):
+        H.activity_headers(proto_map(headers))
+
+
+def test_activity_headers_refuse_what_decode_context_refuses():
+    headers = activity_payloads()
+    headers[H.WIRE_FORMAT] = Payload(data=b"9")
+    with pytest.raises(HeaderError, match="unknown wire format"):
+        H.activity_headers(proto_map(headers))
+
+
+def test_decoded_contexts_are_bounded():
+    for i in range(H._CONTEXT_CACHE_SIZE + 50):
+        H.decode_context({**H.WarrantContext.build(WARRANT, f"key-{i}").payloads})
+    assert len(H._context_cache) <= H._CONTEXT_CACHE_SIZE
+
+
+def test_arg_keys_of_is_memoized_and_still_validates():
+    assert H.arg_keys_of(b"a,b") == ("a", "b")
+    assert H.arg_keys_of(b"a,b") is H.arg_keys_of(b"a,b")
+    assert H.arg_keys_of(None) is None
+    for bad in (b"a,a", b",", b"\xff", b"a,\x00"):
+        with pytest.raises(HeaderError):
+            H.arg_keys_of(bad)
+
+
+def test_pop_of_is_strict_base64():
+    good = base64.b64encode(b"q" * 64)
+    assert H.pop_of(good) == b"q" * 64
+    for bad in (good[:-1], good + b"=", b" " + good, b"*" + good[1:]):
+        with pytest.raises(HeaderError):
+            H.pop_of(bad)
+
+
+def test_workflow_scoped_is_read_once_per_context():
+    scoped = tenuo_core.Warrant.issue(
+        keypair=ROOT, capabilities={"read_file": {
+            "path": tenuo_core.Subpath("/data"),
+            "_workflow_namespace": tenuo_core.Exact("default"),
+            "_workflow_id": tenuo_core.Pattern("wf-*")}},
+        ttl_seconds=600, holder=HOLDER.public_key)
+    context = H.WarrantContext.build(scoped, "agent1")
+    assert context.workflow_scoped("read_file") is True
+    assert context.workflow_scoped("read_file") is True  # from the memo
+    assert H.WarrantContext.build(WARRANT, "agent1").workflow_scoped("read_file") is False
+    assert context.holder.to_bytes() == HOLDER.public_key.to_bytes()
+    assert context.warrant_id == str(scoped.id)

@@ -24,3 +24,13 @@ async def test_bounded_size_drops_the_oldest():
     assert "held=" in repr(store)
     assert len(store._held) <= 10
     assert await store.claim(bytes([24]), "wf-24", 60)  # the newest are kept
+
+
+def test_claim_now_answers_like_claim_without_a_coroutine():
+    store = InMemoryReplayStore()
+    assert store.claim_now(b"d1", "ns/wf-a", 60)
+    assert store.claim_now(b"d1", "ns/wf-a", 60)
+    assert not store.claim_now(b"d1", "ns/wf-b", 60)
+    assert store.claim_now(b"d2", "ns/wf-b", 0.05)
+    time.sleep(0.06)
+    assert store.claim_now(b"d2", "ns/wf-c", 60)

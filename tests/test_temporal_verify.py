@@ -1,0 +1,147 @@
+"""The activity-side check, in process: the hot path's shortcuts keep every denial.
+
+``TenuoInterceptor.check`` is what the activity inbound interceptor runs
+before an activity body. These tests drive it directly on a protobuf header
+map, as a worker hands it over; the end-to-end cases on a real Temporal
+server are in ``integration/test_plugin.py`` and ``integration/test_adversarial.py``.
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+from datetime import datetime, timezone
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+import tenuo_core
+from temporalio import activity
+from temporalio.api.common.v1 import Payload
+from temporalio.bridge.proto.activity_task import activity_task_pb2
+from temporalio.worker import ExecuteActivityInput
+
+from tenuo_keys import StaticKeyResolver
+from tenuo_temporal import InMemoryReplayStore, TenuoPluginConfig
+from tenuo_temporal import _headers as H
+from tenuo_temporal._interceptors import TenuoInterceptor
+from tenuo_temporal.errors import (
+    PopReplayed,
+    PopVerificationError,
+    TemporalConstraintViolation,
+)
+
+ROOT = tenuo_core.SigningKey.generate()
+HOLDER = tenuo_core.SigningKey.generate()
+WARRANT = tenuo_core.Warrant.issue(
+    keypair=ROOT, capabilities={"read_file": {"path": tenuo_core.Subpath("/data")}},
+    ttl_seconds=600, holder=HOLDER.public_key)
+SCOPED = tenuo_core.Warrant.issue(
+    keypair=ROOT, capabilities={"read_file": {
+        "path": tenuo_core.Subpath("/data"),
+        "_workflow_namespace": tenuo_core.Exact("default"),
+        "_workflow_id": tenuo_core.Pattern("wf-*")}},
+    ttl_seconds=600, holder=HOLDER.public_key)
+
+
+@activity.defn
+async def read_file(path: str) -> str:
+    return path
+
+
+class AsyncOnlyStore:
+    """A shared store's shape: ``claim`` only, answered asynchronously."""
+
+    def __init__(self) -> None:
+        self.inner = InMemoryReplayStore()
+        self.calls = 0
+
+    async def claim(self, pop_digest: bytes, owner: str, ttl_seconds: float) -> bool:
+        self.calls += 1
+        return await self.inner.claim(pop_digest, owner, ttl_seconds)
+
+
+def interceptor(store: Any = None) -> TenuoInterceptor:
+    tenuo = TenuoInterceptor(TenuoPluginConfig(
+        key_resolver=StaticKeyResolver({"agent1": HOLDER}), trusted_roots=[ROOT.public_key],
+        metrics=False, replay_store=store))
+    tenuo.register_activities([read_file])
+    return tenuo
+
+
+def info(workflow_id: str = "wf-1") -> Any:
+    return SimpleNamespace(
+        activity_type="read_file", workflow_namespace="default", workflow_id=workflow_id,
+        workflow_run_id="run", activity_id="1", attempt=1, is_local=False,
+        scheduled_time=datetime.now(timezone.utc))
+
+
+def activity_input(args: list[Any], signed: dict[str, Any], arg_keys: str,
+                   warrant: Any = WARRANT) -> ExecuteActivityInput:
+    pop = warrant.sign(HOLDER, "read_file", signed, int(time.time()))
+    headers = {**H.WarrantContext.build(warrant, "agent1").payloads,
+               H.POP: Payload(data=base64.b64encode(bytes(pop))),
+               H.ARG_KEYS: Payload(data=arg_keys.encode())}
+    start = activity_task_pb2.Start()
+    for name, payload in headers.items():
+        start.header_fields[name].CopyFrom(payload)
+    return ExecuteActivityInput(fn=read_file, args=args, executor=None,
+                                headers=start.header_fields)
+
+
+def test_allowed_with_one_view_when_both_sides_name_alike():
+    context, named, pending = interceptor().check(
+        activity_input(["/data/a"], {"path": "/data/a"}, "path"), info(), "read_file")
+    assert context is not None and named == {"path": "/data/a"} and pending is None
+
+
+def test_split_views_positional_signing_still_checks_constraints_by_name():
+    tenuo = interceptor()
+    # A workflow worker without the activity code signs arg0; constraints see "path".
+    _, named, _ = tenuo.check(activity_input(["/data/a"], {"arg0": "/data/a"}, "arg0"),
+                              info(), "read_file")
+    assert named == {"path": "/data/a"}
+    with pytest.raises(TemporalConstraintViolation):
+        tenuo.check(activity_input(["/etc/passwd"], {"arg0": "/etc/passwd"}, "arg0"),
+                    info(), "read_file")
+
+
+def test_signed_names_never_steer_constraints():
+    # The PoP is valid for {"other": ...}, but the activity's parameter is "path".
+    with pytest.raises((TemporalConstraintViolation, PopVerificationError)):
+        interceptor().check(activity_input(["/etc/passwd"], {"other": "/etc/passwd"}, "other"),
+                            info(), "read_file")
+
+
+def test_workflow_scope_is_added_to_both_views_and_enforced():
+    tenuo = interceptor()
+    signed = {"path": "/data/a", "_workflow_namespace": "default", "_workflow_id": "wf-1"}
+    _, named, _ = tenuo.check(activity_input(["/data/a"], signed, "path", SCOPED),
+                              info("wf-1"), "read_file")
+    assert named == signed
+    with pytest.raises((TemporalConstraintViolation, PopVerificationError)):
+        tenuo.check(activity_input(["/data/a"], signed, "path", SCOPED), info("other-1"),
+                    "read_file")
+
+
+def test_in_memory_store_is_claimed_inline_and_refuses_a_second_workflow():
+    tenuo = interceptor()
+    first = activity_input(["/data/a"], {"path": "/data/a"}, "path")
+    assert tenuo.check(first, info("wf-1"), "read_file")[2] is None
+    assert tenuo.check(first, info("wf-1"), "read_file")[2] is None  # same workflow: a retry
+    with pytest.raises(PopReplayed):
+        tenuo.check(first, info("wf-2"), "read_file")
+
+
+async def test_a_store_without_claim_now_is_awaited():
+    store = AsyncOnlyStore()
+    tenuo = interceptor(store)
+    first = activity_input(["/data/a"], {"path": "/data/a"}, "path")
+    assert await tenuo.authorize(first, info("wf-1")) is not None
+    assert store.calls == 1
+    _, _, pending = tenuo.check(first, info("wf-2"), "read_file")
+    assert pending is not None and pending[1] == "default/wf-2"
+    with pytest.raises(PopReplayed):
+        await tenuo.claim(pending, "read_file")
+    with pytest.raises(PopReplayed):
+        await tenuo.authorize(first, info("wf-2"))
