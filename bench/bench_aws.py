@@ -33,31 +33,26 @@ Usage:
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import base64
 import collections
-import gc
-import json
 import logging
-import os
-import platform
-import statistics
 import sys
 import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from importlib import metadata
-from itertools import repeat
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "integration"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import boto3
 import tenuo_core
 from _procs import ManagedProcess, find_binary, free_port
+from _util import exit_with, parser, run_meta, spread, time_1, time_2, without_gc, write_json
 from botocore.awsrequest import AWSResponse
 from botocore.config import Config
 
@@ -103,12 +98,6 @@ class Moto:
             aws_access_key_id="testing", aws_secret_access_key="testing", region_name=REGION,
         ).client("secretsmanager", endpoint_url=self.endpoint, config=Config(
             retries={"mode": "standard", "total_max_attempts": 1}, max_pool_connections=16))
-
-
-def _pct(samples: list[float], q: float) -> float:
-    if len(samples) == 1:
-        return samples[0]
-    return statistics.quantiles(samples, n=100, method="inclusive")[int(q) - 1]
 
 
 def _fmt(seconds: float) -> str:
@@ -157,12 +146,12 @@ def bench_cold(moto: Moto, keys: dict[str, Any], count: int) -> dict[str, Any]:
         t0 = time.perf_counter()
         plain.get_secret_value(SecretId=TEMPLATE.replace("{key_id}", key_id))
         bare.append(time.perf_counter() - t0)
+    ours_p50, _, ours_p90 = spread(samples)
+    bare_p50, _, bare_p90 = spread(bare)
     return {
-        "ours.resolve": {"p50_s": statistics.median(samples), "p90_s": _pct(samples, 90),
-                         "n": len(samples),
+        "ours.resolve": {"p50_s": ours_p50, "p90_s": ours_p90, "n": len(samples),
                          "calls_per_key": {k: v / len(ids) for k, v in calls.counts.items()}},
-        "baseline.get_secret_value": {"p50_s": statistics.median(bare),
-                                      "p90_s": _pct(bare, 90), "n": len(bare)},
+        "baseline.get_secret_value": {"p50_s": bare_p50, "p90_s": bare_p90, "n": len(bare)},
     }
 
 
@@ -230,23 +219,6 @@ def bench_preload(moto: Moto, keys: dict[str, Any], rounds: int) -> dict[str, An
     return results
 
 
-def _time_calls(fn: Any, a: Any, b: Any, n: int) -> float:
-    it = repeat(None, n)
-    gc.disable()
-    try:
-        if b is None:
-            t0 = time.perf_counter_ns()
-            for _ in it:
-                fn(a)
-        else:
-            t0 = time.perf_counter_ns()
-            for _ in it:
-                fn(a, b)
-        return (time.perf_counter_ns() - t0) / n
-    finally:
-        gc.enable()
-
-
 def bench_warm(moto: Moto, keys: dict[str, Any], batches: int, n: int) -> dict[str, Any]:
     key_id, key = next(iter(keys.items()))
     holder = key.public_key
@@ -255,20 +227,22 @@ def bench_warm(moto: Moto, keys: dict[str, Any], batches: int, n: int) -> dict[s
         resolver.preload([key_id])
         held = resolver.resolve_versions_sync(key_id)
         floor = {key_id: key}
-        variants = {
-            "floor.dict_get": (floor.get, key_id, None),
-            "ours.resolve_sync": (resolver.resolve_sync, key_id, None),
-            "ours.resolve_for_holder_sync": (resolver.resolve_for_holder_sync, key_id, holder),
+        variants = {  # name -> n calls -> elapsed ns
+            "floor.dict_get": partial(time_1, floor.get, key_id),
+            "ours.resolve_sync": partial(time_1, resolver.resolve_sync, key_id),
+            "ours.resolve_for_holder_sync": partial(
+                time_2, resolver.resolve_for_holder_sync, key_id, holder),
         }
         samples: dict[str, list[float]] = {name: [] for name in variants}
         for _ in range(batches):
-            for name, (fn, a, b) in variants.items():
-                samples[name].append(_time_calls(fn, a, b, n))
+            for name, batch in variants.items():
+                samples[name].append(without_gc(batch, n) / n)
         if resolver.resolve_versions_sync(key_id) is not held:
             raise SystemExit("the warm entry was reloaded during timing")
     for name, values in samples.items():
-        out[name] = {"median_ns": statistics.median(values), "p10_ns": _pct(values, 10),
-                     "p90_ns": _pct(values, 90), "calls_per_batch": n, "batches": batches}
+        median, p10, p90 = spread(values)
+        out[name] = {"median_ns": median, "p10_ns": p10, "p90_ns": p90,
+                     "calls_per_batch": n, "batches": batches}
     return out
 
 
@@ -303,10 +277,7 @@ def report(results: dict[str, Any], meta: dict[str, Any]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="short run for CI smoke tests")
-    parser.add_argument("--json", metavar="PATH", help="also write results as JSON to PATH")
-    args = parser.parse_args(argv)
+    args = parser(__doc__, "short run for CI smoke tests").parse_args(argv)
     # The no-batch variant triggers the (expected) fallback warning once per round.
     logging.getLogger("tenuo_keys").setLevel(logging.ERROR)
     started = time.perf_counter()
@@ -325,31 +296,15 @@ def main(argv: list[str] | None = None) -> int:
             }
         finally:
             moto.proc.stop()
-    meta = {
-        "quick": args.quick,
-        "keys": count,
-        "rounds": rounds,
-        "endpoint": moto.endpoint,
-        "moto": metadata.version("moto"),
-        "boto3": metadata.version("boto3"),
-        "python": platform.python_version(),
-        "machine": platform.machine(),
-        "cpus": os.cpu_count(),
-        "tenuo_keys": metadata.version("tenuo-keys"),
-        "elapsed_s": round(time.perf_counter() - started, 2),
-    }
+    meta = run_meta(started, "moto", "boto3", "tenuo_keys",
+                    quick=args.quick, keys=count, rounds=rounds, endpoint=moto.endpoint)
     report(results, meta)
     print(f"\ntotal {meta['elapsed_s']:.1f} s")
     if args.json:
-        with open(args.json, "w", encoding="utf-8") as fh:
-            json.dump({"meta": meta, **results}, fh, indent=2)
-            fh.write("\n")
+        write_json(args.json, {"meta": meta, **results})
         print(f"wrote {args.json}")
     return 0
 
 
 if __name__ == "__main__":
-    status = main()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(status)
+    exit_with(main)

@@ -25,30 +25,25 @@ Usage:
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import json
-import os
-import platform
-import signal
-import socket
-import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
 sys.path.insert(0, str(ROOT / "integration"))
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(HERE))
 
 import tenuo_core  # noqa: E402
+from _procs import ManagedProcess, free_port  # noqa: E402
+from _util import exit_with, parser, run_meta, spread, write_json  # noqa: E402
 from gcp_sm_server import ControlClient  # noqa: E402
 
 from tenuo_keys import CachePolicy, encode_signing_key  # noqa: E402
@@ -57,49 +52,21 @@ from tenuo_keys.backends.gcp import GCPSecretManagerKeyResolver  # noqa: E402
 PROJECT = "bench-project"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextmanager
 def server() -> Iterator[tuple[str, ControlClient]]:
-    port = _free_port()
+    port = free_port()
     endpoint = f"127.0.0.1:{port}"
     with tempfile.TemporaryDirectory(prefix="gcp-sm-bench-") as tmp:
-        log_path = Path(tmp) / "server.log"
-        with log_path.open("wb") as log:
-            proc = subprocess.Popen(
-                [sys.executable, str(ROOT / "integration" / "gcp_sm_server.py"),
-                 "--port", str(port)],
-                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
+        proc = ManagedProcess(
+            [sys.executable, str(ROOT / "integration" / "gcp_sm_server.py"), "--port", str(port)],
+            "GCP Secret Manager test server", Path(tmp) / "server.log")
         control = ControlClient(endpoint)
         try:
-            deadline = time.monotonic() + 30
-            while True:
-                if proc.poll() is not None:
-                    tail = log_path.read_text(errors="replace")[-2000:]
-                    raise RuntimeError(f"test server exited {proc.returncode}:\n{tail}")
-                try:
-                    control.stats(timeout=0.5)
-                    break
-                except Exception:
-                    if time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.05)
+            proc.start(lambda: control.stats(timeout=0.5) is not None)
             yield endpoint, control
         finally:
             control.close()
-            if proc.poll() is None:  # stop exactly the process we started, by PID
-                os.killpg(proc.pid, signal.SIGTERM)
-                try:
-                    proc.wait(10)
-                except subprocess.TimeoutExpired:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                    proc.wait(10)
+            proc.stop()  # exactly the process we started, by PID
 
 
 def _resolver(endpoint: str, workers: int = 8) -> GCPSecretManagerKeyResolver:
@@ -110,9 +77,8 @@ def _resolver(endpoint: str, workers: int = 8) -> GCPSecretManagerKeyResolver:
 
 
 def _pct(samples: list[float]) -> dict[str, float]:
-    deciles = statistics.quantiles(samples, n=10, method="inclusive")
-    return {"median": statistics.median(samples), "p10": deciles[0], "p90": deciles[-1],
-            "n": len(samples)}
+    median, p10, p90 = spread(samples)
+    return {"median": median, "p10": p10, "p90": p90, "n": len(samples)}
 
 
 def store_keys(endpoint: str, n: int) -> dict[str, bytes]:
@@ -219,12 +185,10 @@ def report(results: dict[str, Any], meta: dict[str, Any]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="200 keys, fewer samples")
-    parser.add_argument("--json", metavar="PATH", help="also write results as JSON to PATH")
-    parser.add_argument("--rtt-ms", type=float, default=5.0,
-                        help="latency the server adds per call in the second run (default 5)")
-    args = parser.parse_args(argv)
+    options = parser(__doc__, "200 keys, fewer samples")
+    options.add_argument("--rtt-ms", type=float, default=5.0,
+                         help="latency the server adds per call in the second run (default 5)")
+    args = options.parse_args(argv)
     started = time.perf_counter()
     n_keys = 200 if args.quick else 1000
     n_cold = 50 if args.quick else 200
@@ -243,25 +207,14 @@ def main(argv: list[str] | None = None) -> int:
         control.configure(latency_ms=0)
         results["warm_resolve_sync_ns"] = bench_warm(endpoint, ids[0], publics,
                                                      11 if args.quick else 31)
-    meta = {
-        "quick": args.quick, "keys": n_keys, "cold_samples": n_cold,
-        "python": platform.python_version(), "machine": platform.machine(),
-        "cpus": os.cpu_count(),
-        "google_cloud_secret_manager": metadata.version("google-cloud-secret-manager"),
-        "grpcio": metadata.version("grpcio"),
-        "elapsed_s": round(time.perf_counter() - started, 2),
-    }
+    meta = run_meta(started, "google_cloud_secret_manager", "grpcio",
+                    quick=args.quick, keys=n_keys, cold_samples=n_cold)
     report(results, meta)
     if args.json:
-        with open(args.json, "w", encoding="utf-8") as fh:
-            json.dump({"meta": meta, **results}, fh, indent=2)
-            fh.write("\n")
+        write_json(args.json, {"meta": meta, **results})
         print(f"wrote {args.json}")
     return 0
 
 
 if __name__ == "__main__":
-    status = main()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(status)
+    exit_with(main)

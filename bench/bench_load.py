@@ -15,9 +15,7 @@ Usage:
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import json
 import math
 import os
 import statistics
@@ -35,8 +33,8 @@ sys.path.insert(0, str(HERE))
 import tenuo_core  # noqa: E402
 from _load_workflows import FiveReads, read_file  # noqa: E402
 from _procs import ManagedProcess, find_binary, free_port, port_open  # noqa: E402
+from _util import exit_with, parser, quiet_runtime, write_json  # noqa: E402
 from temporalio.client import Client  # noqa: E402
-from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter  # noqa: E402
 from temporalio.testing import WorkflowEnvironment  # noqa: E402
 from temporalio.worker import Worker  # noqa: E402
 
@@ -98,11 +96,9 @@ async def run(workflows: int, activities: int, keys: int) -> dict[str, Any]:
         plugin = TenuoTemporalPlugin(TenuoPluginConfig(
             key_resolver=resolver, trusted_roots=[issuer.public_key],
             audit_callback=events.append))
-        runtime = Runtime(telemetry=TelemetryConfig(logging=LoggingConfig(
-            filter=TelemetryFilter(core_level="ERROR", other_level="ERROR"))))
         client = await Client.connect(env.client.service_client.config.target_host,
                                       namespace=env.client.namespace, plugins=[plugin],
-                                      runtime=runtime)
+                                      runtime=quiet_runtime())
         queue = f"load-{uuid.uuid4().hex[:6]}"
         ids = list(holders)
         async with Worker(client, task_queue=queue, workflows=[FiveReads],
@@ -160,22 +156,15 @@ def report(result: dict[str, Any]) -> None:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="50 workflows x 5, 20 keys")
-    parser.add_argument("--json", type=Path, help="write results here")
-    args = parser.parse_args()
+    args = parser(__doc__, "50 workflows x 5, 20 keys").parse_args()
     shape = (50, 5, 20) if args.quick else (200, 5, 50)
     result = asyncio.run(run(*shape))
     report(result)
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2))
+        write_json(args.json, result)
     ok = result["errors"] == 0 and result["backend_calls_within_bound"]
     return 0 if ok else 1
 
 
 if __name__ == "__main__":
-    status = main()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(status)
+    exit_with(main)

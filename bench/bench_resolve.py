@@ -38,22 +38,33 @@ then mean nothing).
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import base64
 import contextlib
 import gc
-import json
 import os
 import platform
-import statistics
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from importlib import metadata
-from itertools import repeat
+from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _util import (
+    calibrate,
+    exit_with,
+    parser,
+    run_meta,
+    spread,
+    time_1,
+    time_2,
+    time_empty,
+    without_gc,
+    write_json,
+)
 
 KEY_ID = "agent1"
 ENV_PREFIX = "TENUO_KEY_"
@@ -68,36 +79,11 @@ GOAL_MIN_SPEEDUP = 100.0
 OURS_RESOLVE_SYNC = ("ours.env.resolve_sync", "ours.static.resolve_sync")
 REF_CACHED = ("ref.aws.no_loop", "ref.aws.in_loop")
 
-perf_counter_ns = time.perf_counter_ns
 
-
-# -- batch timers ---------------------------------------------------------
-# One loop shape for every variant (a pre-bound callable, positional args),
-# so the loop and call overhead is the same in the floor and in ours.
-
-
-def _time_1(fn: Callable[[Any], Any], a: Any, n: int) -> int:
-    it = repeat(None, n)
-    t0 = perf_counter_ns()
-    for _ in it:
-        fn(a)
-    return perf_counter_ns() - t0
-
-
-def _time_2(fn: Callable[[Any, Any], Any], a: Any, b: Any, n: int) -> int:
-    it = repeat(None, n)
-    t0 = perf_counter_ns()
-    for _ in it:
-        fn(a, b)
-    return perf_counter_ns() - t0
-
-
-def _time_empty(n: int) -> int:
-    it = repeat(None, n)
-    t0 = perf_counter_ns()
-    for _ in it:
-        pass
-    return perf_counter_ns() - t0
+# -- batch timing -----------------------------------------------------------
+# Every variant is timed with the same loop shape (``_util.time_1``/``time_2``:
+# a pre-bound callable, positional args), so the loop and call overhead is the
+# same in the floor and in ours.
 
 
 @dataclass
@@ -111,13 +97,9 @@ class Variant:
     samples: list[float] = field(default_factory=list)  # per-call ns, one per batch
 
     def stats(self) -> dict[str, float]:
-        if len(self.samples) >= 2:
-            deciles = statistics.quantiles(self.samples, n=10, method="inclusive")
-            p10, p90 = deciles[0], deciles[-1]
-        else:
-            p10 = p90 = self.samples[0]
+        median, p10, p90 = spread(self.samples)
         return {
-            "median_ns": statistics.median(self.samples),
+            "median_ns": median,
             "p10_ns": p10,
             "p90_ns": p90,
             "calls_per_batch": self.n,
@@ -128,9 +110,9 @@ class Variant:
 def _plain(fn: Callable[..., Any], *args: Any) -> tuple[Callable[[], Any], Callable[[int], int]]:
     if len(args) == 1:
         (a,) = args
-        return (lambda: fn(a)), (lambda n: _time_1(fn, a, n))
+        return (lambda: fn(a)), (lambda n: time_1(fn, a, n))
     a, b = args
-    return (lambda: fn(a, b)), (lambda n: _time_2(fn, a, b, n))
+    return (lambda: fn(a, b)), (lambda n: time_2(fn, a, b, n))
 
 
 def _in_loop(
@@ -142,30 +124,11 @@ def _in_loop(
         return fn(a)
 
     async def many(n: int) -> int:
-        return _time_1(fn, a, n)
+        return time_1(fn, a, n)
 
     return (lambda: loop.run_until_complete(one())), (
         lambda n: loop.run_until_complete(many(n))
     )
-
-
-def _timed(v: Variant, n: int) -> int:
-    gc.disable()
-    try:
-        return v.batch(n)
-    finally:
-        gc.enable()
-
-
-def calibrate(v: Variant, target_ns: float) -> None:
-    """Pick N so that one batch takes about ``target_ns``."""
-    n = 1
-    while True:
-        elapsed = min(_timed(v, n) for _ in range(3))
-        if elapsed >= target_ns / 8 or n >= 1 << 24:
-            break
-        n *= 4
-    v.n = max(1, round(target_ns * n / max(elapsed, 1)))
 
 
 def run(variants: list[Variant], batches: int, warmup: int) -> None:
@@ -174,7 +137,7 @@ def run(variants: list[Variant], batches: int, warmup: int) -> None:
     for r in range(warmup + batches):
         order = variants[r % count:] + variants[: r % count]
         for v in order:
-            ns = _timed(v, v.n)
+            ns = without_gc(v.batch, v.n)
             if r >= warmup:
                 v.samples.append(ns / v.n)
         gc.collect()
@@ -416,16 +379,14 @@ def print_report(summary: dict[str, Any], meta: dict[str, Any]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="short run for CI smoke tests")
-    parser.add_argument("--json", metavar="PATH", help="also write results as JSON to PATH")
-    parser.add_argument(
+    options = parser(__doc__, "short run for CI smoke tests")
+    options.add_argument(
         "--batches", type=int, help="timed batches per variant (default 51; 21 with --quick)"
     )
-    parser.add_argument(
+    options.add_argument(
         "--target-ms", type=float, help="target ms per batch (default 10; 2 with --quick)"
     )
-    args = parser.parse_args(argv)
+    args = options.parse_args(argv)
 
     started = time.perf_counter()
     batches = args.batches or (21 if args.quick else 51)
@@ -443,9 +404,9 @@ def main(argv: list[str] | None = None) -> int:
         gc.collect()
         gc.freeze()  # keep per-round collections cheap: only new garbage is scanned
         for v in setup.variants:
-            calibrate(v, target_ms * 1e6)
+            v.n = calibrate(v.batch, target_ms * 1e6)
         n_empty = setup.variants[0].n
-        loop_overhead = min(_time_empty(n_empty) for _ in range(5)) / n_empty
+        loop_overhead = min(time_empty(n_empty) for _ in range(5)) / n_empty
         run(setup.variants, batches, warmup)
         gc.unfreeze()
 
@@ -457,35 +418,20 @@ def main(argv: list[str] | None = None) -> int:
             return 2
 
     summary = summarize(setup.variants)
-    meta = {
-        "quick": args.quick,
-        "batches": batches,
-        "warmup": warmup,
-        "target_ms": target_ms,
-        "loop_overhead_ns": loop_overhead,
-        "python": platform.python_version(),
-        "implementation": platform.python_implementation(),
-        "machine": platform.machine(),
-        "cpus": os.cpu_count(),
-        "tenuo": metadata.version("tenuo"),
-        "tenuo_keys": metadata.version("tenuo-keys"),
-        "sanity": "every variant returned the expected key before and after timing",
-        "elapsed_s": round(time.perf_counter() - started, 2),
-    }
+    meta = run_meta(
+        started, "tenuo", "tenuo_keys",
+        quick=args.quick, batches=batches, warmup=warmup, target_ms=target_ms,
+        loop_overhead_ns=loop_overhead, implementation=platform.python_implementation(),
+        sanity="every variant returned the expected key before and after timing",
+    )
     print_report(summary, meta)
     print(f"\ntotal {meta['elapsed_s']:.1f} s")
     if args.json:
-        with open(args.json, "w", encoding="utf-8") as fh:
-            json.dump({"meta": meta, **summary}, fh, indent=2)
-            fh.write("\n")
+        write_json(args.json, {"meta": meta, **summary})
         print(f"wrote {args.json}")
     return 0
 
 
 if __name__ == "__main__":
-    status = main()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    # tenuo.temporal imports temporalio, which can abort at interpreter exit
-    # (PyGILState_Release, sdk-python#300); leave without running finalizers.
-    os._exit(status)
+    # tenuo.temporal imports temporalio: exit_with leaves by os._exit.
+    exit_with(main)

@@ -28,12 +28,8 @@ Usage:
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import gc
-import json
-import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -41,14 +37,15 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "integration"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import tenuo_core
 from _svc_vault import VaultServer
+from _util import calibrate, exit_with, parser, run_meta, write_json
 
 from tenuo_keys import CachePolicy, encode_signing_key
 from tenuo_keys.backends.vault import VaultKeyResolver
@@ -198,10 +195,7 @@ def check(loaded: VaultKeyResolver, keys: dict[str, Any]) -> None:
 
 
 def per_call_ns(fn: Callable[[int], int], target_ns: float, batches: int) -> dict[str, float]:
-    n = 1
-    while fn(n) < target_ns / 8 and n < 1 << 22:
-        n *= 4
-    n = max(1, round(target_ns * n / max(fn(n), 1)))
+    n = calibrate(fn, target_ns)
     gc.disable()
     try:
         samples = [fn(n) / n for _ in range(batches)]
@@ -252,11 +246,9 @@ def bench_warm(server: VaultServer, keys: dict[str, Any], batches: int,
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="short run (200 keys)")
-    parser.add_argument("--json", metavar="PATH", help="also write results as JSON to PATH")
-    parser.add_argument("--keys", type=int, help="keys to preload (default 1000; 200 quick)")
-    args = parser.parse_args(argv)
+    options = parser(__doc__, "short run (200 keys)")
+    options.add_argument("--keys", type=int, help="keys to preload (default 1000; 200 quick)")
+    args = options.parse_args(argv)
     started = time.perf_counter()
     count = args.keys or (200 if args.quick else 1000)
     trials = 10 if args.quick else 40
@@ -284,21 +276,11 @@ def main(argv: list[str] | None = None) -> int:
         }
     finally:
         server.stop()
-    meta = {
-        "quick": args.quick,
-        "python": platform.python_version(),
-        "machine": platform.machine(),
-        "cpus": os.cpu_count(),
-        "openbao": "bao server -dev (in-memory, loopback)",
-        "tenuo_keys": metadata.version("tenuo-keys"),
-        "hvac": metadata.version("hvac"),
-        "elapsed_s": round(time.perf_counter() - started, 2),
-    }
+    meta = run_meta(started, "tenuo_keys", "hvac",
+                    quick=args.quick, openbao="bao server -dev (in-memory, loopback)")
     report(results, meta)
     if args.json:
-        with open(args.json, "w", encoding="utf-8") as fh:
-            json.dump({"meta": meta, "results": results}, fh, indent=2)
-            fh.write("\n")
+        write_json(args.json, {"meta": meta, "results": results})
     return 0
 
 
@@ -330,10 +312,4 @@ def report(results: dict[str, Any], meta: dict[str, Any]) -> None:
 
 
 if __name__ == "__main__":
-    status = 1
-    try:
-        status = main()
-    finally:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(status)
+    exit_with(main)

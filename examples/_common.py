@@ -11,13 +11,15 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 from temporalio.client import Client, WorkflowFailureError
 from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
+from temporalio.worker import Worker
 
 
 def listening(host: str, port: int) -> bool:
@@ -58,11 +60,16 @@ async def temporal_server() -> AsyncIterator[tuple[str, str]]:
             await asyncio.sleep(0.05)
         yield f"127.0.0.1:{port}", "default"
     finally:
-        server.terminate()
-        try:
-            server.wait(10)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        stop_process(server)
+
+
+def stop_process(proc: subprocess.Popen[Any]) -> None:
+    """Terminate a server this example started (by its handle), then kill it after 10 s."""
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
 
 
 def free_port() -> int:
@@ -99,6 +106,21 @@ async def connect(target: str, namespace: str, plugin: Any, runtime: Any = None)
             await asyncio.sleep(0.1)
 
 
+@contextlib.asynccontextmanager
+async def worker(plugin: Any, queue_prefix: str, workflows: Sequence[type],
+                 activities: Sequence[Callable[..., Any]]) -> AsyncIterator[tuple[Client, str]]:
+    """Yield ``(client, task_queue)`` with a worker running on that fresh task queue.
+
+    The server is ``temporal_server()``'s; the client carries ``plugin``, and
+    the one worker (workflows and activities both) runs until the block ends.
+    """
+    async with temporal_server() as (target, namespace):
+        client = await connect(target, namespace, plugin)
+        queue = f"{queue_prefix}-{uuid.uuid4().hex[:6]}"
+        async with Worker(client, task_queue=queue, workflows=workflows, activities=activities):
+            yield client, queue
+
+
 @dataclass
 class Outcome:
     label: str
@@ -127,7 +149,7 @@ async def attempt(label: str, run: Awaitable[Any]) -> Outcome:
     return outcome
 
 
-def finish(outcomes: list[Outcome], expected: list[bool]) -> None:
+def finish(outcomes: list[Outcome], expected: list[bool]) -> NoReturn:
     """Print the verdict and leave without interpreter teardown.
 
     temporalio can abort at interpreter exit (sdk-python#300), so flush and
@@ -140,3 +162,10 @@ def finish(outcomes: list[Outcome], expected: list[bool]) -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(0 if ok else 1)
+
+
+def run_example(main: Callable[[], Coroutine[Any, Any, list[Outcome]]],
+                expected: list[bool]) -> NoReturn:
+    """Run an example's ``main`` with quiet logs, then ``finish`` with its outcomes."""
+    quiet_logs()
+    finish(asyncio.run(main()), expected)

@@ -77,6 +77,7 @@ with workflow.unsafe.imports_passed_through():
         listening,
         quiet_logs,
         quiet_runtime,
+        stop_process,
         temporal_server,
     )
     from botocore.config import Config
@@ -151,11 +152,7 @@ def aws_endpoint(log: Path):
             time.sleep(0.05)
         yield endpoint, True
     finally:
-        server.terminate()
-        try:
-            server.wait(10)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        stop_process(server)
 
 
 def _ready(endpoint: str, port: int) -> bool:

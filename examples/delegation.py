@@ -11,24 +11,15 @@ Run: ``python examples/delegation.py``.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import uuid
 from datetime import timedelta
 
 from temporalio import activity, workflow
-from temporalio.worker import Worker
 
 with workflow.unsafe.imports_passed_through():
     import tenuo_core
-    from _common import (
-        Outcome,
-        attempt,
-        connect,
-        finish,
-        quiet_logs,
-        temporal_server,
-    )
+    from _common import Outcome, attempt, run_example, worker
 
     from tenuo_keys import StaticKeyResolver
     from tenuo_temporal import (
@@ -106,32 +97,26 @@ async def main() -> list[Outcome]:
     os.environ.setdefault("TENUO_ENV", "development")
     plugin = TenuoTemporalPlugin(TenuoPluginConfig(
         key_resolver=StaticKeyResolver(keys), trusted_roots=[issuer.public_key]))
-    async with temporal_server() as (target, namespace):
-        client = await connect(target, namespace, plugin)
-        queue = f"pipeline-{uuid.uuid4().hex[:6]}"
+    async with worker(plugin, "pipeline", [Pipeline, GreedyPipeline, Extract, Publish],
+                      [read_file, write_file]) as (client, queue):
 
         def run(fn, *args):
             return execute_workflow_authorized(
                 client, fn, workflow_id=f"pipeline-{uuid.uuid4().hex[:8]}", warrant=warrant,
                 key_id="orchestrator", args=list(args), task_queue=queue)
 
-        async with Worker(client, task_queue=queue,
-                          workflows=[Pipeline, GreedyPipeline, Extract, Publish],
-                          activities=[read_file, write_file]):
-            return [
-                await attempt("pipeline /data/raw/sales.csv -> /data/out/published/sales.csv",
-                              run(Pipeline.run, "/data/raw/sales.csv",
-                                  "/data/out/published/sales.csv")),
-                await attempt("extract stage reading /data/hr/salaries.csv (outside /data/raw)",
-                              run(Pipeline.run, "/data/hr/salaries.csv",
-                                  "/data/out/published/x.csv")),
-                await attempt("publish stage writing /data/out/internal.csv",
-                              run(Pipeline.run, "/data/raw/sales.csv", "/data/out/internal.csv")),
-                await attempt("delegating drop_table, which the orchestrator never held",
-                              run(GreedyPipeline.run)),
-            ]
+        return [
+            await attempt("pipeline /data/raw/sales.csv -> /data/out/published/sales.csv",
+                          run(Pipeline.run, "/data/raw/sales.csv",
+                              "/data/out/published/sales.csv")),
+            await attempt("extract stage reading /data/hr/salaries.csv (outside /data/raw)",
+                          run(Pipeline.run, "/data/hr/salaries.csv", "/data/out/published/x.csv")),
+            await attempt("publish stage writing /data/out/internal.csv",
+                          run(Pipeline.run, "/data/raw/sales.csv", "/data/out/internal.csv")),
+            await attempt("delegating drop_table, which the orchestrator never held",
+                          run(GreedyPipeline.run)),
+        ]
 
 
 if __name__ == "__main__":
-    quiet_logs()
-    finish(asyncio.run(main()), [True, False, False, False])
+    run_example(main, [True, False, False, False])

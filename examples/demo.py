@@ -15,24 +15,15 @@ Shown:
 
 from __future__ import annotations
 
-import asyncio
 import os
 import uuid
 from datetime import timedelta
 
 from temporalio import activity, workflow
-from temporalio.worker import Worker
 
 with workflow.unsafe.imports_passed_through():
     import tenuo_core
-    from _common import (
-        Outcome,
-        attempt,
-        connect,
-        finish,
-        quiet_logs,
-        temporal_server,
-    )
+    from _common import Outcome, attempt, run_example, worker
 
     from tenuo_keys import EnvKeyResolver, encode_signing_key
     from tenuo_temporal import (
@@ -86,9 +77,8 @@ async def main() -> list[Outcome]:
     print(f"warrant {warrant.id}: read_file under /data/reports, held by key 'agent1'\n")
     plugin = TenuoTemporalPlugin(TenuoPluginConfig(
         key_resolver=EnvKeyResolver(), trusted_roots=[issuer.public_key]))
-    async with temporal_server() as (target, namespace):
-        client = await connect(target, namespace, plugin)
-        queue = f"demo-{uuid.uuid4().hex[:6]}"
+    async with worker(plugin, "demo", [TransparentWorkflow, ReportWorkflow],
+                      [read_file, delete_file]) as (client, queue):
 
         def run(workflow_fn, *args, authorized=True):
             wid = f"demo-{uuid.uuid4().hex[:8]}"
@@ -99,27 +89,21 @@ async def main() -> list[Outcome]:
                 client, workflow_fn, workflow_id=wid, warrant=warrant, key_id="agent1",
                 args=list(args), task_queue=queue)
 
-        async with Worker(client, task_queue=queue,
-                          workflows=[TransparentWorkflow, ReportWorkflow],
-                          activities=[read_file, delete_file]):
-            return [
-                await attempt("execute_activity(read_file, /data/reports/2026-11.csv)",
-                              run(TransparentWorkflow.run, "read_file",
-                                  "/data/reports/2026-11.csv")),
-                await attempt("execute_authorized_activity(read_file, /data/reports/q3.csv)",
-                              run(ReportWorkflow.run, "/data/reports/q3.csv")),
-                await attempt("execute_activity(read_file, /data/reports/../../etc/passwd)",
-                              run(TransparentWorkflow.run, "read_file",
-                                  "/data/reports/../../etc/passwd")),
-                await attempt("execute_activity(delete_file, /data/reports/2026-11.csv)",
-                              run(TransparentWorkflow.run, "delete_file",
-                                  "/data/reports/2026-11.csv")),
-                await attempt("ReportWorkflow started without a warrant",
-                              run(ReportWorkflow.run, "/data/reports/q3.csv",
-                                  authorized=False)),
-            ]
+        return [
+            await attempt("execute_activity(read_file, /data/reports/2026-11.csv)",
+                          run(TransparentWorkflow.run, "read_file", "/data/reports/2026-11.csv")),
+            await attempt("execute_authorized_activity(read_file, /data/reports/q3.csv)",
+                          run(ReportWorkflow.run, "/data/reports/q3.csv")),
+            await attempt("execute_activity(read_file, /data/reports/../../etc/passwd)",
+                          run(TransparentWorkflow.run, "read_file",
+                              "/data/reports/../../etc/passwd")),
+            await attempt("execute_activity(delete_file, /data/reports/2026-11.csv)",
+                          run(TransparentWorkflow.run, "delete_file",
+                              "/data/reports/2026-11.csv")),
+            await attempt("ReportWorkflow started without a warrant",
+                          run(ReportWorkflow.run, "/data/reports/q3.csv", authorized=False)),
+        ]
 
 
 if __name__ == "__main__":
-    quiet_logs()
-    finish(asyncio.run(main()), [True, True, False, False, False])
+    run_example(main, [True, True, False, False, False])

@@ -15,18 +15,10 @@ import uuid
 from datetime import timedelta
 
 from temporalio import activity, workflow
-from temporalio.worker import Worker
 
 with workflow.unsafe.imports_passed_through():
     import tenuo_core
-    from _common import (
-        Outcome,
-        attempt,
-        connect,
-        finish,
-        quiet_logs,
-        temporal_server,
-    )
+    from _common import Outcome, attempt, run_example, worker
 
     from tenuo_keys import EnvKeyResolver, encode_signing_key
     from tenuo_temporal import TenuoPluginConfig, TenuoTemporalPlugin, execute_workflow_authorized
@@ -58,29 +50,24 @@ async def main() -> list[Outcome]:
                 "tenant_path": tenuo_core.Subpath(f"/tenants/{tenant}")}})
     plugin = TenuoTemporalPlugin(TenuoPluginConfig(
         key_resolver=EnvKeyResolver(), trusted_roots=[issuer.public_key]))
-    async with temporal_server() as (target, namespace):
-        client = await connect(target, namespace, plugin)
-        queue = f"billing-{uuid.uuid4().hex[:6]}"
+    async with worker(plugin, "billing", [Billing], [fetch_invoice]) as (client, queue):
 
         def run(tenant, key_id, path):
             return execute_workflow_authorized(
                 client, Billing.run, workflow_id=f"{tenant}-{uuid.uuid4().hex[:8]}",
                 warrant=warrants[tenant], key_id=key_id, args=[path], task_queue=queue)
 
-        async with Worker(client, task_queue=queue, workflows=[Billing],
-                          activities=[fetch_invoice]):
-            return list(await asyncio.gather(
-                attempt("acme reads /tenants/acme/2026-11.pdf",
-                        run("acme", "acme", "/tenants/acme/2026-11.pdf")),
-                attempt("globex reads /tenants/globex/2026-11.pdf",
-                        run("globex", "globex", "/tenants/globex/2026-11.pdf")),
-                attempt("acme's workflow reads /tenants/globex/2026-11.pdf",
-                        run("acme", "acme", "/tenants/globex/2026-11.pdf")),
-                attempt("acme's warrant signed with globex's key id",
-                        run("acme", "globex", "/tenants/acme/2026-11.pdf")),
-            ))
+        return list(await asyncio.gather(
+            attempt("acme reads /tenants/acme/2026-11.pdf",
+                    run("acme", "acme", "/tenants/acme/2026-11.pdf")),
+            attempt("globex reads /tenants/globex/2026-11.pdf",
+                    run("globex", "globex", "/tenants/globex/2026-11.pdf")),
+            attempt("acme's workflow reads /tenants/globex/2026-11.pdf",
+                    run("acme", "acme", "/tenants/globex/2026-11.pdf")),
+            attempt("acme's warrant signed with globex's key id",
+                    run("acme", "globex", "/tenants/acme/2026-11.pdf")),
+        ))
 
 
 if __name__ == "__main__":
-    quiet_logs()
-    finish(asyncio.run(main()), [True, True, False, False])
+    run_example(main, [True, True, False, False])

@@ -46,13 +46,23 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+class ProcessExited(RuntimeError):
+    """A service process we started exited while we waited for it (carries its log tail)."""
+
+
 def wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
-    """Poll ``check`` until it returns True, or fail after ``timeout`` seconds."""
+    """Poll ``check`` until it returns True, or fail after ``timeout`` seconds.
+
+    Errors from ``check`` count as "not ready yet", except :class:`ProcessExited`,
+    which ends the wait at once.
+    """
     deadline = time.monotonic() + timeout
     while True:
         try:
             if check():
                 return
+        except ProcessExited:
+            raise
         except Exception:
             pass
         if time.monotonic() > deadline:
@@ -99,13 +109,11 @@ class ManagedProcess:
             assert self.proc is not None
             if self.proc.poll() is not None:
                 tail = self.log.read_text(errors="replace")[-2000:]
-                raise RuntimeError(f"{self.name} exited with {self.proc.returncode}:\n{tail}")
+                raise ProcessExited(f"{self.name} exited with {self.proc.returncode}:\n{tail}")
             return ready()
 
         try:
             wait_until(check, timeout, self.name)
-        except RuntimeError:
-            raise
         except TimeoutError:
             self.stop()
             raise

@@ -2,7 +2,9 @@
 
 GCP has no KMS emulator, so the suite runs the project's own small gRPC server
 as a subprocess on a free loopback port, and the real
-``KeyManagementServiceClient`` talks to it over an insecure channel.
+``KeyManagementServiceClient`` talks to it over an insecure channel. Starting,
+stopping and restarting the process is shared with the Secret Manager fixtures
+(``integration/_svc_grpc.py``).
 
 Fixtures:
     gcp_kms: one server for the whole session (a :class:`KMSServer`), started
@@ -15,20 +17,16 @@ Fixtures:
 from __future__ import annotations
 
 import contextlib
-import functools
 import os
-import sys
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from _procs import ManagedProcess, free_port
+from _svc_grpc import LoopbackServer, insecure_client, server_factory, session_server
 
 __all__ = ["KMS_TOKEN", "KMSServer", "gcp_kms", "gcp_kms_factory", "make_kms_client",
            "wrap_for_import"]
 
-SERVER_SCRIPT = Path(__file__).with_name("gcp_kms_server.py")
 PROJECT = "tenuo-test"
 LOCATION = "global"
 KEY_RING = "tenuo"
@@ -44,26 +42,13 @@ def make_kms_client(endpoint: str, token: str | None = None) -> Any:
         token: Send ``authorization: Bearer <token>`` on every call, as real
             credentials would (to exercise the server's token check).
     """
-    import grpc
-    from _svc_gcp import _bearer_interceptor
-    from google.auth.credentials import AnonymousCredentials
     from google.cloud import kms_v1
     from google.cloud.kms_v1.services.key_management_service.transports import (
         KeyManagementServiceGrpcTransport,
     )
 
-    def channel(host: str, **kwargs: Any) -> Any:
-        plain = grpc.insecure_channel(host, options=kwargs.get("options"))
-        if token is None:
-            return plain
-        return grpc.intercept_channel(plain, _bearer_interceptor(token))
-
-    return kms_v1.KeyManagementServiceClient(
-        credentials=AnonymousCredentials(),
-        client_options={"api_endpoint": endpoint},
-        transport=functools.partial(KeyManagementServiceGrpcTransport, channel=channel),
-    )
-
+    return insecure_client(kms_v1.KeyManagementServiceClient,
+                           KeyManagementServiceGrpcTransport, endpoint, token)
 
 def wrap_for_import(wrapping_pem: str, private_der: bytes) -> bytes:
     """Cloud KMS ``rsa_aes_wrapped_key`` for RSA_OAEP_*_SHA256_AES_256 import jobs.
@@ -84,78 +69,39 @@ def wrap_for_import(wrapping_pem: str, private_der: bytes) -> bytes:
     return wrapped + aes_key_wrap_with_padding(ephemeral, private_der)
 
 
-class KMSServer:
+class KMSServer(LoopbackServer):
     """One running test server: its endpoint, clients, hooks, keys and stop/restart.
+
+    Stop, kill, restart, ``pid``, ``client`` and ``close`` come from
+    :class:`_svc_grpc.LoopbackServer`.
 
     Attributes:
         port: The loopback port (kept across restarts).
         endpoint: ``127.0.0.1:PORT``.
         project, location, key_ring: Where tests keep their keys.
         state: The ``--state`` file, or None (in-memory).
+        control: The server's ``gcp_kms_server.ControlClient``.
     """
 
-    def __init__(self, port: int, log: Path, state: Path | None = None,
-                 args: tuple[str, ...] = ()) -> None:
-        from gcp_kms_server import ControlClient
+    server_module = "gcp_kms_server"
+    project = PROJECT
+    location = LOCATION
+    key_ring = KEY_RING
+    _import_job: str | None = None
 
-        self.port = port
-        self.endpoint = f"127.0.0.1:{port}"
-        self.project = PROJECT
-        self.location = LOCATION
-        self.key_ring = KEY_RING
-        self.state = state
-        argv = [sys.executable, str(SERVER_SCRIPT), "--port", str(port), *args]
-        if state is not None:
-            argv += ["--state", str(state)]
-        self._process = ManagedProcess(argv, f"gcp_kms_server:{port}", log)
-        self.control = ControlClient(self.endpoint)
-        self._client: Any = None
-        self._import_job: str | None = None
-
-    def _ready(self) -> bool:
-        import grpc
-
-        try:
-            self.control.stats(timeout=0.5)
-        except grpc.RpcError:
-            return False
-        return True
+    def _new_client(self) -> Any:
+        return make_kms_client(self.endpoint)
 
     def start(self, timeout: float = 20.0) -> KMSServer:
         """Start the process, wait until it answers, and make sure the key ring exists."""
         from google.api_core import exceptions
 
-        self._process.start(self._ready, timeout)
+        super().start(timeout)
         with contextlib.suppress(exceptions.AlreadyExists):
             self.client.create_key_ring(request={
                 "parent": f"projects/{self.project}/locations/{self.location}",
                 "key_ring_id": self.key_ring, "key_ring": {}})
         return self
-
-    def stop(self) -> None:
-        """Stop the process (SIGTERM, then SIGKILL) by PID."""
-        self._process.stop()
-
-    def kill(self) -> None:
-        """SIGKILL the process (a crash)."""
-        self._process.kill()
-
-    def restart(self) -> None:
-        """Stop if running, then start again on the same port."""
-        self.stop()
-        self.start()
-
-    @property
-    def pid(self) -> int:
-        """PID of the running server."""
-        return self._process.pid
-
-    @property
-    def client(self) -> Any:
-        """A shared real client for arranging data (created on first use)."""
-        if self._client is None:
-            self._client = make_kms_client(self.endpoint)
-        return self._client
 
     # -- names -----------------------------------------------------------------
 
@@ -174,9 +120,8 @@ class KMSServer:
 
     def url(self, template: str = TEMPLATE, **params: Any) -> str:
         """A ``gcpkms://`` URL for this server."""
-        query = "&".join([f"api_endpoint={self.endpoint}", "insecure=1",
-                          *(f"{k}={v}" for k, v in params.items())])
-        return f"gcpkms://{self.project}/{self.location}/{self.key_ring}/{template}?{query}"
+        return (f"gcpkms://{self.project}/{self.location}/{self.key_ring}/{template}"
+                f"?{self._query(params)}")
 
     def signer(self, key_id: str, template: str = TEMPLATE, **options: Any) -> Any:
         """A ``GCPKMSSigner`` for ``key_id`` on this server."""
@@ -260,32 +205,11 @@ class KMSServer:
             serialization.NoEncryption())
         return self.import_der(crypto_key_id, der)
 
-    def close(self) -> None:
-        """Stop the process and close the clients."""
-        try:
-            self.stop()
-        finally:
-            self.control.close()
-            if self._client is not None:
-                self._client.transport.close()
-
-
-def _start(tmp: Path, name: str, state: bool, args: tuple[str, ...] = ()) -> KMSServer:
-    port = free_port()
-    server = KMSServer(port, tmp / f"{name}-{port}.log",
-                       tmp / f"{name}-{port}.json" if state else None, args)
-    return server.start()
-
 
 @pytest.fixture(scope="session")
 def gcp_kms(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KMSServer]:
     """The session's Cloud KMS test server (in-memory, insisting on ``KMS_TOKEN`` if sent)."""
-    server = _start(tmp_path_factory.mktemp("gcp-kms"), "gcp-kms", state=False,
-                    args=("--token", KMS_TOKEN))
-    try:
-        yield server
-    finally:
-        server.close()
+    yield from session_server(KMSServer, tmp_path_factory, "gcp-kms", args=("--token", KMS_TOKEN))
 
 
 @pytest.fixture
@@ -293,16 +217,4 @@ def gcp_kms_factory(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Callable[..., KMSServer]]:
     """Start dedicated servers: ``gcp_kms_factory(state=True)``; stopped after the test."""
-    started: list[KMSServer] = []
-    tmp = tmp_path_factory.mktemp("gcp-kms-own")
-
-    def start(state: bool = False, args: tuple[str, ...] = ()) -> KMSServer:
-        server = _start(tmp, "gcp-kms-own", state, args)
-        started.append(server)
-        return server
-
-    try:
-        yield start
-    finally:
-        for server in started:
-            server.close()
+    yield from server_factory(KMSServer, tmp_path_factory, "gcp-kms-own")

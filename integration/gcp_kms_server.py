@@ -55,28 +55,36 @@ Run it as a process (the fault tests stop and restart it by PID)::
 
 With ``--state`` every change, key material included, is written to that JSON
 file (atomically), and a restarted server starts from it.
+
+The gRPC server and its control service, the ``token``, ``latency_ms`` and
+``fail`` hooks, the ``--state`` file writes and the command line live in
+``integration/_grpc_test_server.py``, shared with ``gcp_sm_server.py``.
 """
 
 from __future__ import annotations
 
-import argparse
 import base64
-import json
 import os
 import re
-import signal
 import sys
-import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from typing import Any
 
 import google_crc32c
 import grpc
+from _grpc_test_server import (
+    Abort,
+    HandlerTable,
+    HookedStore,
+    JsonControlClient,
+    page,
+    run_main,
+    start_server,
+    timestamp,
+)
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -91,7 +99,6 @@ __all__ = ["CONTROL_SERVICE", "MAX_DATA", "SERVICE", "ControlClient", "FakeKMS",
 SERVICE = "google.cloud.kms.v1.KeyManagementService"
 CONTROL_SERVICE = "tenuo_keys.testing.KMSControl"
 MAX_DATA = 64 * 1024
-DEFAULT_PAGE = 50
 MAX_PAGE = 1000
 DEFAULT_DESTROY_SCHEDULED = 24 * 3600.0
 
@@ -123,13 +130,6 @@ _IMPORT_METHODS: dict[str, tuple[int, Any]] = {
 }
 _HOOK_COUNTS = ("corrupt_signature", "bad_signature_crc", "unverified_data_crc",
                 "wrong_version_name", "bad_pem_crc")
-
-
-class _Abort(Exception):
-    def __init__(self, code: grpc.StatusCode, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 def _pkcs8(private: Any) -> bytes:
@@ -198,59 +198,54 @@ class _ImportJob:
     created: float = field(default_factory=time.time)
 
 
-def _ts(seconds: float | None) -> datetime | None:
-    return None if seconds is None else datetime.fromtimestamp(seconds, tz=timezone.utc)
-
-
 def _crc(data: bytes) -> int:
     return int(google_crc32c.value(data))
 
 
-class FakeKMS:
-    """The state and behaviour behind the gRPC handlers (thread-safe).
+def _public_pem(private_der: bytes) -> str:
+    """PEM SubjectPublicKeyInfo of a PKCS#8 DER private key."""
+    private = serialization.load_der_private_key(private_der, password=None)
+    return private.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+
+
+def _not_fulfilled(resource: str, value: str, field_name: str) -> Abort:
+    """FAILED_PRECONDITION as Cloud KMS words it: ``resource`` has ``value`` in a field."""
+    return Abort(grpc.StatusCode.FAILED_PRECONDITION,
+                 f"The request cannot be fulfilled. Resource {resource} has value {value} "
+                 f"in field {field_name}.")
+
+
+class FakeKMS(HookedStore):
+    """The Cloud KMS state and behaviour behind the gRPC handlers (thread-safe).
+
+    The hooks, call counters and state file come from
+    :class:`_grpc_test_server.HookedStore`.
 
     Args:
         state_file: JSON file to load at start and rewrite after each change.
     """
 
+    unauthenticated_message = (
+        "Request had invalid authentication credentials. Expected OAuth 2 access token, "
+        "login cookie or other valid authentication credential.")
+    state_prefix = ".gcp-kms-state-"
+
     def __init__(self, state_file: str | None = None) -> None:
-        self._lock = threading.RLock()
         self._rings: dict[str, float] = {}
         self._keys: dict[str, _Key] = {}
         self._jobs: dict[str, _ImportJob] = {}
-        self.state_file = state_file
-        self.faults: dict[str, Any] = {}
-        self.calls: dict[str, int] = {}
-        self.reset_faults()
-        if state_file and os.path.exists(state_file):
-            self._load(state_file)
+        super().__init__(state_file)
 
     # -- hooks -------------------------------------------------------------
 
-    def reset_faults(self) -> None:
-        """Clear every fault hook."""
-        with self._lock:
-            self.faults = {"deny": [], "token": None, "latency_ms": 0.0, "fail": None,
-                           "generation_delay_ms": 0.0, **dict.fromkeys(_HOOK_COUNTS, 0)}
+    def _default_faults(self) -> dict[str, Any]:
+        return {"deny": [], "token": None, "latency_ms": 0.0, "fail": None,
+                "generation_delay_ms": 0.0, **dict.fromkeys(_HOOK_COUNTS, 0)}
 
-    def configure(self, changes: dict[str, Any]) -> dict[str, Any]:
-        """Set the hooks named in ``changes``; return them all."""
-        with self._lock:
-            for name, value in changes.items():
-                if name not in self.faults:
-                    raise _Abort(grpc.StatusCode.INVALID_ARGUMENT, f"unknown hook {name!r}")
-                self.faults[name] = value
-            return dict(self.faults)
-
-    def stats(self) -> dict[str, Any]:
-        """Calls served per method and the number of keys held."""
-        with self._lock:
-            return {"calls": dict(self.calls), "keys": len(self._keys)}
-
-    def reset_stats(self) -> None:
-        """Zero the call counters."""
-        with self._lock:
-            self.calls.clear()
+    def _counts(self) -> dict[str, int]:
+        """The number of keys held."""
+        return {"keys": len(self._keys)}
 
     def _take(self, hook: str) -> bool:
         """Consume one use of a counting hook; True when it fires."""
@@ -261,69 +256,46 @@ class FakeKMS:
             self.faults[hook] = left - 1
             return True
 
-    def _enter(self, method: str, context: grpc.ServicerContext) -> None:
-        with self._lock:
-            self.calls[method] = self.calls.get(method, 0) + 1
-            faults = self.faults
-            latency = float(faults["latency_ms"] or 0)
-            fail = faults["fail"]
-            if fail and int(fail.get("count", 1)) > 0:
-                methods = fail.get("methods")
-                if not methods or method in methods:
-                    fail["count"] = int(fail.get("count", 1)) - 1
-                    code = grpc.StatusCode[str(fail.get("code", "UNAVAILABLE"))]
-                    raise _Abort(code, f"injected failure ({code.name})")
-            token = faults["token"]
-        if latency:
-            time.sleep(latency / 1000.0)
-        if token:
-            for key, value in context.invocation_metadata():
-                if key == "authorization" and value != f"Bearer {token}":
-                    raise _Abort(grpc.StatusCode.UNAUTHENTICATED,
-                                 "Request had invalid authentication credentials. Expected "
-                                 "OAuth 2 access token, login cookie or other valid "
-                                 "authentication credential.")
-
     def _check_access(self, resource: str, permission: str) -> None:
         for entry in self.faults["deny"]:
             key_id = _KEY.match(resource)
             if resource.startswith(entry) or (key_id is not None and key_id[2] == entry):
-                raise _Abort(grpc.StatusCode.PERMISSION_DENIED,
-                             f"Permission '{permission}' denied on resource '{resource}' "
-                             "(or it may not exist).")
+                raise Abort(grpc.StatusCode.PERMISSION_DENIED,
+                            f"Permission '{permission}' denied on resource '{resource}' "
+                            "(or it may not exist).")
 
     # -- lookups -----------------------------------------------------------
 
     def _ring(self, name: str, permission: str) -> str:
         match = _RING.fullmatch(name)
         if not match:
-            raise _Abort(grpc.StatusCode.INVALID_ARGUMENT, f"invalid key ring name {name!r}")
+            raise Abort(grpc.StatusCode.INVALID_ARGUMENT, f"invalid key ring name {name!r}")
         self._check_access(name, permission)
         if name not in self._rings:
-            raise _Abort(grpc.StatusCode.NOT_FOUND, f"KeyRing {name} not found.")
+            raise Abort(grpc.StatusCode.NOT_FOUND, f"KeyRing {name} not found.")
         return name
 
     def _key(self, name: str, permission: str) -> _Key:
         if not _KEY.fullmatch(name):
-            raise _Abort(grpc.StatusCode.INVALID_ARGUMENT, f"invalid crypto key name {name!r}")
+            raise Abort(grpc.StatusCode.INVALID_ARGUMENT, f"invalid crypto key name {name!r}")
         self._check_access(name, permission)
         key = self._keys.get(name)
         if key is None:
-            raise _Abort(grpc.StatusCode.NOT_FOUND, f"CryptoKey {name} not found.")
+            raise Abort(grpc.StatusCode.NOT_FOUND, f"CryptoKey {name} not found.")
         return key
 
     def _version(self, name: str, permission: str) -> tuple[_Key, _Version]:
         match = _VERSION.fullmatch(name)
         if not match:
-            raise _Abort(grpc.StatusCode.INVALID_ARGUMENT,
-                         f"invalid crypto key version name {name!r}")
+            raise Abort(grpc.StatusCode.INVALID_ARGUMENT,
+                        f"invalid crypto key version name {name!r}")
         key = self._key(match[1], permission)
         if match[2].isdigit():
             for version in key.versions:
                 if version.number == int(match[2]):
                     self._settle(version)
                     return key, version
-        raise _Abort(grpc.StatusCode.NOT_FOUND, f"CryptoKeyVersion {name} not found.")
+        raise Abort(grpc.StatusCode.NOT_FOUND, f"CryptoKeyVersion {name} not found.")
 
     @staticmethod
     def _settle(version: _Version) -> None:
@@ -338,11 +310,17 @@ class FakeKMS:
             version.destroyed_at = now
 
     @staticmethod
-    def _require_enabled(name: str, version: _Version) -> None:
-        if version.state != "ENABLED":
-            raise _Abort(grpc.StatusCode.FAILED_PRECONDITION,
-                         f"The request cannot be fulfilled. Resource {name} has value "
-                         f"{version.state} in field crypto_key_version.state.")
+    def _require_state(name: str, version: _Version, *allowed: str) -> None:
+        if version.state not in allowed:
+            raise _not_fulfilled(name, version.state, "crypto_key_version.state")
+
+    def _signing_version(self, name: str, permission: str) -> tuple[_Key, _Version]:
+        """An ENABLED version of an ASYMMETRIC_SIGN key (called with the lock held)."""
+        key, version = self._version(name, permission)
+        if key.purpose != "ASYMMETRIC_SIGN":
+            raise _not_fulfilled(key.name, key.purpose, "crypto_key.purpose")
+        self._require_state(name, version, "ENABLED")
+        return key, version
 
     # -- messages ------------------------------------------------------------
 
@@ -353,22 +331,22 @@ class FakeKMS:
             state=State[version.state],
             protection_level=kms.ProtectionLevel[key.protection_level],
             algorithm=Algorithm[version.algorithm],
-            create_time=_ts(version.created),
-            destroy_time=_ts(version.destroy_at),
-            destroy_event_time=_ts(version.destroyed_at),
+            create_time=timestamp(version.created),
+            destroy_time=timestamp(version.destroy_at),
+            destroy_event_time=timestamp(version.destroyed_at),
         )
         if version.state != "PENDING_GENERATION" and not version.import_job:
-            msg.generate_time = _ts(max(version.created, version.ready_at))
+            msg.generate_time = timestamp(max(version.created, version.ready_at))
         if version.import_job:
             msg.import_job = version.import_job
-            msg.import_time = _ts(version.created)
+            msg.import_time = timestamp(version.created)
         return msg
 
     def _key_msg(self, key: _Key) -> kms.CryptoKey:
         msg = kms.CryptoKey(
             name=key.name,
             purpose=Purpose[key.purpose],
-            create_time=_ts(key.created),
+            create_time=timestamp(key.created),
             version_template=kms.CryptoKeyVersionTemplate(
                 algorithm=Algorithm[key.algorithm],
                 protection_level=kms.ProtectionLevel[key.protection_level]),
@@ -387,30 +365,30 @@ class FakeKMS:
     def create_key_ring(self, req: kms.CreateKeyRingRequest) -> kms.KeyRing:
         """CreateKeyRing."""
         if not _LOCATION.fullmatch(req.parent):
-            raise _Abort(grpc.StatusCode.INVALID_ARGUMENT, f"invalid parent {req.parent!r}")
+            raise Abort(grpc.StatusCode.INVALID_ARGUMENT, f"invalid parent {req.parent!r}")
         if not _ID.fullmatch(req.key_ring_id):
-            raise _Abort(grpc.StatusCode.INVALID_ARGUMENT,
-                         "key_ring_id must match [a-zA-Z0-9_-]{1,63}")
+            raise Abort(grpc.StatusCode.INVALID_ARGUMENT,
+                        "key_ring_id must match [a-zA-Z0-9_-]{1,63}")
         name = f"{req.parent}/keyRings/{req.key_ring_id}"
         self._check_access(name, "cloudkms.keyRings.create")
         with self._lock:
             if name in self._rings:
-                raise _Abort(grpc.StatusCode.ALREADY_EXISTS, f"KeyRing {name} already exists.")
+                raise Abort(grpc.StatusCode.ALREADY_EXISTS, f"KeyRing {name} already exists.")
             self._rings[name] = time.time()
             self._save()
-            return kms.KeyRing(name=name, create_time=_ts(self._rings[name]))
+            return kms.KeyRing(name=name, create_time=timestamp(self._rings[name]))
 
     def get_key_ring(self, req: kms.GetKeyRingRequest) -> kms.KeyRing:
         """GetKeyRing."""
         with self._lock:
             name = self._ring(req.name, "cloudkms.keyRings.get")
-            return kms.KeyRing(name=name, create_time=_ts(self._rings[name]))
+            return kms.KeyRing(name=name, create_time=timestamp(self._rings[name]))
 
     def create_crypto_key(self, req: kms.CreateCryptoKeyRequest) -> kms.CryptoKey:
         """CreateCryptoKey: checks purpose and algorithm; makes version 1 unless skipped."""
         if not _ID.fullmatch(req.crypto_key_id):
-            raise _Abort(grpc.StatusCode.INVALID_ARGUMENT,
-                         "crypto_key_id must match [a-zA-Z0-9_-]{1,63}")
+            raise Abort(grpc.StatusCode.INVALID_ARGUMENT,
+                        "crypto_key_id must match [a-zA-Z0-9_-]{1,63}")
         spec = req.crypto_key
         purpose = Purpose(spec.purpose).name
         algorithm = Algorithm(spec.version_template.algorithm).name
@@ -418,20 +396,20 @@ class FakeKMS:
             algorithm = "GOOGLE_SYMMETRIC_ENCRYPTION"
         known = _ALGORITHMS.get(algorithm)
         if purpose == "CRYPTO_KEY_PURPOSE_UNSPECIFIED":
-            raise _Abort(grpc.StatusCode.INVALID_ARGUMENT, "crypto_key.purpose is required")
+            raise Abort(grpc.StatusCode.INVALID_ARGUMENT, "crypto_key.purpose is required")
         if known is None:
-            raise _Abort(grpc.StatusCode.INVALID_ARGUMENT,
-                         f"crypto_key.version_template.algorithm {algorithm} is not supported "
-                         f"by this test server (supported: {', '.join(sorted(_ALGORITHMS))})")
+            raise Abort(grpc.StatusCode.INVALID_ARGUMENT,
+                        f"crypto_key.version_template.algorithm {algorithm} is not supported "
+                        f"by this test server (supported: {', '.join(sorted(_ALGORITHMS))})")
         if known[0] != purpose:
-            raise _Abort(grpc.StatusCode.INVALID_ARGUMENT,
-                         f"Algorithm {algorithm} is not compatible with purpose {purpose}.")
+            raise Abort(grpc.StatusCode.INVALID_ARGUMENT,
+                        f"Algorithm {algorithm} is not compatible with purpose {purpose}.")
         level = kms.ProtectionLevel(spec.version_template.protection_level).name
         if level == "PROTECTION_LEVEL_UNSPECIFIED":
             level = "SOFTWARE"
         if level not in ("SOFTWARE", "HSM"):
-            raise _Abort(grpc.StatusCode.INVALID_ARGUMENT,
-                         f"protection level {level} is not supported by this test server")
+            raise Abort(grpc.StatusCode.INVALID_ARGUMENT,
+                        f"protection level {level} is not supported by this test server")
         destroy = DEFAULT_DESTROY_SCHEDULED
         if "destroy_scheduled_duration" in spec:
             destroy = spec.destroy_scheduled_duration.total_seconds()
@@ -439,13 +417,13 @@ class FakeKMS:
             self._ring(req.parent, "cloudkms.cryptoKeys.create")
             name = f"{req.parent}/cryptoKeys/{req.crypto_key_id}"
             if name in self._keys:
-                raise _Abort(grpc.StatusCode.ALREADY_EXISTS, f"CryptoKey {name} already exists.")
+                raise Abort(grpc.StatusCode.ALREADY_EXISTS, f"CryptoKey {name} already exists.")
             key = _Key(name, purpose, algorithm, level, dict(spec.labels), destroy,
                        bool(spec.import_only))
             if not req.skip_initial_version_creation:
                 if key.import_only:
-                    raise _Abort(grpc.StatusCode.INVALID_ARGUMENT,
-                                 "an import_only key needs skip_initial_version_creation")
+                    raise Abort(grpc.StatusCode.INVALID_ARGUMENT,
+                                "an import_only key needs skip_initial_version_creation")
                 self._new_version(key)
             self._keys[name] = key
             self._save()
@@ -493,8 +471,8 @@ class FakeKMS:
         with self._lock:
             key = self._key(req.parent, "cloudkms.cryptoKeyVersions.create")
             if key.import_only:
-                raise _Abort(grpc.StatusCode.FAILED_PRECONDITION,
-                             f"CryptoKey {key.name} is import_only; import a version instead.")
+                raise Abort(grpc.StatusCode.FAILED_PRECONDITION,
+                            f"CryptoKey {key.name} is import_only; import a version instead.")
             version = self._new_version(key)
             self._save()
             return self._version_msg(key, version)
@@ -527,20 +505,17 @@ class FakeKMS:
         """UpdateCryptoKeyVersion: only ``state`` (ENABLED or DISABLED)."""
         paths = list(req.update_mask.paths)
         if paths != ["state"]:
-            raise _Abort(grpc.StatusCode.INVALID_ARGUMENT,
-                         f"update_mask must be ['state'] on this test server, got {paths}")
+            raise Abort(grpc.StatusCode.INVALID_ARGUMENT,
+                        f"update_mask must be ['state'] on this test server, got {paths}")
         wanted = State(req.crypto_key_version.state).name
         if wanted not in ("ENABLED", "DISABLED"):
-            raise _Abort(grpc.StatusCode.INVALID_ARGUMENT,
-                         f"crypto_key_version.state may only be set to ENABLED or DISABLED, "
-                         f"not {wanted}")
+            raise Abort(grpc.StatusCode.INVALID_ARGUMENT,
+                        f"crypto_key_version.state may only be set to ENABLED or DISABLED, "
+                        f"not {wanted}")
         name = req.crypto_key_version.name
         with self._lock:
             key, version = self._version(name, "cloudkms.cryptoKeyVersions.update")
-            if version.state not in ("ENABLED", "DISABLED"):
-                raise _Abort(grpc.StatusCode.FAILED_PRECONDITION,
-                             f"The request cannot be fulfilled. Resource {name} has value "
-                             f"{version.state} in field crypto_key_version.state.")
+            self._require_state(name, version, "ENABLED", "DISABLED")
             version.state = wanted
             self._save()
             return self._version_msg(key, version)
@@ -551,10 +526,7 @@ class FakeKMS:
         """DestroyCryptoKeyVersion: DESTROY_SCHEDULED for the key's scheduled duration."""
         with self._lock:
             key, version = self._version(req.name, "cloudkms.cryptoKeyVersions.destroy")
-            if version.state not in ("ENABLED", "DISABLED"):
-                raise _Abort(grpc.StatusCode.FAILED_PRECONDITION,
-                             f"The request cannot be fulfilled. Resource {req.name} has value "
-                             f"{version.state} in field crypto_key_version.state.")
+            self._require_state(req.name, version, "ENABLED", "DISABLED")
             version.state = "DESTROY_SCHEDULED"
             version.destroy_at = time.time() + key.destroy_scheduled
             self._settle(version)
@@ -567,10 +539,7 @@ class FakeKMS:
         """RestoreCryptoKeyVersion: DESTROY_SCHEDULED back to DISABLED."""
         with self._lock:
             key, version = self._version(req.name, "cloudkms.cryptoKeyVersions.restore")
-            if version.state != "DESTROY_SCHEDULED":
-                raise _Abort(grpc.StatusCode.FAILED_PRECONDITION,
-                             f"The request cannot be fulfilled. Resource {req.name} has value "
-                             f"{version.state} in field crypto_key_version.state.")
+            self._require_state(req.name, version, "DESTROY_SCHEDULED")
             version.state = "DISABLED"
             version.destroy_at = None
             self._save()
@@ -581,16 +550,10 @@ class FakeKMS:
     def get_public_key(self, req: kms.GetPublicKeyRequest) -> kms.PublicKey:
         """GetPublicKey: PEM SPKI of an ENABLED asymmetric version, with its CRC32C."""
         with self._lock:
-            key, version = self._version(req.name, "cloudkms.cryptoKeyVersions.viewPublicKey")
-            if key.purpose != "ASYMMETRIC_SIGN":
-                raise _Abort(grpc.StatusCode.FAILED_PRECONDITION,
-                             f"The request cannot be fulfilled. Resource {key.name} has value "
-                             f"{key.purpose} in field crypto_key.purpose.")
-            self._require_enabled(req.name, version)
+            key, version = self._signing_version(
+                req.name, "cloudkms.cryptoKeyVersions.viewPublicKey")
             material = version.material
-        private = serialization.load_der_private_key(material, password=None)
-        pem = private.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+        pem = _public_pem(material)
         crc = _crc(pem.encode())
         if self._take("bad_pem_crc"):
             crc ^= 0x5A5A5A5A
@@ -601,12 +564,8 @@ class FakeKMS:
     def asymmetric_sign(self, req: kms.AsymmetricSignRequest) -> kms.AsymmetricSignResponse:
         """AsymmetricSign: real signatures, integrity fields as Cloud KMS sets them."""
         with self._lock:
-            key, version = self._version(req.name, "cloudkms.cryptoKeyVersions.useToSign")
-            if key.purpose != "ASYMMETRIC_SIGN":
-                raise _Abort(grpc.StatusCode.FAILED_PRECONDITION,
-                             f"The request cannot be fulfilled. Resource {key.name} has value "
-                             f"{key.purpose} in field crypto_key.purpose.")
-            self._require_enabled(req.name, version)
+            key, version = self._signing_version(
+                req.name, "cloudkms.cryptoKeyVersions.useToSign")
             material = version.material
             level = key.protection_level
         _, kind, digest_algorithm = _ALGORITHMS[version.algorithm]
@@ -616,30 +575,30 @@ class FakeKMS:
         verified_data = verified_digest = False
         if kind == "ed25519":
             if has_digest:
-                raise _Abort(grpc.StatusCode.INVALID_ARGUMENT,
-                             f"Algorithm {version.algorithm} signs data, not a digest; "
-                             "set AsymmetricSignRequest.data")
+                raise Abort(grpc.StatusCode.INVALID_ARGUMENT,
+                            f"Algorithm {version.algorithm} signs data, not a digest; "
+                            "set AsymmetricSignRequest.data")
             if len(data) > MAX_DATA:
-                raise _Abort(grpc.StatusCode.INVALID_ARGUMENT,
-                             f"AsymmetricSignRequest.data is larger than {MAX_DATA} bytes")
+                raise Abort(grpc.StatusCode.INVALID_ARGUMENT,
+                            f"AsymmetricSignRequest.data is larger than {MAX_DATA} bytes")
             if "data_crc32c" in req:
                 if _crc(data) != req.data_crc32c:
-                    raise _Abort(grpc.StatusCode.INVALID_ARGUMENT,
-                                 "The checksum in field data_crc32c did not match the data in "
-                                 "field data.")
+                    raise Abort(grpc.StatusCode.INVALID_ARGUMENT,
+                                "The checksum in field data_crc32c did not match the data in "
+                                "field data.")
                 verified_data = True
             assert isinstance(private, Ed25519PrivateKey)
             signature = private.sign(data)
         else:
             digest = getattr(req.digest, digest_algorithm.name) if has_digest else b""
             if not digest:
-                raise _Abort(grpc.StatusCode.INVALID_ARGUMENT,
-                             f"Algorithm {version.algorithm} needs digest.{digest_algorithm.name}")
+                raise Abort(grpc.StatusCode.INVALID_ARGUMENT,
+                            f"Algorithm {version.algorithm} needs digest.{digest_algorithm.name}")
             if "digest_crc32c" in req:
                 if _crc(digest) != req.digest_crc32c:
-                    raise _Abort(grpc.StatusCode.INVALID_ARGUMENT,
-                                 "The checksum in field digest_crc32c did not match the data "
-                                 "in field digest.")
+                    raise Abort(grpc.StatusCode.INVALID_ARGUMENT,
+                                "The checksum in field digest_crc32c did not match the data "
+                                "in field digest.")
                 verified_digest = True
             prehashed = utils.Prehashed(digest_algorithm)
             if isinstance(private, ec.EllipticCurvePrivateKey):
@@ -665,34 +624,31 @@ class FakeKMS:
     # -- import ------------------------------------------------------------------
 
     def _job_msg(self, job: _ImportJob) -> kms.ImportJob:
-        private = serialization.load_der_private_key(job.material, password=None)
-        pem = private.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
         return kms.ImportJob(
             name=job.name, import_method=kms.ImportJob.ImportMethod[job.method],
             protection_level=kms.ProtectionLevel[job.protection_level],
-            create_time=_ts(job.created), generate_time=_ts(job.created),
-            expire_time=_ts(job.created + 3 * 24 * 3600),
+            create_time=timestamp(job.created), generate_time=timestamp(job.created),
+            expire_time=timestamp(job.created + 3 * 24 * 3600),
             state=kms.ImportJob.ImportJobState.ACTIVE,
-            public_key=kms.ImportJob.WrappingPublicKey(pem=pem))
+            public_key=kms.ImportJob.WrappingPublicKey(pem=_public_pem(job.material)))
 
     def create_import_job(self, req: kms.CreateImportJobRequest) -> kms.ImportJob:
         """CreateImportJob: an RSA wrapping key made here (RSA-OAEP + AES-KWP methods)."""
         if not _ID.fullmatch(req.import_job_id):
-            raise _Abort(grpc.StatusCode.INVALID_ARGUMENT,
-                         "import_job_id must match [a-zA-Z0-9_-]{1,63}")
+            raise Abort(grpc.StatusCode.INVALID_ARGUMENT,
+                        "import_job_id must match [a-zA-Z0-9_-]{1,63}")
         method = kms.ImportJob.ImportMethod(req.import_job.import_method).name
         if method not in _IMPORT_METHODS:
-            raise _Abort(grpc.StatusCode.INVALID_ARGUMENT,
-                         f"import_method {method} is not supported by this test server")
+            raise Abort(grpc.StatusCode.INVALID_ARGUMENT,
+                        f"import_method {method} is not supported by this test server")
         level = kms.ProtectionLevel(req.import_job.protection_level).name
         if level not in ("SOFTWARE", "HSM"):
-            raise _Abort(grpc.StatusCode.INVALID_ARGUMENT, "protection_level is required")
+            raise Abort(grpc.StatusCode.INVALID_ARGUMENT, "protection_level is required")
         name = f"{req.parent}/importJobs/{req.import_job_id}"
         with self._lock:
             self._ring(req.parent, "cloudkms.importJobs.create")
             if name in self._jobs:
-                raise _Abort(grpc.StatusCode.ALREADY_EXISTS, f"ImportJob {name} already exists.")
+                raise Abort(grpc.StatusCode.ALREADY_EXISTS, f"ImportJob {name} already exists.")
         bits = _IMPORT_METHODS[method][0]
         material = _pkcs8(rsa.generate_private_key(public_exponent=65537, key_size=bits))
         with self._lock:
@@ -704,12 +660,12 @@ class FakeKMS:
     def get_import_job(self, req: kms.GetImportJobRequest) -> kms.ImportJob:
         """GetImportJob."""
         if not _JOB.fullmatch(req.name):
-            raise _Abort(grpc.StatusCode.INVALID_ARGUMENT, f"invalid import job {req.name!r}")
+            raise Abort(grpc.StatusCode.INVALID_ARGUMENT, f"invalid import job {req.name!r}")
         with self._lock:
             self._check_access(req.name, "cloudkms.importJobs.get")
             job = self._jobs.get(req.name)
             if job is None:
-                raise _Abort(grpc.StatusCode.NOT_FOUND, f"ImportJob {req.name} not found.")
+                raise Abort(grpc.StatusCode.NOT_FOUND, f"ImportJob {req.name} not found.")
             return self._job_msg(job)
 
     def import_crypto_key_version(
@@ -719,17 +675,17 @@ class FakeKMS:
         algorithm = Algorithm(req.algorithm).name
         known = _ALGORITHMS.get(algorithm)
         if known is None or known[1] == "aes256":
-            raise _Abort(grpc.StatusCode.INVALID_ARGUMENT,
-                         f"importing algorithm {algorithm} is not supported by this test server")
+            raise Abort(grpc.StatusCode.INVALID_ARGUMENT,
+                        f"importing algorithm {algorithm} is not supported by this test server")
         with self._lock:
             key = self._key(req.parent, "cloudkms.cryptoKeyVersions.create")
             job = self._jobs.get(req.import_job)
             if job is None:
-                raise _Abort(grpc.StatusCode.NOT_FOUND, f"ImportJob {req.import_job} not found.")
+                raise Abort(grpc.StatusCode.NOT_FOUND, f"ImportJob {req.import_job} not found.")
             if known[0] != key.purpose:
-                raise _Abort(grpc.StatusCode.INVALID_ARGUMENT,
-                             f"Algorithm {algorithm} is not compatible with purpose "
-                             f"{key.purpose}.")
+                raise Abort(grpc.StatusCode.INVALID_ARGUMENT,
+                            f"Algorithm {algorithm} is not compatible with purpose "
+                            f"{key.purpose}.")
         wrapped = bytes(req.rsa_aes_wrapped_key)
         bits, oaep_hash = _IMPORT_METHODS[job.method]
         split = bits // 8
@@ -741,12 +697,12 @@ class FakeKMS:
             der = aes_key_unwrap_with_padding(aes_key, wrapped[split:])
             private = serialization.load_der_private_key(der, password=None)
         except (ValueError, InvalidUnwrap, TypeError):
-            raise _Abort(grpc.StatusCode.INVALID_ARGUMENT,
-                         "rsa_aes_wrapped_key could not be unwrapped with the import job's key"
-                         ) from None
+            raise Abort(grpc.StatusCode.INVALID_ARGUMENT,
+                        "rsa_aes_wrapped_key could not be unwrapped with the import job's key"
+                        ) from None
         if not _matches_kind(private, known[1]):
-            raise _Abort(grpc.StatusCode.INVALID_ARGUMENT,
-                         f"the imported key is not an {algorithm} key")
+            raise Abort(grpc.StatusCode.INVALID_ARGUMENT,
+                        f"the imported key is not an {algorithm} key")
         with self._lock:
             version = self._new_version(key, _pkcs8(private), algorithm, job.name)
             self._save()
@@ -754,10 +710,8 @@ class FakeKMS:
 
     # -- persistence -------------------------------------------------------
 
-    def _save(self) -> None:
-        if not self.state_file:
-            return
-        doc = {
+    def _dump(self) -> Any:
+        return {
             "rings": self._rings,
             "jobs": [{"name": j.name, "method": j.method, "level": j.protection_level,
                       "material": base64.b64encode(j.material).decode(), "created": j.created}
@@ -780,15 +734,8 @@ class FakeKMS:
                 for k in self._keys.values()
             ],
         }
-        directory = os.path.dirname(os.path.abspath(self.state_file))
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".gcp-kms-state-")
-        with os.fdopen(fd, "w") as out:
-            json.dump(doc, out)
-        os.replace(tmp, self.state_file)
 
-    def _load(self, path: str) -> None:
-        with open(path) as f:
-            doc = json.load(f)
+    def _restore(self, doc: Any) -> None:
         self._rings = {name: float(at) for name, at in doc["rings"].items()}
         for j in doc["jobs"]:
             self._jobs[j["name"]] = _ImportJob(j["name"], j["method"], j["level"],
@@ -819,12 +766,12 @@ def _state_filter(text: str) -> Callable[[str], bool]:
             continue
         match = _TERM.match(rest)
         if not match:
-            raise _Abort(grpc.StatusCode.INVALID_ARGUMENT,
-                         f"unsupported filter {text!r} (this test server knows state=X, "
-                         "state:X and state!=X joined by AND)")
+            raise Abort(grpc.StatusCode.INVALID_ARGUMENT,
+                        f"unsupported filter {text!r} (this test server knows state=X, "
+                        "state:X and state!=X joined by AND)")
         op, value = match[2], match[3]
         if value not in State.__members__:
-            raise _Abort(grpc.StatusCode.INVALID_ARGUMENT, f"unknown state {value!r}")
+            raise Abort(grpc.StatusCode.INVALID_ARGUMENT, f"unknown state {value!r}")
         if op == "!=":
             tests.append(lambda s, v=value: s != v)
         else:
@@ -834,39 +781,17 @@ def _state_filter(text: str) -> Callable[[str], bool]:
 
 
 def _page(items: list[Any], size: int, token: str) -> tuple[list[Any], str]:
-    size = DEFAULT_PAGE if size <= 0 else min(size, MAX_PAGE)
-    try:
-        start = int(token) if token else 0
-    except ValueError:
-        raise _Abort(grpc.StatusCode.INVALID_ARGUMENT, "invalid page_token") from None
-    end = start + size
-    return items[start:end], (str(end) if end < len(items) else "")
+    return page(items, size, token, max_size=MAX_PAGE)
 
 
 # -- gRPC plumbing ---------------------------------------------------------
 
 
-def _unary(
-    store: FakeKMS, method: str, call: Callable[[Any], Any],
-    request_type: Any, serialize: Callable[[Any], bytes],
-) -> grpc.RpcMethodHandler:
-    def handler(request: Any, context: grpc.ServicerContext) -> Any:
-        try:
-            store._enter(method, context)
-            return call(request)
-        except _Abort as exc:
-            context.abort(exc.code, exc.message)
-
-    return grpc.unary_unary_rpc_method_handler(
-        handler, request_deserializer=request_type.deserialize, response_serializer=serialize,
-    )
-
-
-def _handlers(store: FakeKMS) -> grpc.GenericRpcHandler:
+def _handlers(store: FakeKMS) -> HandlerTable:
     version = kms.CryptoKeyVersion.serialize
     key = kms.CryptoKey.serialize
     job = kms.ImportJob.serialize
-    table: dict[str, tuple[Callable[[Any], Any], Any, Callable[[Any], bytes]]] = {
+    return {
         "CreateKeyRing": (store.create_key_ring, kms.CreateKeyRingRequest,
                           kms.KeyRing.serialize),
         "GetKeyRing": (store.get_key_ring, kms.GetKeyRingRequest, kms.KeyRing.serialize),
@@ -895,47 +820,6 @@ def _handlers(store: FakeKMS) -> grpc.GenericRpcHandler:
         "ImportCryptoKeyVersion": (store.import_crypto_key_version,
                                    kms.ImportCryptoKeyVersionRequest, version),
     }
-    return grpc.method_handlers_generic_handler(SERVICE, {
-        name: _unary(store, name, call, req, ser) for name, (call, req, ser) in table.items()
-    })
-
-
-def _control_handlers(store: FakeKMS) -> grpc.GenericRpcHandler:
-    def wrap(fn: Callable[[dict[str, Any]], Any]) -> grpc.RpcMethodHandler:
-        def handler(request: dict[str, Any], context: grpc.ServicerContext) -> Any:
-            try:
-                return fn(request)
-            except _Abort as exc:
-                context.abort(exc.code, exc.message)
-
-        return grpc.unary_unary_rpc_method_handler(
-            handler, request_deserializer=_json_load, response_serializer=_json_dump,
-        )
-
-    def reset(_: dict[str, Any]) -> dict[str, Any]:
-        store.reset_faults()
-        store.reset_stats()
-        return {}
-
-    def stats(req: dict[str, Any]) -> dict[str, Any]:
-        out = store.stats()
-        if req.get("reset"):
-            store.reset_stats()
-        return out
-
-    return grpc.method_handlers_generic_handler(CONTROL_SERVICE, {
-        "Configure": wrap(store.configure),
-        "Stats": wrap(stats),
-        "Reset": wrap(reset),
-    })
-
-
-def _json_load(data: bytes) -> Any:
-    return json.loads(data or b"{}")
-
-
-def _json_dump(doc: Any) -> bytes:
-    return json.dumps(doc).encode()
 
 
 def serve(
@@ -944,84 +828,29 @@ def serve(
 ) -> tuple[grpc.Server, FakeKMS]:
     """Start the server in this process; returns it (already started) and its store."""
     store = FakeKMS(state_file)
-    server = grpc.server(ThreadPoolExecutor(max_workers=max_workers))
-    server.add_generic_rpc_handlers((_handlers(store), _control_handlers(store)))
-    bound = server.add_insecure_port(f"{host}:{port}")
-    if bound == 0:
-        raise OSError(f"cannot listen on {host}:{port}")
-    server.start()
+    server = start_server(store, SERVICE, _handlers(store), CONTROL_SERVICE,
+                          port=port, host=host, max_workers=max_workers)
     return server, store
 
 
-class ControlClient:
-    """Drive the test hooks of a running server.
+class ControlClient(JsonControlClient):
+    """Drive the test hooks of a running Cloud KMS test server.
+
+    ``configure`` sets the hooks the module docstring lists; ``stats`` counts
+    the keys held too; ``calls`` counts one KMS method; ``reset`` clears the
+    hooks and counters (the keys stay).
 
     Args:
         target: ``host:port`` of the server.
     """
 
-    def __init__(self, target: str) -> None:
-        # Reconnect fast: readiness polling starts before the server listens.
-        self._channel = grpc.insecure_channel(target, options=[
-            ("grpc.initial_reconnect_backoff_ms", 50),
-            ("grpc.min_reconnect_backoff_ms", 50),
-            ("grpc.max_reconnect_backoff_ms", 250),
-        ])
-
-        def method(name: str) -> Callable[..., Any]:
-            return self._channel.unary_unary(
-                f"/{CONTROL_SERVICE}/{name}",
-                request_serializer=_json_dump, response_deserializer=_json_load,
-            )
-
-        self._configure = method("Configure")
-        self._stats = method("Stats")
-        self._reset = method("Reset")
-
-    def configure(self, timeout: float = 5.0, **hooks: Any) -> dict[str, Any]:
-        """Set hooks (see the module docstring)."""
-        return dict(self._configure(hooks, timeout=timeout))
-
-    def stats(self, reset: bool = False, timeout: float = 5.0) -> dict[str, Any]:
-        """Calls per method since the last reset, and the key count."""
-        return dict(self._stats({"reset": reset}, timeout=timeout))
-
-    def calls(self, method: str) -> int:
-        """Calls of one KMS method since the last reset."""
-        return int(self.stats()["calls"].get(method, 0))
-
-    def reset(self, timeout: float = 5.0) -> None:
-        """Clear every hook and the call counters (the keys stay)."""
-        self._reset({}, timeout=timeout)
-
-    def close(self) -> None:
-        """Close the channel."""
-        self._channel.close()
+    service = CONTROL_SERVICE
 
 
 def main(argv: Iterable[str] | None = None) -> int:
     """Run the server until SIGTERM/SIGINT."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--state", default=None, help="JSON file that survives restarts")
-    parser.add_argument("--deny", action="append", default=[], help="key id to deny")
-    parser.add_argument("--token", default=None, help="bearer token to insist on, if sent")
-    parser.add_argument("--latency-ms", type=float, default=0.0)
-    args = parser.parse_args(list(argv) if argv is not None else None)
-    server, store = serve(args.port, host=args.host, state_file=args.state)
-    store.configure({"deny": args.deny, "token": args.token, "latency_ms": args.latency_ms})
-    done = threading.Event()
-
-    def stop(_signum: int, _frame: Any) -> None:
-        done.set()
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    print(f"gcp_kms_server listening on {args.host}:{args.port}", flush=True)
-    done.wait()
-    server.stop(0).wait(5)
-    return 0
+    return run_main(argv, serve, name="gcp_kms_server", description=__doc__.splitlines()[0],
+                    deny_help="key id to deny")
 
 
 if __name__ == "__main__":
