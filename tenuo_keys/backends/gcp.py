@@ -40,8 +40,6 @@ longer, and a retried ``AddSecretVersion`` could write two versions.
 from __future__ import annotations
 
 import contextlib
-import functools
-import ipaddress
 import logging
 import re
 import threading
@@ -50,11 +48,9 @@ from typing import Any
 
 import cachetools
 import google_crc32c
-import grpc  # type: ignore[import-untyped]  # grpcio ships no type hints
 from google.api_core import exceptions as gexc
 from google.api_core.retry import Retry
-from google.auth import exceptions as auth_exc
-from google.auth.credentials import AnonymousCredentials, Credentials
+from google.auth.credentials import Credentials
 from google.cloud import secretmanager_v1
 from google.cloud.secretmanager_v1.services.secret_manager_service.transports import (
     SecretManagerServiceGrpcTransport,
@@ -65,13 +61,19 @@ from .._formats import decode_signing_key
 from .._resolver import BackendKeyResolver, KeyMaterial, StoredKey
 from .._url import ResolverURL
 from ..errors import (
-    BackendUnavailable,
-    KeyAccessDenied,
     KeyFormatError,
     KeyNotFound,
     KeyResolutionError,
     ResolverClosed,
     ResolverConfigError,
+)
+from ._gcp_common import (
+    build_client,
+    check_client_options,
+    check_project,
+    detail,
+    map_error,
+    version_number,
 )
 
 __all__ = ["GCPSecretManagerKeyResolver"]
@@ -87,8 +89,6 @@ _PLACEHOLDER = "{key_id}"
 _SECRET_ID_CHARS = re.compile(r"[A-Za-z0-9_-]*")
 _LABEL_KEY = re.compile(r"[a-z][a-z0-9_-]{0,62}")
 _LABEL_VALUE = re.compile(r"[a-z0-9_-]{0,63}")
-_PROJECT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]*")
-_DETAIL_MAX = 200
 _LIST_PAGE = 250
 _VERSIONS_PAGE = 100
 
@@ -207,8 +207,7 @@ class GCPSecretManagerKeyResolver(BackendKeyResolver):
         observers: Iterable[CacheObserver] = (),
         field: str = "key",
     ) -> None:
-        if not isinstance(project, str) or not _PROJECT.fullmatch(project):
-            raise ResolverConfigError(f"invalid GCP project {project!r}")
+        check_project(project)
         version = str(version)
         if version != "latest" and not (version.isdigit() and int(version) > 0):
             raise ResolverConfigError(
@@ -222,12 +221,7 @@ class GCPSecretManagerKeyResolver(BackendKeyResolver):
             raise ResolverConfigError(f"timeout must be > 0 seconds, got {timeout!r}")
         self._template = _Template(template)
         self._label = _parse_label(label)
-        if client is not None and (api_endpoint or insecure or credentials is not None):
-            raise ResolverConfigError(
-                "pass either client= or api_endpoint/insecure/credentials, not both"
-            )
-        if insecure:
-            _check_insecure(api_endpoint, credentials)
+        check_client_options(client, api_endpoint, insecure, credentials)
         super().__init__(cache=cache, observers=observers, field=field)
         self.project = project
         self.template = template
@@ -501,29 +495,13 @@ class GCPSecretManagerKeyResolver(BackendKeyResolver):
             if self._closed:
                 raise ResolverClosed(backend=self.backend)
             if self._client is None:
-                try:
-                    self._client = self._build_client()
-                except auth_exc.DefaultCredentialsError:
-                    raise KeyAccessDenied(
-                        "access denied: no Google credentials found; set up Application "
-                        "Default Credentials or pass credentials=", backend=self.backend,
-                    ) from None
+                self._client = build_client(
+                    secretmanager_v1.SecretManagerServiceClient,
+                    SecretManagerServiceGrpcTransport, api_endpoint=self.api_endpoint,
+                    insecure=self.insecure, credentials=self._credentials, key_id=None,
+                    backend=self.backend,
+                )
             return self._client
-
-    def _build_client(self) -> secretmanager_v1.SecretManagerServiceClient:
-        if self.insecure:
-            assert self.api_endpoint is not None
-            transport = functools.partial(SecretManagerServiceGrpcTransport,
-                                          channel=_insecure_channel)
-            return secretmanager_v1.SecretManagerServiceClient(
-                credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
-                client_options={"api_endpoint": self.api_endpoint},
-                transport=transport,
-            )
-        options = {"api_endpoint": self.api_endpoint} if self.api_endpoint else None
-        return secretmanager_v1.SecretManagerServiceClient(
-            credentials=self._credentials, client_options=options
-        )
 
     def _close_backend(self) -> None:
         with self._client_lock:
@@ -547,35 +525,6 @@ class GCPSecretManagerKeyResolver(BackendKeyResolver):
         )
 
 
-def _insecure_channel(host: str, **kwargs: Any) -> grpc.Channel:
-    # A loopback test server comes and goes (the fault tests restart it), so
-    # reconnect quickly instead of gRPC's default backoff of up to two minutes.
-    options = [
-        *kwargs.get("options", ()),
-        ("grpc.initial_reconnect_backoff_ms", 100),
-        ("grpc.min_reconnect_backoff_ms", 100),
-        ("grpc.max_reconnect_backoff_ms", 1000),
-    ]
-    return grpc.insecure_channel(host, options=options)
-
-
-def _check_insecure(api_endpoint: str | None, credentials: Credentials | None) -> None:
-    if not api_endpoint:
-        raise ResolverConfigError("insecure=True needs api_endpoint (a loopback test server)")
-    if credentials is not None:
-        raise ResolverConfigError("insecure=True sends no credentials; do not pass credentials=")
-    host = api_endpoint.rsplit(":", 1)[0].strip("[]") if ":" in api_endpoint else api_endpoint
-    try:
-        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        loopback = False
-    if not loopback:
-        raise ResolverConfigError(
-            f"insecure=True is only for a test server on loopback, not {api_endpoint!r}: "
-            "keys would cross the network in plaintext"
-        )
-
-
 def _parse_label(label: str | None) -> tuple[str, str] | None:
     if label is None:
         return None
@@ -589,13 +538,7 @@ def _parse_label(label: str | None) -> tuple[str, str] | None:
 
 
 def _version_of(name: str) -> int | None:
-    tail = name.rpartition("/versions/")[2]
-    return int(tail) if tail.isdigit() else None
-
-
-def _detail(exc: gexc.GoogleAPICallError) -> str:
-    message = " ".join(str(exc.message or "").split())
-    return message if len(message) <= _DETAIL_MAX else message[:_DETAIL_MAX] + "…"
+    return version_number(name, "/versions/")
 
 
 def _map_error(exc: BaseException, *, key_id: str | None, what: str) -> KeyResolutionError:
@@ -605,50 +548,9 @@ def _map_error(exc: BaseException, *, key_id: str | None, what: str) -> KeyResol
     without echoing the payload, so the server's message is kept as detail.
     """
     backend = GCPSecretManagerKeyResolver.backend
-    if isinstance(exc, KeyResolutionError):
-        return exc.with_context(key_id=key_id, backend=backend)
-    if isinstance(exc, gexc.NotFound):
-        return KeyNotFound(f"not found: {what} does not exist", key_id=key_id, backend=backend)
     if isinstance(exc, gexc.FailedPrecondition):
         return KeyNotFound(
-            f"not found: {what} is disabled or destroyed ({_detail(exc)})",
+            f"not found: {what} is disabled or destroyed ({detail(exc)})",
             key_id=key_id, backend=backend,
         )
-    if isinstance(exc, gexc.PermissionDenied):
-        return KeyAccessDenied(f"access denied to {what}: {_detail(exc)}",
-                               key_id=key_id, backend=backend)
-    if isinstance(exc, gexc.Unauthenticated):
-        return KeyAccessDenied(
-            f"access denied: the credentials were rejected (unauthenticated): {_detail(exc)}",
-            key_id=key_id, backend=backend,
-        )
-    if isinstance(exc, gexc.RetryError):
-        return BackendUnavailable(f"backend unreachable: retries exhausted reading {what}",
-                                  key_id=key_id, backend=backend)
-    if isinstance(exc, gexc.MethodNotImplemented):
-        return KeyResolutionError(
-            f"the endpoint does not implement this call ({_detail(exc)}); is api_endpoint "
-            "a Secret Manager?", key_id=key_id, backend=backend,
-        )
-    if isinstance(exc, (gexc.ServerError, gexc.TooManyRequests, gexc.Aborted,
-                        gexc.Cancelled, gexc.DeadlineExceeded)):
-        name = exc.grpc_status_code.name if exc.grpc_status_code else type(exc).__name__
-        return BackendUnavailable(f"backend unreachable: {name} reading {what}: {_detail(exc)}",
-                                  key_id=key_id, backend=backend)
-    if isinstance(exc, gexc.GoogleAPICallError):
-        name = exc.grpc_status_code.name if exc.grpc_status_code else type(exc).__name__
-        return KeyResolutionError(f"{name} from Secret Manager: {_detail(exc)}",
-                                  key_id=key_id, backend=backend, retryable=False)
-    if isinstance(exc, auth_exc.TransportError):
-        return BackendUnavailable("backend unreachable: could not refresh Google credentials",
-                                  key_id=key_id, backend=backend)
-    if isinstance(exc, auth_exc.RefreshError) and getattr(exc, "retryable", False):
-        return BackendUnavailable("backend unreachable: could not refresh Google credentials",
-                                  key_id=key_id, backend=backend)
-    if isinstance(exc, auth_exc.GoogleAuthError):
-        return KeyAccessDenied(
-            f"access denied: Google credentials failed ({type(exc).__name__})",
-            key_id=key_id, backend=backend,
-        )
-    return KeyResolutionError(f"unexpected {type(exc).__name__} reading {what}",
-                              key_id=key_id, backend=backend, retryable=False)
+    return map_error(exc, key_id=key_id, what=what, backend=backend, service="Secret Manager")

@@ -46,44 +46,54 @@ is off by default), as for the other GCP backends.
 
 from __future__ import annotations
 
-import functools
 import logging
 import math
 import re
-import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final, TypeVar
 
 import google_crc32c
 import tenuo_core
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from google.api_core import exceptions as gexc
 from google.api_core.retry import Retry
-from google.auth import exceptions as auth_exc
-from google.auth.credentials import AnonymousCredentials, Credentials
+from google.auth.credentials import Credentials
 from google.cloud import kms_v1
 from google.cloud.kms_v1.services.key_management_service.transports import (
     KeyManagementServiceGrpcTransport,
 )
 
 from .._keyset import public_bytes_of
-from .._resolver import check_key_id
-from .._signer import Signer
 from .._url import ResolverURL
 from ..errors import (
     HolderMismatch,
     KeyAccessDenied,
     KeyNotFound,
     KeyResolutionError,
-    ResolverClosed,
     ResolverConfigError,
 )
-from .gcp import _PROJECT, _check_insecure, _detail, _insecure_channel
-from .gcp import _map_error as _map_gcp_error
+from ._gcp_common import (
+    SHARED_CODES,
+    build_client,
+    check_client_options,
+    check_project,
+    code_name,
+    detail,
+    map_error,
+    version_number,
+)
+from ._remote_signer import (
+    PLACEHOLDER,
+    RemoteSigner,
+    SharedClient,
+    VersionSnapshot,
+    as_message,
+    check_intervals,
+    check_signer_key_id,
+    url_key_id,
+)
 
 __all__ = [
     "MAX_DATA_BYTES",
@@ -113,17 +123,12 @@ MAX_DATA_BYTES: Final = 64 * 1024
 INTEGRITY_ATTEMPTS: Final = 3
 """Tries of one call whose answer fails a CRC32C check (Google: "a limited number")."""
 _ALGORITHMS: Final = kms_v1.CryptoKeyVersion.CryptoKeyVersionAlgorithm
-_PLACEHOLDER: Final = "{key_id}"
 _ID = re.compile(r"[a-zA-Z0-9_-]{1,63}")
 _ID_CHARS = re.compile(r"[a-zA-Z0-9_-]*")
 _LOCATION = re.compile(r"[a-zA-Z0-9-]{1,63}")
 _PAGE: Final = 100
 _ROLE_HINT: Final = "roles/cloudkms.signerVerifier plus roles/cloudkms.viewer grant all four"
 _PENDING: Final = frozenset({"PENDING_GENERATION", "PENDING_IMPORT"})
-# Codes whose meaning is the same for every GCP API: gcp.py maps them.
-_SHARED_CODES: Final = (gexc.NotFound, gexc.PermissionDenied, gexc.Unauthenticated,
-                        gexc.ServerError, gexc.TooManyRequests, gexc.Aborted, gexc.Cancelled,
-                        gexc.DeadlineExceeded)
 
 
 # --------------------------------------------------------------------------- key info
@@ -194,42 +199,20 @@ class KMSKeyInfo:
         return next((v for v in self.versions if v.public == raw), None)
 
 
-class _Snapshot:
-    """Key info with one verifier and one ``PublicKey`` per signing version."""
-
-    __slots__ = ("by_public", "info", "loaded_at", "public_keys", "verifiers")
-
-    def __init__(self, info: KMSKeyInfo) -> None:
-        self.info = info
-        self.loaded_at = time.monotonic()
-        signing = info.signing
-        self.by_public = {v.public: v for v in signing}
-        self.verifiers = {v.number: Ed25519PublicKey.from_public_bytes(v.public or b"")
-                          for v in signing}
-        self.public_keys = {v.number: v.public_key for v in signing}
+_Snapshot = VersionSnapshot[KMSKeyInfo]
 
 
-class _SharedClient:
+class _SharedClient(SharedClient):
     """One KMS client used by several signers; closed with the last of them (if ours)."""
 
     def __init__(self, client: kms_v1.KeyManagementServiceClient, owned: bool) -> None:
+        super().__init__(BACKEND)
         self.client = client
         self.owned = owned
-        self._users = 1
-        self._lock = threading.Lock()
 
-    def acquire(self, key_id: str) -> _SharedClient:
-        with self._lock:
-            if self._users == 0:
-                raise ResolverClosed("signer is closed", key_id=key_id, backend=BACKEND)
-            self._users += 1
-        return self
-
-    def release(self) -> None:
-        with self._lock:
-            self._users -= 1
-            last = self._users == 0
-        if last and self.owned:
+    def close_client(self) -> None:
+        """Close the client's transport, unless it was injected."""
+        if self.owned:
             self.client.transport.close()  # type: ignore[no-untyped-call]
 
 
@@ -262,7 +245,7 @@ class _NotEnabled(Exception):
 # --------------------------------------------------------------------------- the signer
 
 
-class GCPKMSSigner(Signer):
+class GCPKMSSigner(RemoteSigner[KMSKeyInfo, _Settings, _SharedClient]):
     """Signs PoPs with a Cloud KMS ``EC_SIGN_ED25519`` key that never leaves KMS.
 
     **The key.** Key id ``agent1`` names the CryptoKey
@@ -349,7 +332,7 @@ class GCPKMSSigner(Signer):
     """
 
     backend = BACKEND
-    remote = True
+    _KEY_KIND = "CryptoKey"
 
     def __init__(
         self,
@@ -370,8 +353,7 @@ class GCPKMSSigner(Signer):
         max_data_bytes: int = MAX_DATA_BYTES,
         lazy: bool = False,
     ) -> None:
-        if not isinstance(project, str) or not _PROJECT.fullmatch(project):
-            raise ResolverConfigError(f"invalid GCP project {project!r}")
+        check_project(project)
         if not isinstance(location, str) or not _LOCATION.fullmatch(location):
             raise ResolverConfigError(f"invalid Cloud KMS location {location!r}")
         if not isinstance(key_ring, str) or not _ID.fullmatch(key_ring):
@@ -381,65 +363,48 @@ class GCPKMSSigner(Signer):
         _key_name(name_template, key_id)  # refuse a bad key id before connecting
         if not (timeout > 0 and math.isfinite(timeout)):
             raise ResolverConfigError(f"timeout must be > 0 seconds, got {timeout!r}")
-        if not (refresh_interval >= 0 and math.isfinite(refresh_interval)):
-            raise ResolverConfigError(
-                f"refresh_interval must be a non-negative number of seconds, got "
-                f"{refresh_interval!r}")
-        if not (max_age > 0 and math.isfinite(max_age)):
-            raise ResolverConfigError(
-                f"max_age must be a positive number of seconds, got {max_age!r}")
+        check_intervals(refresh_interval, max_age)
         if isinstance(max_data_bytes, bool) or not isinstance(max_data_bytes, int) \
                 or max_data_bytes <= 0:
             raise ResolverConfigError(
                 f"max_data_bytes must be a positive integer, got {max_data_bytes!r}")
-        if client is not None and (api_endpoint or insecure or credentials is not None):
-            raise ResolverConfigError(
-                "pass either client= or api_endpoint/insecure/credentials, not both")
-        if insecure:
-            _check_insecure(api_endpoint, credentials)
+        check_client_options(client, api_endpoint, insecure, credentials)
         settings = _Settings(project, location, key_ring, name_template, float(timeout), retry,
                              float(refresh_interval), float(max_age), max_data_bytes,
                              api_endpoint or DEFAULT_ENDPOINT)
         if client is None:
-            shared = _SharedClient(_build_client(api_endpoint, insecure, credentials, key_id),
-                                   owned=True)
+            shared = _SharedClient(
+                build_client(kms_v1.KeyManagementServiceClient,
+                             KeyManagementServiceGrpcTransport, api_endpoint=api_endpoint,
+                             insecure=insecure, credentials=credentials, key_id=key_id,
+                             backend=BACKEND),
+                owned=True)
         else:
             shared = _SharedClient(client, owned=False)
         self._setup(key_id, settings, shared, lazy=lazy)
 
     def _setup(self, key_id: str, settings: _Settings, shared: _SharedClient, *,
                lazy: bool) -> None:
-        Signer.__init__(self, key_id)
+        self._init_versions(key_id, refresh_interval=settings.refresh_interval,
+                            max_age=settings.max_age)
         self._settings = settings
         self._shared = shared
         self.project = settings.project
         self.location = settings.location
         self.key_ring = settings.key_ring
-        self.crypto_key_id = _key_name(settings.name_template, key_id)
+        self.crypto_key_id = self._key_name_for(key_id)
         self.key_name = (f"projects/{settings.project}/locations/{settings.location}/keyRings/"
                          f"{settings.key_ring}/cryptoKeys/{self.crypto_key_id}")
         self.endpoint = settings.endpoint
         self.timeout = settings.timeout
-        self.refresh_interval = settings.refresh_interval
-        self.max_age = settings.max_age
         self.max_data_bytes = settings.max_data_bytes
-        self._lock = threading.Lock()
-        self._count_lock = threading.Lock()
-        self._snapshot: _Snapshot | None = None
         self._key_checked = False
         self._protection_level = ""
         self._publics: dict[str, bytes] = {}  # version name -> raw public key (immutable)
-        self._last_miss_refresh = -math.inf
-        self._closed = False
         self.sign_calls = 0
         self.list_calls = 0
         self.public_key_calls = 0
-        if not lazy:
-            try:
-                self._refresh(construction=True)
-            except BaseException:
-                self.close()
-                raise
+        self._load_unless_lazy(lazy)
 
     @classmethod
     def from_url(cls, url: str | ResolverURL, *, key_id: str | None = None,
@@ -485,51 +450,13 @@ class GCPKMSSigner(Signer):
         if max_data:
             options["max_data_bytes"] = max_data
         parsed.finish()
-        clash = sorted(set(options).intersection(kwargs))
-        if clash:
-            raise ResolverConfigError(
-                f"{SCHEME}:// setting {clash[0]!r} given both in the URL and as an argument")
-        template = str(options.get("name_template", DEFAULT_TEMPLATE))
-        if key_id is None:
-            if _PLACEHOLDER in template:
-                raise ResolverConfigError(
-                    f"{SCHEME}:// template {template!r} needs a key id: pass key_id=")
-            key_id = template
+        key_id = url_key_id(SCHEME, options, kwargs, key_id, DEFAULT_TEMPLATE)
         return cls(key_id, parsed.host, parts[0], parts[1], **options, **kwargs)
 
-    def for_key(self, key_id: str, *, lazy: bool = False) -> GCPKMSSigner:
-        """A signer for another key id on the same client and settings.
-
-        The client is closed when the last signer sharing it is closed.
-
-        Raises:
-            ResolverConfigError: The template names one fixed key, the key id
-                maps to no valid CryptoKey id, or the key cannot sign PoPs.
-            KeyResolutionError: The key could not be read (unless ``lazy``).
-        """
-        if self._closed:
-            raise ResolverClosed("signer is closed", key_id=self.key_id, backend=self.backend)
-        if _PLACEHOLDER not in self._settings.name_template:
-            raise ResolverConfigError(
-                f"this signer's template names the one CryptoKey {self.crypto_key_id!r}; "
-                "for_key needs a template with '{key_id}'")
-        _key_name(self._settings.name_template, key_id)
-        sibling = type(self).__new__(type(self))
-        sibling._setup(key_id, self._settings, self._shared.acquire(key_id), lazy=lazy)
-        return sibling
+    def _key_name_for(self, key_id: str) -> str:
+        return _key_name(self._settings.name_template, key_id)
 
     # -- the Signer contract ------------------------------------------------------
-
-    def public_key_for(self, holder: Any | None = None) -> Any:
-        """The ``PublicKey`` that signs for ``holder`` (the newest ENABLED version when None).
-
-        Raises:
-            HolderMismatch: No ENABLED version of the key is ``holder``.
-            KeyNotFound: No holder named and no version is ENABLED.
-            KeyResolutionError: The key cannot be read, or is not suitable.
-        """
-        snapshot, version = self._select(holder)
-        return snapshot.public_keys[version.number]
 
     def sign(self, message: bytes, *, holder: Any | None = None) -> bytes:
         """Sign ``message`` in Cloud KMS with the version matching ``holder``.
@@ -545,16 +472,15 @@ class GCPKMSSigner(Signer):
                 signature did not verify (never returned).
             HolderMismatch: No ENABLED version of the key is ``holder``.
         """
-        if not isinstance(message, (bytes, bytearray, memoryview)):
-            raise TypeError(f"message must be bytes, got {type(message).__name__}")
-        message = bytes(message)
+        message = as_message(message)
         if len(message) > self.max_data_bytes:
             raise KeyResolutionError(
                 f"the message to sign is {len(message)} bytes; Cloud KMS AsymmetricSign "
                 f"accepts at most {self.max_data_bytes} (max_data_bytes), so it was not sent. "
                 "A PoP message grows with the tool arguments: pass large values by reference",
                 key_id=self.key_id, backend=self.backend)
-        snapshot, version = self._select(holder)
+        snapshot, number = self._select(holder)
+        version = _signing_version(snapshot, number)
         try:
             signature = self._kms_sign(message, version)
         except _NotEnabled as exc:
@@ -567,64 +493,21 @@ class GCPKMSSigner(Signer):
                     f"not found: version {version.number} of CryptoKey {self.key_name} is "
                     f"not ENABLED ({again.detail})",
                     key_id=self.key_id, backend=self.backend) from None
-        try:
-            snapshot.verifiers[version.number].verify(signature, message)
-        except InvalidSignature:
-            # A tampered or broken answer: never returned. Re-list next time.
-            self._snapshot = None
-            raise KeyResolutionError(
-                f"Cloud KMS returned a signature that does not verify against the public key "
-                f"of version {version.number} of {self.key_name}; it was discarded",
-                key_id=self.key_id, backend=self.backend) from None
-        return signature
-
-    # -- key info ----------------------------------------------------------------
-
-    def key_info(self, *, refresh: bool = False) -> KMSKeyInfo:
-        """What Cloud KMS says about the key (public data), re-listed when ``refresh``."""
-        if refresh:
-            return self._refresh().info
-        return self._current().info
-
-    def refresh(self) -> KMSKeyInfo:
-        """Re-list the versions now (after a rotation or state change made elsewhere)."""
-        return self._refresh().info
+        return self._verified(
+            snapshot, version.number, message, signature, source="Cloud KMS",
+            against=f"the public key of version {version.number} of {self.key_name}")
 
     # -- selection -------------------------------------------------------------------
 
-    def _select(self, holder: Any | None) -> tuple[_Snapshot, KMSVersion]:
-        """The snapshot and the version to sign with for ``holder``."""
-        if holder is None:
-            snapshot = self._current(max_age=self.max_age)
-            if snapshot.info.current is None:
-                # A new key's first version takes a few seconds to generate: look again.
-                snapshot, _ = self._refresh_on_miss(lambda s: s.info.current is not None)
-            current = snapshot.info.current
-            if current is None:
-                raise self._none_enabled(snapshot.info)
-            return snapshot, current
-        raw = public_bytes_of(holder)
-        snapshot = self._current()
-        version = snapshot.by_public.get(raw)
-        if version is not None:
-            return snapshot, version
-        snapshot, throttled = self._refresh_on_miss(lambda s: raw in s.by_public)
-        version = snapshot.by_public.get(raw)
-        if version is not None:
-            return snapshot, version
-        raise self._mismatch(snapshot.info, raw, retryable=throttled)
-
-    def _refresh_on_miss(self, found: Callable[[_Snapshot], bool]) -> tuple[_Snapshot, bool]:
-        """Re-list unless done less than ``refresh_interval`` ago; True when throttled."""
-        with self._lock:
-            snapshot = self._snapshot
-            if snapshot is not None and found(snapshot):
-                return snapshot, False  # another thread re-listed meanwhile
-            now = time.monotonic()
-            if snapshot is not None and now - self._last_miss_refresh < self.refresh_interval:
-                return snapshot, True
-            self._last_miss_refresh = now
-            return self._refresh(locked=True), False
+    def _select_newest(self) -> tuple[_Snapshot, int]:
+        snapshot = self._current(max_age=self.max_age)
+        if snapshot.info.current is None:
+            # A new key's first version takes a few seconds to generate: look again.
+            snapshot, _ = self._refresh_on_miss(lambda s: s.info.current is not None)
+        current = snapshot.info.current
+        if current is None:
+            raise self._none_enabled(snapshot.info)
+        return snapshot, current.number
 
     def _after_not_enabled(self, holder: Any | None, version: KMSVersion,
                            detail: str) -> tuple[_Snapshot, KMSVersion]:
@@ -640,8 +523,8 @@ class GCPKMSSigner(Signer):
                 found = snapshot.by_public.get(raw)
                 if found is None:
                     raise self._mismatch(snapshot.info, raw, retryable=False)
-                if found.number != version.number:  # the same key imported twice
-                    return snapshot, found
+                if found != version.number:  # the same key imported twice
+                    return snapshot, _signing_version(snapshot, found)
             raise HolderMismatch(
                 f"holder mismatch: version {version.number} of CryptoKey {self.key_name}, the "
                 f"warrant holder's, no longer signs ({detail})",
@@ -680,30 +563,13 @@ class GCPKMSSigner(Signer):
 
     # -- reading the key -------------------------------------------------------------
 
-    def _current(self, max_age: float | None = None) -> _Snapshot:
-        snapshot = self._snapshot
-        if snapshot is not None and (
-            max_age is None or time.monotonic() - snapshot.loaded_at < max_age
-        ):
-            return snapshot
-        with self._lock:
-            snapshot = self._snapshot
-            if snapshot is not None and (
-                max_age is None or time.monotonic() - snapshot.loaded_at < max_age
-            ):
-                return snapshot
-            return self._refresh(locked=True)
-
-    def _refresh(self, *, locked: bool = False, construction: bool = False) -> _Snapshot:
-        if not locked:
-            with self._lock:
-                return self._refresh(locked=True, construction=construction)
+    def _load(self, construction: bool) -> _Snapshot:
         if not self._key_checked:
             self._check_key(construction)
         versions = self._list_versions()
         listed: list[KMSVersion] = []
         for meta in versions:
-            number = _version_number(meta.name)
+            number = version_number(meta.name, "/cryptoKeyVersions/")
             if number is None:
                 continue
             state = _name(kms_v1.CryptoKeyVersion.CryptoKeyVersionState, meta.state)
@@ -715,7 +581,8 @@ class GCPKMSSigner(Signer):
             listed.append(KMSVersion(number, meta.name, state, algorithm, public))
         listed.sort(key=lambda v: v.number, reverse=True)
         info = KMSKeyInfo(self.key_name, self._protection_level, tuple(listed))
-        snapshot = _Snapshot(info)
+        snapshot = _Snapshot(info, {v.number: v.public for v in info.signing
+                                    if v.public is not None})
         previous = self._snapshot
         if previous is not None:
             before = {v.number: v.state for v in previous.info.versions}
@@ -723,7 +590,6 @@ class GCPKMSSigner(Signer):
                 if before.get(version.number) != version.state:
                     logger.info("tenuo_keys: Cloud KMS %s version %d is now %s", self.key_name,
                                 version.number, version.state)
-        self._snapshot = snapshot
         return snapshot
 
     def _check_key(self, construction: bool) -> None:
@@ -747,7 +613,7 @@ class GCPKMSSigner(Signer):
         self._key_checked = True
 
     def _list_versions(self) -> list[Any]:
-        self._count("list")
+        self._count("list_calls")
         what = f"versions of CryptoKey {self.key_name}"
         permission = "cloudkms.cryptoKeyVersions.list"
         pager = self._call("list_crypto_key_versions",
@@ -757,47 +623,58 @@ class GCPKMSSigner(Signer):
 
     def _read_public(self, name: str) -> bytes | None:
         """The raw public key of version ``name``; None if it stopped being ENABLED."""
-        what = f"the public key of {name}"
-        for attempt in range(INTEGRITY_ATTEMPTS):
-            self._count("public")
-            try:
-                answer = self._call("get_public_key", {"name": name}, what=what,
-                                    permission="cloudkms.cryptoKeyVersions.viewPublicKey",
-                                    passthrough=(gexc.FailedPrecondition, gexc.NotFound))
-            except (gexc.FailedPrecondition, gexc.NotFound):
-                return None  # disabled or gone between the listing and this read
-            try:
-                raw = _public_from_answer(answer, name)
-            except _Integrity as exc:
-                if attempt + 1 < INTEGRITY_ATTEMPTS:
-                    logger.warning("tenuo_keys: %s; retrying", exc)
-                    continue
-                raise KeyResolutionError(f"{exc} ({INTEGRITY_ATTEMPTS} tries)",
-                                         key_id=self.key_id, backend=self.backend,
-                                         retryable=True) from None
-            except ValueError as exc:
-                raise KeyResolutionError(str(exc), key_id=self.key_id,
-                                         backend=self.backend) from None
-            self._publics[name] = raw
-            return raw
-        raise AssertionError("unreachable")  # pragma: no cover
+
+        def read() -> Any:
+            self._count("public_key_calls")
+            return self._call("get_public_key", {"name": name},
+                              what=f"the public key of {name}",
+                              permission="cloudkms.cryptoKeyVersions.viewPublicKey",
+                              passthrough=(gexc.FailedPrecondition, gexc.NotFound))
+
+        try:
+            raw = self._integrity_checked(read, lambda answer: _public_from_answer(answer, name))
+        except (gexc.FailedPrecondition, gexc.NotFound):
+            return None  # disabled or gone between the listing and this read
+        self._publics[name] = raw
+        return raw
 
     # -- signing ----------------------------------------------------------------------
 
     def _kms_sign(self, message: bytes, version: KMSVersion) -> bytes:
         request = {"name": version.name, "data": message,
                    "data_crc32c": int(google_crc32c.value(message))}
-        what = f"version {version.number} of {self.key_name} (AsymmetricSign)"
-        for attempt in range(INTEGRITY_ATTEMPTS):
-            self._count("sign")
+
+        def sign() -> Any:
+            self._count("sign_calls")
             try:
-                answer = self._call("asymmetric_sign", request, what=what,
-                                    permission="cloudkms.cryptoKeyVersions.useToSign",
-                                    passthrough=(gexc.FailedPrecondition,))
+                return self._call("asymmetric_sign", request,
+                                  what=f"version {version.number} of {self.key_name} "
+                                       "(AsymmetricSign)",
+                                  permission="cloudkms.cryptoKeyVersions.useToSign",
+                                  passthrough=(gexc.FailedPrecondition,))
             except gexc.FailedPrecondition as exc:
-                raise _NotEnabled(_detail(exc)) from None
+                raise _NotEnabled(detail(exc)) from None
+
+        return self._integrity_checked(
+            sign, lambda answer: _signature_from_answer(answer, version.name), forget=True)
+
+    def _integrity_checked(self, request: Callable[[], Any], check: Callable[[Any], T], *,
+                           forget: bool = False) -> T:
+        """``check(request())``, asking again while the answer fails its CRC32C checks.
+
+        Args:
+            request: One call; what it raises is raised.
+            check: Checks an answer and returns what it holds.
+            forget: Drop the snapshot when the answer is wrong (not corrupted).
+
+        Raises:
+            KeyResolutionError: Every one of ``INTEGRITY_ATTEMPTS`` answers was
+                corrupted (retryable), or an answer was wrong.
+        """
+        for attempt in range(INTEGRITY_ATTEMPTS):
+            answer = request()
             try:
-                return _signature_from_answer(answer, version.name)
+                return check(answer)
             except _Integrity as exc:
                 if attempt + 1 < INTEGRITY_ATTEMPTS:
                     logger.warning("tenuo_keys: %s; retrying", exc)
@@ -806,7 +683,8 @@ class GCPKMSSigner(Signer):
                                          key_id=self.key_id, backend=self.backend,
                                          retryable=True) from None
             except ValueError as exc:
-                self._snapshot = None
+                if forget:
+                    self._snapshot = None
                 raise KeyResolutionError(str(exc), key_id=self.key_id,
                                          backend=self.backend) from None
         raise AssertionError("unreachable")  # pragma: no cover
@@ -816,8 +694,7 @@ class GCPKMSSigner(Signer):
     def _call(self, method: str, request: dict[str, Any], *, what: str, permission: str,
               passthrough: tuple[type[BaseException], ...] = ()) -> Any:
         """One KMS call on the shared client, with our deadline, retry and error mapping."""
-        if self._closed:
-            raise ResolverClosed("signer is closed", key_id=self.key_id, backend=self.backend)
+        self._check_open()
         fn = getattr(self._shared.client, method)
         return self._guard(
             lambda: fn(request=request, retry=self._settings.retry, timeout=self.timeout),
@@ -831,8 +708,7 @@ class GCPKMSSigner(Signer):
             raise
         except Exception as exc:
             if self._closed:
-                raise ResolverClosed("signer is closed", key_id=self.key_id,
-                                     backend=self.backend) from None
+                raise self._closed_error() from None
             error = _map_error(exc, key_id=self.key_id, what=what)
             if isinstance(exc, gexc.PermissionDenied):
                 # Say which permission, and which role grants it, so an operator can fix IAM.
@@ -840,27 +716,6 @@ class GCPKMSSigner(Signer):
                                         f"{_ROLE_HINT})", key_id=self.key_id,
                                         backend=self.backend)
             raise error from None
-
-    def _count(self, kind: str) -> None:
-        with self._count_lock:
-            if kind == "sign":
-                self.sign_calls += 1
-            elif kind == "list":
-                self.list_calls += 1
-            else:
-                self.public_key_calls += 1
-
-    def __enter__(self) -> GCPKMSSigner:
-        return self
-
-    def close(self) -> None:
-        """Release this signer's share of the client. Safe to call twice."""
-        with self._lock:
-            if self._closed:
-                return
-            self._closed = True
-            self._snapshot = None
-        self._shared.release()
 
     def __repr__(self) -> str:
         return (f"GCPKMSSigner(key_id={self.key_id!r}, key={self.key_name!r}, "
@@ -871,20 +726,17 @@ class GCPKMSSigner(Signer):
 
 
 def _check_template(template: str) -> None:
-    if not isinstance(template, str) or template.count(_PLACEHOLDER) > 1 \
-            or not _ID_CHARS.fullmatch(template.replace(_PLACEHOLDER, "")):
+    if not isinstance(template, str) or template.count(PLACEHOLDER) > 1 \
+            or not _ID_CHARS.fullmatch(template.replace(PLACEHOLDER, "")):
         raise ResolverConfigError(
-            f"CryptoKey name template must hold at most one '{_PLACEHOLDER}' and otherwise "
+            f"CryptoKey name template must hold at most one '{PLACEHOLDER}' and otherwise "
             f"only letters, digits, '_' and '-', got {template!r}")
 
 
 def _key_name(template: str, key_id: str) -> str:
     """The CryptoKey id of ``key_id``; refuses ids that make an invalid one."""
-    try:
-        check_key_id(key_id, BACKEND)
-    except KeyResolutionError as exc:
-        raise ResolverConfigError(exc.reason) from None
-    name = template.replace(_PLACEHOLDER, key_id)
+    check_signer_key_id(key_id, BACKEND)
+    name = template.replace(PLACEHOLDER, key_id)
     if not _ID.fullmatch(name):
         raise ResolverConfigError(
             f"key id {key_id!r} gives the CryptoKey id {name[:80]!r}; CryptoKey ids are 1 to "
@@ -900,29 +752,9 @@ def _name(enum: Any, value: Any) -> str:
         return str(int(value))
 
 
-def _version_number(name: str) -> int | None:
-    tail = name.rpartition("/cryptoKeyVersions/")[2]
-    return int(tail) if tail.isdigit() else None
-
-
-def _build_client(api_endpoint: str | None, insecure: bool, credentials: Credentials | None,
-                  key_id: str) -> kms_v1.KeyManagementServiceClient:
-    try:
-        if insecure:
-            transport = functools.partial(KeyManagementServiceGrpcTransport,
-                                          channel=_insecure_channel)
-            return kms_v1.KeyManagementServiceClient(
-                credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
-                client_options={"api_endpoint": api_endpoint},
-                transport=transport,
-            )
-        options = {"api_endpoint": api_endpoint} if api_endpoint else None
-        return kms_v1.KeyManagementServiceClient(credentials=credentials,
-                                                 client_options=options)
-    except auth_exc.DefaultCredentialsError:
-        raise KeyAccessDenied(
-            "access denied: no Google credentials found; set up Application Default "
-            "Credentials or pass credentials=", key_id=key_id, backend=BACKEND) from None
+def _signing_version(snapshot: _Snapshot, number: int) -> KMSVersion:
+    """The signing version ``number`` of ``snapshot``."""
+    return next(v for v in snapshot.info.signing if v.number == number)
 
 
 def _crc32c(data: bytes) -> int:
@@ -981,24 +813,15 @@ def _signature_from_answer(answer: Any, name: str) -> bytes:
 def _map_error(exc: BaseException, *, key_id: str | None, what: str) -> KeyResolutionError:
     """Turn a google-api-core / google-auth exception into our error types.
 
-    Codes that mean the same for every GCP API go through the Secret Manager
-    resolver's mapping; the KMS-specific ones are handled here.
+    Codes that mean the same for every GCP API are mapped as for Secret
+    Manager; the KMS-specific ones are handled here.
     """
-    if isinstance(exc, KeyResolutionError):
-        return exc.with_context(key_id=key_id, backend=BACKEND)
     if isinstance(exc, gexc.FailedPrecondition):
         return KeyNotFound(
             f"not found: {what}: the key version is not ENABLED (disabled, scheduled for "
-            f"destruction, destroyed or still being created): {_detail(exc)}",
+            f"destruction, destroyed or still being created): {detail(exc)}",
             key_id=key_id, backend=BACKEND)
-    if isinstance(exc, gexc.MethodNotImplemented):
-        return KeyResolutionError(
-            f"the endpoint does not implement this call ({_detail(exc)}); is api_endpoint "
-            "a Cloud KMS?", key_id=key_id, backend=BACKEND)
-    if isinstance(exc, gexc.GoogleAPICallError) and not isinstance(exc, _SHARED_CODES):
-        name = exc.grpc_status_code.name if exc.grpc_status_code else type(exc).__name__
-        return KeyResolutionError(f"{name} from Cloud KMS ({what}): {_detail(exc)}",
+    if isinstance(exc, gexc.GoogleAPICallError) and not isinstance(exc, SHARED_CODES):
+        return KeyResolutionError(f"{code_name(exc)} from Cloud KMS ({what}): {detail(exc)}",
                                   key_id=key_id, backend=BACKEND, retryable=False)
-    mapped = _map_gcp_error(exc, key_id=key_id, what=what)
-    return type(mapped)(mapped.reason, key_id=mapped.key_id, backend=BACKEND,
-                        retryable=mapped.retryable)
+    return map_error(exc, key_id=key_id, what=what, backend=BACKEND, service="Cloud KMS")

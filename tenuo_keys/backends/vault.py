@@ -258,18 +258,7 @@ class VaultKeyResolver(BackendKeyResolver):
         Raises:
             ResolverConfigError: A malformed URL, an unknown parameter or a conflict.
         """
-        options = _connection_options(url)
-        explicit_mount = url.pop_optional("mount")
-        path = url.path.strip("/")
-        if explicit_mount:
-            options["mount"] = explicit_mount
-            if path:
-                options["path_template"] = path
-        elif path:
-            mount, _, template = path.partition("/")
-            options["mount"] = mount
-            if template:
-                options["path_template"] = template
+        options = _url_options(url, "path_template")
         field = url.pop_optional("field")
         if field is not None:
             options["field"] = field
@@ -786,6 +775,37 @@ def _connection_options(url: ResolverURL) -> dict[str, Any]:
     timeout = url.pop_float("timeout", None)
     if timeout is not None:
         options["timeout"] = timeout
+    return options
+
+
+def _url_options(url: ResolverURL, template_option: str) -> dict[str, Any]:
+    """Pop the connection part of a Vault URL, then its mount and template.
+
+    The first path segment is the mount and the rest the template (both
+    optional); with ``mount=`` (a nested mount) the whole path is the template.
+
+    Args:
+        url: The URL.
+        template_option: The constructor argument the template goes to.
+
+    Returns:
+        Constructor keyword arguments (``addr``, ``mount``, the template, ...).
+
+    Raises:
+        ResolverConfigError: As :func:`_connection_options`.
+    """
+    options = _connection_options(url)
+    explicit_mount = url.pop_optional("mount")
+    path = url.path.strip("/")
+    if explicit_mount:
+        options["mount"] = explicit_mount
+        if path:
+            options[template_option] = path
+    elif path:
+        mount, _, template = path.partition("/")
+        options["mount"] = mount
+        if template:
+            options[template_option] = template
     return options
 
 

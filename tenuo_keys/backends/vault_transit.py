@@ -29,43 +29,46 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
-import math
 import os
 import re
-import threading
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, TypeVar
 
 import hvac.exceptions
 import tenuo_core
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from cryptography.hazmat.primitives.keywrap import aes_key_wrap_with_padding
 
 from .._keyset import public_bytes_of
-from .._resolver import check_key_id
-from .._signer import Signer
 from .._url import ResolverURL
 from ..errors import (
     HolderMismatch,
     KeyNotFound,
     KeyResolutionError,
-    ResolverClosed,
     ResolverConfigError,
+)
+from ._remote_signer import (
+    PLACEHOLDER,
+    RemoteSigner,
+    SharedClient,
+    VersionSnapshot,
+    as_message,
+    check_intervals,
+    check_signer_key_id,
+    url_key_id,
 )
 from .vault import (
     _TRANSIT_NAME,
     _clean_mount,
     _Connection,
-    _connection_options,
     _pop_opt_bool,
     _Session,
     _summary,
+    _url_options,
 )
 
 __all__ = [
@@ -202,41 +205,19 @@ def _parse_key(name: str, data: Any) -> TransitKeyInfo:
                           imported=bool(data.get("imported_key")))
 
 
-class _Snapshot:
-    """A parsed key with one verifier and one ``PublicKey`` per signing version."""
-
-    __slots__ = ("by_public", "info", "loaded_at", "public_keys", "verifiers")
-
-    def __init__(self, info: TransitKeyInfo) -> None:
-        self.info = info
-        self.loaded_at = time.monotonic()
-        self.by_public = {v.public: v.version for v in info.versions}
-        self.verifiers = {v.version: Ed25519PublicKey.from_public_bytes(v.public)
-                          for v in info.versions}
-        self.public_keys = {v.version: v.public_key for v in info.versions}
+_Snapshot = VersionSnapshot[TransitKeyInfo]
 
 
-class _SharedSession:
+class _SharedSession(SharedClient):
     """One Vault session used by several signers; closed with the last of them."""
 
     def __init__(self, session: _Session) -> None:
+        super().__init__(BACKEND)
         self.session = session
-        self._users = 1
-        self._lock = threading.Lock()
 
-    def acquire(self, key_id: str) -> _SharedSession:
-        with self._lock:
-            if self._users == 0:
-                raise ResolverClosed("signer is closed", key_id=key_id, backend=BACKEND)
-            self._users += 1
-        return self
-
-    def release(self) -> None:
-        with self._lock:
-            self._users -= 1
-            last = self._users == 0
-        if last:
-            self.session.close()
+    def close_client(self) -> None:
+        """Close the session (and stop its token renewal)."""
+        self.session.close()
 
 
 @dataclass(frozen=True)
@@ -251,7 +232,7 @@ class _Settings:
 # --------------------------------------------------------------------------- the signer
 
 
-class VaultTransitSigner(Signer):
+class VaultTransitSigner(RemoteSigner[TransitKeyInfo, _Settings, _SharedSession]):
     """Signs PoPs with a Vault/OpenBao Transit ``ed25519`` key that never leaves Vault.
 
     **The key.** Key id ``agent1`` names the Transit key ``name_template``
@@ -329,7 +310,7 @@ class VaultTransitSigner(Signer):
     """
 
     backend = BACKEND
-    remote = True
+    _KEY_KIND = "Transit key"
 
     def __init__(
         self,
@@ -363,13 +344,7 @@ class VaultTransitSigner(Signer):
             raise ResolverConfigError(
                 "prehashed signing (Ed25519ph) cannot make a Tenuo PoP: the verifier checks "
                 "pure Ed25519 over the PoP message; drop prehashed")
-        if not (refresh_interval >= 0 and math.isfinite(refresh_interval)):
-            raise ResolverConfigError(
-                f"refresh_interval must be a non-negative number of seconds, got "
-                f"{refresh_interval!r}")
-        if not (max_age > 0 and math.isfinite(max_age)):
-            raise ResolverConfigError(
-                f"max_age must be a positive number of seconds, got {max_age!r}")
+        check_intervals(refresh_interval, max_age)
         _check_template(name_template)
         _key_name(name_template, key_id)  # refuse a bad key id before connecting
         env: Mapping[str, str] = os.environ if environ is None else environ
@@ -386,29 +361,18 @@ class VaultTransitSigner(Signer):
 
     def _setup(self, key_id: str, settings: _Settings, shared: _SharedSession, *,
                lazy: bool) -> None:
-        Signer.__init__(self, key_id)
+        self._init_versions(key_id, refresh_interval=settings.refresh_interval,
+                            max_age=settings.max_age)
         self._settings = settings
         self._shared = shared
         self.mount = settings.mount
-        self.key_name = _key_name(settings.name_template, key_id)
+        self.key_name = self._key_name_for(key_id)
         self.addr = settings.connection.addr
         self.namespace = settings.connection.namespace
         self.auth_method = settings.connection.credentials.method
-        self.refresh_interval = settings.refresh_interval
-        self.max_age = settings.max_age
-        self._lock = threading.Lock()
-        self._count_lock = threading.Lock()
-        self._snapshot: _Snapshot | None = None
-        self._last_miss_refresh = -math.inf
-        self._closed = False
         self.sign_calls = 0
         self.read_calls = 0
-        if not lazy:
-            try:
-                self._refresh(construction=True)
-            except BaseException:
-                self.close()
-                raise
+        self._load_unless_lazy(lazy)
 
     @classmethod
     def from_url(cls, url: str | ResolverURL, *, key_id: str | None = None,
@@ -430,18 +394,7 @@ class VaultTransitSigner(Signer):
         if parsed.scheme != SCHEME:
             raise ResolverConfigError(
                 f"expected a {SCHEME}:// URL, got {parsed.scheme}://")
-        options = _connection_options(parsed)
-        explicit_mount = parsed.pop_optional("mount")
-        path = parsed.path.strip("/")
-        if explicit_mount:
-            options["mount"] = explicit_mount
-            if path:
-                options["name_template"] = path
-        elif path:
-            mount, _, template = path.partition("/")
-            options["mount"] = mount
-            if template:
-                options["name_template"] = template
+        options = _url_options(parsed, "name_template")
         for name in ("refresh_interval", "max_age"):
             number = parsed.pop_float(name, None)
             if number is not None:
@@ -451,50 +404,13 @@ class VaultTransitSigner(Signer):
             if flag is not None:
                 options[name] = flag
         parsed.finish()
-        clash = sorted(set(options).intersection(kwargs))
-        if clash:
-            raise ResolverConfigError(
-                f"{SCHEME}:// setting {clash[0]!r} given both in the URL and as an argument")
-        template = str(options.get("name_template", DEFAULT_TEMPLATE))
-        if key_id is None:
-            if "{key_id}" in template:
-                raise ResolverConfigError(
-                    f"{SCHEME}:// template {template!r} needs a key id: pass key_id=")
-            key_id = template
+        key_id = url_key_id(SCHEME, options, kwargs, key_id, DEFAULT_TEMPLATE)
         return cls(key_id, **options, **kwargs)
 
-    def for_key(self, key_id: str, *, lazy: bool = False) -> VaultTransitSigner:
-        """A signer for another key id on the same client, token and settings.
-
-        The Vault session is closed when the last signer sharing it is closed.
-
-        Raises:
-            ResolverConfigError: The template names one fixed key, the key id
-                maps to no valid key name, or the key cannot sign PoPs.
-            KeyResolutionError: The key could not be read (unless ``lazy``).
-        """
-        if self._closed:
-            raise ResolverClosed("signer is closed", key_id=self.key_id, backend=self.backend)
-        if "{key_id}" not in self._settings.name_template:
-            raise ResolverConfigError(
-                f"this signer's template names the one Transit key {self.key_name!r}; "
-                "for_key needs a template with '{key_id}'")
-        _key_name(self._settings.name_template, key_id)
-        sibling = type(self).__new__(type(self))
-        sibling._setup(key_id, self._settings, self._shared.acquire(key_id), lazy=lazy)
-        return sibling
+    def _key_name_for(self, key_id: str) -> str:
+        return _key_name(self._settings.name_template, key_id)
 
     # -- the Signer contract ------------------------------------------------------
-
-    def public_key_for(self, holder: Any | None = None) -> Any:
-        """The ``PublicKey`` that signs for ``holder`` (the latest version when None).
-
-        Raises:
-            HolderMismatch: No signing version of the key is ``holder``.
-            KeyResolutionError: The key cannot be read, or is no longer suitable.
-        """
-        snapshot, version = self._select(holder)
-        return snapshot.public_keys[version]
 
     def sign(self, message: bytes, *, holder: Any | None = None) -> bytes:
         """Sign ``message`` in Transit with the version matching ``holder``.
@@ -508,63 +424,18 @@ class VaultTransitSigner(Signer):
                 (``BackendUnavailable``, retryable), or its signature did not
                 verify (never returned).
         """
-        if not isinstance(message, (bytes, bytearray, memoryview)):
-            raise TypeError(f"message must be bytes, got {type(message).__name__}")
-        message = bytes(message)
+        message = as_message(message)
         snapshot, version = self._select(holder)
         signature = self._transit_sign(message, version)
-        try:
-            snapshot.verifiers[version].verify(signature, message)
-        except InvalidSignature:
-            # A key deleted and re-created under the same name, or a tampered
-            # answer: forget the version map so the next call re-reads it.
-            self._snapshot = None
-            raise KeyResolutionError(
-                f"Transit returned a signature that does not verify against version "
-                f"{version} of {self.mount}/keys/{self.key_name}; it was discarded",
-                key_id=self.key_id, backend=self.backend,
-            ) from None
-        return signature
-
-    # -- key info ----------------------------------------------------------------
-
-    def key_info(self, *, refresh: bool = False) -> TransitKeyInfo:
-        """What Transit says about the key (public data), re-read when ``refresh``."""
-        if refresh:
-            return self._refresh().info
-        return self._current().info
-
-    def refresh(self) -> TransitKeyInfo:
-        """Re-read the key now (after a rotation made elsewhere)."""
-        return self._refresh().info
+        return self._verified(
+            snapshot, version, message, signature, source="Transit",
+            against=f"version {version} of {self.mount}/keys/{self.key_name}")
 
     # -- internals -------------------------------------------------------------------
 
-    def _select(self, holder: Any | None) -> tuple[_Snapshot, int]:
-        """The snapshot and the version to sign with for ``holder``."""
-        if holder is None:
-            snapshot = self._current(max_age=self.max_age)
-            return snapshot, snapshot.info.current.version
-        raw = public_bytes_of(holder)
-        snapshot = self._current()
-        version = snapshot.by_public.get(raw)
-        if version is not None:
-            return snapshot, version
-        throttled = False
-        with self._lock:
-            snapshot = self._snapshot or snapshot
-            version = snapshot.by_public.get(raw)
-            if version is None:
-                now = time.monotonic()
-                if now - self._last_miss_refresh >= self.refresh_interval:
-                    self._last_miss_refresh = now
-                    snapshot = self._refresh(locked=True)
-                    version = snapshot.by_public.get(raw)
-                else:
-                    throttled = True
-        if version is not None:
-            return snapshot, version
-        raise self._mismatch(snapshot.info, raw, retryable=throttled)
+    def _select_newest(self) -> tuple[_Snapshot, int]:
+        snapshot = self._current(max_age=self.max_age)
+        return snapshot, snapshot.info.current.version
 
     def _mismatch(self, info: TransitKeyInfo, raw: bytes, *, retryable: bool) -> HolderMismatch:
         wanted = raw.hex()[:16]
@@ -581,28 +452,11 @@ class VaultTransitSigner(Signer):
         return HolderMismatch(reason, key_id=self.key_id, backend=self.backend,
                               retryable=retryable)
 
-    def _current(self, max_age: float | None = None) -> _Snapshot:
-        snapshot = self._snapshot
-        if snapshot is not None and (
-            max_age is None or time.monotonic() - snapshot.loaded_at < max_age
-        ):
-            return snapshot
-        with self._lock:
-            snapshot = self._snapshot
-            if snapshot is not None and (
-                max_age is None or time.monotonic() - snapshot.loaded_at < max_age
-            ):
-                return snapshot
-            return self._refresh(locked=True)
-
-    def _refresh(self, *, locked: bool = False, construction: bool = False) -> _Snapshot:
-        if not locked:
-            with self._lock:
-                return self._refresh(locked=True, construction=construction)
+    def _load(self, construction: bool) -> _Snapshot:
         where = f"{self.mount}/keys/{self.key_name}"
 
         def read() -> Any:
-            self._count("read")
+            self._count("read_calls")
             return self._session.client.secrets.transit.read_key(
                 name=self.key_name, mount_point=self.mount)["data"]
 
@@ -615,20 +469,18 @@ class VaultTransitSigner(Signer):
                 raise ResolverConfigError(f"key {self.key_id!r}: {exc}") from None
             raise KeyResolutionError(str(exc), key_id=self.key_id,
                                      backend=self.backend) from None
-        snapshot = _Snapshot(info)
         previous = self._snapshot
         if previous is not None and previous.info.latest_version != info.latest_version:
             logger.info("tenuo_keys: Transit key %s is now at version %d (was %d)", where,
                         info.latest_version, previous.info.latest_version)
-        self._snapshot = snapshot
-        return snapshot
+        return _Snapshot(info, {v.version: v.public for v in info.versions})
 
     def _transit_sign(self, message: bytes, version: int) -> bytes:
         where = f"{self.mount}/sign/{self.key_name}"
         encoded = base64.b64encode(message).decode("ascii")
 
         def sign() -> Any:
-            self._count("sign")
+            self._count("sign_calls")
             return self._session.client.secrets.transit.sign_data(
                 name=self.key_name, hash_input=encoded, key_version=version,
                 mount_point=self.mount)["data"]
@@ -661,8 +513,7 @@ class VaultTransitSigner(Signer):
 
     def _call(self, fn: Callable[[], T], *, what: str, where: str, admin: bool = False) -> T:
         """One Transit request through the shared session, with Transit's own error quirks."""
-        if self._closed:
-            raise ResolverClosed("signer is closed", key_id=self.key_id, backend=self.backend)
+        self._check_open()
 
         def guarded() -> T:
             try:
@@ -681,25 +532,6 @@ class VaultTransitSigner(Signer):
                 raise
 
         return self._session.call(guarded, key_id=self.key_id, what=what, where=where)
-
-    def _count(self, kind: str) -> None:
-        with self._count_lock:
-            if kind == "sign":
-                self.sign_calls += 1
-            else:
-                self.read_calls += 1
-
-    def __enter__(self) -> VaultTransitSigner:
-        return self
-
-    def close(self) -> None:
-        """Release this signer's share of the Vault session. Safe to call twice."""
-        with self._lock:
-            if self._closed:
-                return
-            self._closed = True
-            self._snapshot = None
-        self._shared.release()
 
     def __repr__(self) -> str:
         return (
@@ -723,11 +555,8 @@ def _check_template(template: str) -> None:
 
 def _key_name(template: str, key_id: str) -> str:
     """The Transit key name of ``key_id``; refuses ids that make an invalid name."""
-    try:
-        check_key_id(key_id, BACKEND)
-    except KeyResolutionError as exc:
-        raise ResolverConfigError(exc.reason) from None
-    name = template.strip("/").replace("{key_id}", key_id)
+    check_signer_key_id(key_id, BACKEND)
+    name = template.strip("/").replace(PLACEHOLDER, key_id)
     if not _TRANSIT_NAME.fullmatch(name):
         raise ResolverConfigError(
             f"key id {key_id!r} gives the Transit key name {name[:80]!r}; names may hold "
