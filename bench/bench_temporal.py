@@ -585,12 +585,12 @@ class Micro:
 
         def v_replay(p: Pool) -> int:
             store = ours_unique.config.replay_store
-            ttl, digest = ours_unique._replay_ttl, self.R.pop_digest
+            ttl = ours_unique._replay_ttl
             t0 = perf_counter_ns()
             for it in p.items:
                 info = it.info_unique
                 owner = f"{info.workflow_namespace}/{info.workflow_id}"
-                if not store.claim_now(digest(it.pop), owner, ttl()):
+                if not store.claim_now(it.pop, owner, ttl()):
                     raise RuntimeError("replay store refused a fresh PoP")
             return perf_counter_ns() - t0
 
@@ -647,7 +647,7 @@ class Micro:
             V("verify.authorizer", "verify-step", "_windows(info) + config.authorizer()",
               v_authorizer),
             V("verify.check", "verify-step", "check_chain_with_pop_args (tenuo_core)", v_check),
-            V("verify.replay", "verify-step", "pop_digest + InMemoryReplayStore.claim_now",
+            V("verify.replay", "verify-step", "InMemoryReplayStore.claim_now (keyed by the PoP)",
               v_replay, fresh),
             V("verify.record", "verify-step", "tool_for + count() (metrics off)",
               v_record),

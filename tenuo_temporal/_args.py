@@ -27,7 +27,7 @@ from typing import Any
 from .errors import TemporalConstraintViolation
 
 __all__ = ["WORKFLOW_SCOPE_ARGS", "add_workflow_scope", "canonical", "canonical_args",
-           "check_reserved", "names_for", "param_names", "positional_names",
+           "check_reserved", "names_for", "param_names", "positional", "positional_names",
            "with_workflow_scope", "workflow_scoped"]
 
 MAX_DEPTH = 32
@@ -101,7 +101,13 @@ def canonical_args(names: Sequence[str], args: Sequence[Any]) -> dict[str, Any]:
 
 def positional_names(count: int) -> list[str]:
     """``arg0``, ``arg1``, ...: the names used when the signature is unknown."""
-    return [f"arg{i}" for i in range(count)]
+    return list(positional(count))
+
+
+@functools.lru_cache(maxsize=64)
+def positional(count: int) -> tuple[str, ...]:
+    """:func:`positional_names` as a tuple, memoized (the hot path)."""
+    return tuple(f"arg{i}" for i in range(count))
 
 
 def param_names(fn: Callable[..., Any] | None, count: int) -> list[str] | None:

@@ -29,12 +29,12 @@ from ._args import (
     canonical_args,
     check_reserved,
     names_for,
-    positional_names,
+    positional,
 )
 from ._audit import AuditEvent, redact
 from ._config import POP_WINDOW_SECS, TenuoPluginConfig
 from ._headers import WarrantContext
-from ._remote import REMOTE_SIGN_ACTIVITY, workflow_pop
+from ._remote import REMOTE_SIGN_ACTIVITY, precomputed_pop, workflow_pop
 from ._replay import pop_digest
 from .errors import (
     KEY_RESOLUTION_TYPE,
@@ -253,7 +253,7 @@ class TenuoInterceptor(temporalio.client.Interceptor, temporalio.worker.Intercep
         if pop is None:
             raise PopVerificationError("the activity carries no PoP", tool=tool)
         count = len(args)
-        signed_names = H.arg_keys_of(raw_arg_keys) or positional_names(count)
+        signed_names = H.arg_keys_of(raw_arg_keys) or positional(count)
         if len(signed_names) != count:
             raise TemporalConstraintViolation(
                 f"{count} argument(s) arrived but {len(signed_names)} were signed", tool=tool)
@@ -261,13 +261,15 @@ class TenuoInterceptor(temporalio.client.Interceptor, temporalio.worker.Intercep
         # else positions; never the signed names (x-tenuo-arg-keys), which the
         # workflow chooses and could point a lax constraint at the value a strict
         # one should have checked.
-        names = names_for(input.fn, count) or positional_names(count)
+        names = names_for(input.fn, count) or positional(count)
         constraint_args = canonical_args(names, args)
-        # Usually both sides name the arguments alike: one view serves both.
-        signed = (constraint_args if tuple(signed_names) == tuple(names)
-                  else canonical_args(signed_names, args))
-        check_reserved(signed)
         check_reserved(constraint_args)
+        # Usually both sides name the arguments alike: one view serves both.
+        if signed_names == names:
+            signed = constraint_args
+        else:
+            signed = canonical_args(signed_names, args)
+            check_reserved(signed)
         if context.workflow_scoped(tool):
             namespace, workflow_id = info.workflow_namespace, info.workflow_id
             one_view = signed is constraint_args
@@ -295,8 +297,9 @@ class TenuoInterceptor(temporalio.client.Interceptor, temporalio.worker.Intercep
         claim_now = getattr(config.replay_store, "claim_now", None)
         if claim_now is None:
             return context, constraint_args, (pop_digest(pop), owner)
-        # The in-memory store answers without suspending.
-        if not claim_now(pop_digest(pop), owner, self._replay_ttl()):
+        # The in-memory store answers without suspending, keyed by the PoP
+        # itself (in process memory a digest buys nothing).
+        if not claim_now(pop, owner, self._replay_ttl()):
             raise PopReplayed("this PoP was already presented by another workflow", tool=tool)
         return context, constraint_args, None
 
@@ -317,9 +320,9 @@ class TenuoInterceptor(temporalio.client.Interceptor, temporalio.worker.Intercep
             return windows
         return windows + 2 * math.ceil((backlog - covered) / POP_WINDOW_SECS)
 
-    def _replay_ttl(self) -> float:
+    def _replay_ttl(self) -> int:
         cfg = self.config
-        return float(POP_WINDOW_SECS * (cfg.pop_max_windows + 2) * 2 + cfg.clock_tolerance_secs)
+        return POP_WINDOW_SECS * (cfg.pop_max_windows + 2) * 2 + cfg.clock_tolerance_secs
 
     def _classify(
         self, exc: Exception, context: WarrantContext, tool: str
@@ -461,7 +464,9 @@ class _ActivityInbound(temporalio.worker.ActivityInboundInterceptor):
             return await super().execute_activity(input)
         tenuo = self._tenuo
         started = time.perf_counter()
-        tool = tenuo.config.tool_for(info.activity_type)
+        mappings = tenuo.config.tool_mappings
+        tool = mappings.get(info.activity_type, info.activity_type) if mappings \
+            else info.activity_type
         try:
             context, args, pending = tenuo.check(input, info, tool)
             if pending is not None:
@@ -556,7 +561,7 @@ class _WorkflowOutbound(temporalio.worker.WorkflowOutboundInterceptor):
         args = input.args
         count = len(args)
         fn = activity_fn_override.get() or tenuo.activity_fns.get(input.activity)
-        names = names_for(fn, count) or tuple(positional_names(count))
+        names = names_for(fn, count) or positional(count)
         try:
             signed = canonical_args(names, args)
             check_reserved(signed)
@@ -566,7 +571,9 @@ class _WorkflowOutbound(temporalio.worker.WorkflowOutboundInterceptor):
         except TenuoTemporalError as error:
             raise tenuo.workflow_denial(denial(error), tool) from None
         try:
-            pop = workflow_pop(config, context, tool, signed)  # signers, remote or local
+            # Signers (remote or local) or a PoP a helper precomputed; else the resolver's key.
+            pop = (workflow_pop(config, context, tool, signed)
+                   if config.signers or precomputed_pop.get() is not None else None)
             if pop is None:
                 try:
                     key = self._holder_key(context)
@@ -582,7 +589,8 @@ class _WorkflowOutbound(temporalio.worker.WorkflowOutboundInterceptor):
                                            int(temporalio.workflow.now().timestamp()))
         except ApplicationError as error:
             raise tenuo.workflow_denial(error, tool) from None
-        headers: dict[str, Payload] = {**input.headers, **context.payloads}
+        headers: dict[str, Payload] = ({**input.headers, **context.payloads} if input.headers
+                                       else dict(context.payloads))
         headers[H.POP] = Payload(data=binascii.b2a_base64(pop, newline=False))
         headers[H.ARG_KEYS] = _arg_keys_payload(names)
         input.headers = headers

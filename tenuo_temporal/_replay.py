@@ -53,16 +53,23 @@ class InMemoryReplayStore:
         """See :meth:`ReplayStore.claim`."""
         return self.claim_now(pop_digest, owner, ttl_seconds)
 
-    def claim_now(self, pop_digest: bytes, owner: str, ttl_seconds: float) -> bool:
-        """:meth:`claim` without a coroutine (the verifier calls this when present)."""
+    def claim_now(self, key: bytes, owner: str, ttl_seconds: float) -> bool:
+        """:meth:`claim` without a coroutine; the verifier calls this when a store has it.
+
+        Args:
+            key: What names the PoP. The plugin passes the PoP itself: in process
+                memory a digest buys nothing, and it costs a hash per activity.
+            owner: The presenting workflow, ``namespace/workflow_id``.
+            ttl_seconds: How long the claim must be remembered.
+        """
         now = time.monotonic()
         with self._lock:
-            held = self._held.get(pop_digest)
+            held = self._held.get(key)
             if held is not None and held[1] > now:
                 return held[0] == owner
             if now >= self._next_sweep or len(self._held) >= self._maxsize:
                 self._sweep(now)
-            self._held[pop_digest] = (owner, now + ttl_seconds)
+            self._held[key] = (owner, now + ttl_seconds)
             return True
 
     def _sweep(self, now: float) -> None:
