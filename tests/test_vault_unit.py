@@ -20,7 +20,8 @@ from tenuo_keys import (
     ResolverConfigError,
     resolver_from_url,
 )
-from tenuo_keys.backends.vault import DEFAULT_K8S_JWT_PATH, VaultKeyResolver, _map_error
+from tenuo_keys.backends._vault_common import map_error as _map_error
+from tenuo_keys.backends.vault import DEFAULT_K8S_JWT_PATH, VaultKeyResolver
 
 TOKEN = "hvs.TOPSECRETTOKEN"
 ENV = {"VAULT_TOKEN": TOKEN}

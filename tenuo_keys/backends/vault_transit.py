@@ -61,14 +61,14 @@ from ._remote_signer import (
     check_signer_key_id,
     url_key_id,
 )
-from .vault import (
-    _TRANSIT_NAME,
-    _clean_mount,
-    _Connection,
-    _pop_opt_bool,
-    _Session,
-    _summary,
-    _url_options,
+from ._vault_common import (
+    TRANSIT_NAME,
+    Connection,
+    Session,
+    clean_mount,
+    pop_opt_bool,
+    summary,
+    url_options,
 )
 
 __all__ = [
@@ -211,7 +211,7 @@ _Snapshot = VersionSnapshot[TransitKeyInfo]
 class _SharedSession(SharedClient):
     """One Vault session used by several signers; closed with the last of them."""
 
-    def __init__(self, session: _Session) -> None:
+    def __init__(self, session: Session) -> None:
         super().__init__(BACKEND)
         self.session = session
 
@@ -226,7 +226,7 @@ class _Settings:
     name_template: str
     refresh_interval: float
     max_age: float
-    connection: _Connection
+    connection: Connection
 
 
 # --------------------------------------------------------------------------- the signer
@@ -348,13 +348,13 @@ class VaultTransitSigner(RemoteSigner[TransitKeyInfo, _Settings, _SharedSession]
         _check_template(name_template)
         _key_name(name_template, key_id)  # refuse a bad key id before connecting
         env: Mapping[str, str] = os.environ if environ is None else environ
-        connection = _Connection.build(
+        connection = Connection.build(
             addr, auth=auth, token=token, role_id=role_id, secret_id=secret_id, role=role,
             jwt=jwt, jwt_path=jwt_path, auth_mount=auth_mount, namespace=namespace,
             verify=verify, ca_cert=ca_cert, client_cert=client_cert, client_key=client_key,
             timeout=timeout, renew=renew, env=env,
         )
-        settings = _Settings(_clean_mount(mount), name_template.strip("/"),
+        settings = _Settings(clean_mount(mount), name_template.strip("/"),
                              float(refresh_interval), float(max_age), connection)
         shared = _SharedSession(connection.open_session(pool_size=_POOL_SIZE, backend=BACKEND))
         self._setup(key_id, settings, shared, lazy=lazy)
@@ -394,13 +394,13 @@ class VaultTransitSigner(RemoteSigner[TransitKeyInfo, _Settings, _SharedSession]
         if parsed.scheme != SCHEME:
             raise ResolverConfigError(
                 f"expected a {SCHEME}:// URL, got {parsed.scheme}://")
-        options = _url_options(parsed, "name_template")
+        options = url_options(parsed, "name_template")
         for name in ("refresh_interval", "max_age"):
             number = parsed.pop_float(name, None)
             if number is not None:
                 options[name] = number
         for name in ("lazy", "prehashed"):
-            flag = _pop_opt_bool(parsed, name)
+            flag = pop_opt_bool(parsed, name)
             if flag is not None:
                 options[name] = flag
         parsed.finish()
@@ -508,7 +508,7 @@ class VaultTransitSigner(RemoteSigner[TransitKeyInfo, _Settings, _SharedSession]
         return signature
 
     @property
-    def _session(self) -> _Session:
+    def _session(self) -> Session:
         return self._shared.session
 
     def _call(self, fn: Callable[[], T], *, what: str, where: str, admin: bool = False) -> T:
@@ -519,14 +519,14 @@ class VaultTransitSigner(RemoteSigner[TransitKeyInfo, _Settings, _SharedSession]
             try:
                 return fn()
             except hvac.exceptions.InternalServerError as exc:
-                detail = _summary(exc)
+                detail = summary(exc)
                 if detail and (admin or any(text in detail for text in _CLIENT_ERRORS)):
                     raise KeyResolutionError(
                         f"Transit refused {what} on {where}: {detail}",
                         key_id=self.key_id, backend=self.backend) from None
                 raise
             except hvac.exceptions.InvalidRequest as exc:
-                if "key not found" in _summary(exc):
+                if "key not found" in summary(exc):
                     raise KeyNotFound(f"not found: no Transit key at {where}",
                                       key_id=self.key_id, backend=self.backend) from None
                 raise
@@ -557,7 +557,7 @@ def _key_name(template: str, key_id: str) -> str:
     """The Transit key name of ``key_id``; refuses ids that make an invalid name."""
     check_signer_key_id(key_id, BACKEND)
     name = template.strip("/").replace(PLACEHOLDER, key_id)
-    if not _TRANSIT_NAME.fullmatch(name):
+    if not TRANSIT_NAME.fullmatch(name):
         raise ResolverConfigError(
             f"key id {key_id!r} gives the Transit key name {name[:80]!r}; names may hold "
             "only letters, digits and '-_.'")
