@@ -238,7 +238,6 @@ def _context_of(values: tuple[bytes | None, ...]) -> WarrantContext | None:
 
 
 _CONTEXT_HEADERS: Final = (WARRANT, COMPRESSED, WIRE_FORMAT, KEY_ID, CHAIN)
-_ACTIVITY_HEADERS: Final = (*_CONTEXT_HEADERS, POP, ARG_KEYS)
 _CONTEXT_CACHE_SIZE: Final = 1024
 _cache_lock = threading.Lock()
 _context_cache: dict[tuple[bytes | None, ...], WarrantContext] = {}
