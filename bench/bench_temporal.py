@@ -455,6 +455,24 @@ class Micro:
                 del received
             return spent
 
+        noop = _NoopActivityInbound()
+
+        def no_plugin(p: Pool) -> int:
+            # What a worker pays per activity with no plugin at all: driving the
+            # activity's own coroutine (ours' verify side drives the plugin's,
+            # which awaits it). Timed in ours' loop shape, the floor's calls
+            # untimed in between, so the caches are as disturbed as in ours.
+            sign, check, ts, spent = warrant.sign, floor_auth.check_chain, p.ts, 0
+            for it in p.items:
+                received = ExecuteActivityInput(fn=fn, args=it.args, executor=None,
+                                                headers=proto_map(it.headers))
+                pop = sign(holder, TOOL, it.args_dict, ts)
+                check([warrant], TOOL, it.args_dict, signature=pop)
+                t0 = perf_counter_ns()
+                _drive(noop.execute_activity(received))
+                spent += perf_counter_ns() - t0
+            return spent
+
         def ours_total(tenuo: Any, unique: bool) -> Callable[[Pool], int]:
             def run(p: Pool) -> int:
                 ts, spent = p.ts, 0
@@ -561,13 +579,6 @@ class Micro:
                 canonical_args(names, it.args)
             return perf_counter_ns() - t0
 
-        def v_expiry(p: Pool) -> int:
-            t0 = perf_counter_ns()
-            for _ in p.items:
-                for link in chain:
-                    link.is_expired()
-            return perf_counter_ns() - t0
-
         def v_authorizer(p: Pool) -> int:
             config, windows = ours_unique.config, ours_unique._windows
             t0 = perf_counter_ns()
@@ -581,6 +592,26 @@ class Micro:
             t0 = perf_counter_ns()
             for it in p.items:
                 check(chain, TOOL, it.args_dict, it.args_dict, signature=it.pop)
+            return perf_counter_ns() - t0
+
+        full_store: list[Any] = []
+
+        def v_replay_full(p: Pool) -> int:
+            # The default store holding 150,000 live claims (a busy worker: about
+            # 330 activities/s over the default 450 s TTL): a claim must cost
+            # what it costs on an empty store, sweeps included.
+            if not full_store:
+                store = self.R.InMemoryReplayStore()
+                for i in range(150_000):
+                    store.claim_now(i.to_bytes(64, "big"), "default/prefill", 3600.0)
+                full_store.append(store)
+            store, ttl = full_store[0], ours_unique._replay_ttl
+            t0 = perf_counter_ns()
+            for it in p.items:
+                info = it.info_unique
+                owner = f"{info.workflow_namespace}/{info.workflow_id}"
+                if not store.claim_now(it.pop, owner, ttl()):
+                    raise RuntimeError("replay store refused a fresh PoP")
             return perf_counter_ns() - t0
 
         def v_replay(p: Pool) -> int:
@@ -617,6 +648,8 @@ class Micro:
               floor_pop_args),
             V("floor.per_activity", "floor",
               "sign + check_chain, timed per activity in ours' loop shape", floor_per_activity),
+            V("baseline.no_plugin", "baseline",
+              "the activity driven with no plugin (what a worker pays anyway)", no_plugin),
             V("ours.total.unique_wf", "ours",
               "sign side + verify side (InMemoryReplayStore, unique workflow id)",
               ours_total(ours_unique, True), fresh),
@@ -643,12 +676,13 @@ class Micro:
             V("verify.canonical_args", "verify-step", "canonical_args (one view)", v_canonical),
             V("verify.workflow_scope", "verify-step", "check_reserved + context.workflow_scoped",
               s_scope),
-            V("verify.expiry", "verify-step", "is_expired() per link", v_expiry),
             V("verify.authorizer", "verify-step", "_windows(info) + config.authorizer()",
               v_authorizer),
             V("verify.check", "verify-step", "check_chain_with_pop_args (tenuo_core)", v_check),
             V("verify.replay", "verify-step", "InMemoryReplayStore.claim_now (keyed by the PoP)",
               v_replay, fresh),
+            V("verify.replay.150k_held", "verify-step",
+              "InMemoryReplayStore.claim_now, 150,000 live claims held", v_replay_full),
             V("verify.record", "verify-step", "tool_for + count() (metrics off)",
               v_record),
             V("loop", "loop", "empty loop over the pool (included in every row)", loop_only),
@@ -722,6 +756,18 @@ def _micro_analysis(stats: dict[str, dict[str, Any]]) -> dict[str, Any]:
             ratios[f"paired_{name}_over_{suffix}"] = _median([
                 o / f for o, f in zip(stats[ours]["samples_ns"],
                                       stats[floor_name]["samples_ns"], strict=True)])
+    # Net: less what a worker pays per activity with no plugin (driving the
+    # activity's coroutine), measured in the same round. The floor is raw
+    # tenuo_core calls with no activity around them, so ours is charged only
+    # for what the plugin adds to an activity.
+    base = stats["baseline.no_plugin"]["samples_ns"]
+    for floor_name, suffix in (("floor.check_chain", "floor"),
+                               ("floor.per_activity", "matched_floor")):
+        for name, ours in (("unique_wf", "ours.total.unique_wf"),
+                           ("accept_all", "ours.total.accept_all")):
+            ratios[f"paired_{name}_net_over_{suffix}"] = _median([
+                (o - b) / f for o, b, f in zip(stats[ours]["samples_ns"], base,
+                                               stats[floor_name]["samples_ns"], strict=True)])
     # Where ours spends its time, step by step (medians of each step timed alone).
     sign_parts = {
         "names_for (memoized signature)": m["sign.names_for"],
@@ -737,7 +783,6 @@ def _micro_analysis(stats: dict[str, dict[str, Any]]) -> dict[str, Any]:
         "names_for (memoized signature)": m["verify.names_for"],
         "canonical_args": m["verify.canonical_args"],
         "reserved names + workflow scope": m["verify.workflow_scope"],
-        "expiry check": m["verify.expiry"],
         "_windows + authorizer lookup": m["verify.authorizer"],
         "check_chain_with_pop_args (floor)": m["verify.check"],
         "replay store (unique wf id)": m["verify.replay"],
@@ -760,16 +805,20 @@ def _micro_analysis(stats: dict[str, dict[str, Any]]) -> dict[str, Any]:
                                verify_unexplained},
         },
         "goal": {
-            # The verdict compares like with like: ours against the same
-            # tenuo_core calls timed in ours' loop shape (per activity, with
-            # the same untimed work between activities), as the median of the
-            # per-round ratios. The tight-loop floor is reported next to it.
+            # The verdict compares like with like: what the plugin adds to an
+            # activity (ours, net of driving the activity itself) against the
+            # same tenuo_core calls timed in ours' loop shape (per activity,
+            # with the same untimed work between activities), as the median of
+            # the per-round ratios. Gross and tight-loop ratios are shown too.
             "target_max": GOAL_OURS_OVER_FLOOR,
-            "measured": ratios["paired_unique_wf_over_matched_floor"],
-            "measured_accept_all": ratios["paired_accept_all_over_matched_floor"],
-            "measured_vs_tight_floor": ratios["paired_unique_wf_over_floor"],
-            "met": ratios["paired_unique_wf_over_matched_floor"] <= GOAL_OURS_OVER_FLOOR,
-            "met_vs_tight_floor": ratios["paired_unique_wf_over_floor"] <= GOAL_OURS_OVER_FLOOR,
+            "measured": ratios["paired_unique_wf_net_over_matched_floor"],
+            "measured_accept_all": ratios["paired_accept_all_net_over_matched_floor"],
+            "measured_gross": ratios["paired_unique_wf_over_matched_floor"],
+            "measured_vs_tight_floor": ratios["paired_unique_wf_net_over_floor"],
+            "met": ratios["paired_unique_wf_net_over_matched_floor"] <= GOAL_OURS_OVER_FLOOR,
+            "met_gross": ratios["paired_unique_wf_over_matched_floor"] <= GOAL_OURS_OVER_FLOOR,
+            "met_vs_tight_floor": (ratios["paired_unique_wf_net_over_floor"]
+                                   <= GOAL_OURS_OVER_FLOOR),
         },
     }
 
@@ -1287,10 +1336,17 @@ def print_micro(res: dict[str, Any]) -> None:
     print(f"  ours / tight-loop floor (floor.check_chain), paired per round: "
           f"{r['paired_unique_wf_over_floor']:.3f} / {r['paired_accept_all_over_floor']:.3f}; "
           f"ratio of medians {r['unique_wf_over_floor']:.3f} / {r['accept_all_over_floor']:.3f}")
+    print(f"  net of the activity itself (baseline.no_plugin), paired per round: "
+          f"{r['paired_unique_wf_net_over_matched_floor']:.3f} / "
+          f"{r['paired_accept_all_net_over_matched_floor']:.3f} against the floor in ours' "
+          f"loop shape; {r['paired_unique_wf_net_over_floor']:.3f} / "
+          f"{r['paired_accept_all_net_over_floor']:.3f} against the tight loop")
     print(f"  goal ours/floor <= {goal['target_max']}: "
-          f"{'MET' if goal['met'] else 'MISSED'} ({goal['measured']:.3f} against the floor in "
-          f"ours' loop shape; {'MET' if goal['met_vs_tight_floor'] else 'MISSED'} "
-          f"{goal['measured_vs_tight_floor']:.3f} against the tight loop)")
+          f"{'MET' if goal['met'] else 'MISSED'} ({goal['measured']:.3f} net, against the "
+          f"floor in ours' loop shape; gross {goal['measured_gross']:.3f} "
+          f"{'MET' if goal['met_gross'] else 'MISSED'}; net against the tight loop "
+          f"{goal['measured_vs_tight_floor']:.3f} "
+          f"{'MET' if goal['met_vs_tight_floor'] else 'MISSED'})")
     if "profile" in res:
         print("\ncProfile of the ours sign + verify loop (tottime):")
         print(res["profile"])

@@ -138,8 +138,12 @@ def _capped(name: str, data: Any) -> bytes:
     if type(data) is not bytes:
         data = bytes(data)
     if len(data) > MAX_HEADER_BYTES:
-        raise HeaderError(f"header {name} is {len(data)} bytes (limit {MAX_HEADER_BYTES})")
+        raise _oversized(name, len(data))
     return data  # type: ignore[no-any-return]
+
+
+def _oversized(name: str, size: int) -> HeaderError:
+    return HeaderError(f"header {name} is {size} bytes (limit {MAX_HEADER_BYTES})")
 
 
 def _values(headers: Mapping[str, Payload] | None, names: tuple[str, ...]
@@ -202,19 +206,22 @@ def activity_headers(
     get = headers.get
     # Unrolled on purpose: this runs between two Ed25519 operations, whose
     # tables push the interpreter's working set out of the CPU caches, so
-    # every step saved here counts two to three times.
+    # every step saved here counts two to three times. No size checks here:
+    # the context map only ever holds values that passed them (a bigger value
+    # cannot hit, and a miss checks before decoding), and :func:`pop_of` and
+    # :func:`arg_keys_of` check theirs before decoding.
     warrant, compressed, wire, key_id, chain, pop, arg_keys = (
         get(WARRANT), get(COMPRESSED), get(WIRE_FORMAT), get(KEY_ID), get(CHAIN), get(POP),
         get(ARG_KEYS))
-    pop_value = None if pop is None else _capped(POP, pop.data)
-    arg_keys_value = None if arg_keys is None else _capped(ARG_KEYS, arg_keys.data)
+    pop_value = None if pop is None else pop.data
+    arg_keys_value = None if arg_keys is None else arg_keys.data
     if warrant is None:
         return None, pop_value, arg_keys_value
-    key = (_capped(WARRANT, warrant.data),
-           None if compressed is None else _capped(COMPRESSED, compressed.data),
-           None if wire is None else _capped(WIRE_FORMAT, wire.data),
-           None if key_id is None else _capped(KEY_ID, key_id.data),
-           None if chain is None else _capped(CHAIN, chain.data))
+    key = (warrant.data,
+           None if compressed is None else compressed.data,
+           None if wire is None else wire.data,
+           None if key_id is None else key_id.data,
+           None if chain is None else chain.data)
     context = _context_cache.get(key)
     if context is None:
         context = _context_of(key)
@@ -227,6 +234,8 @@ def _context_of(values: tuple[bytes | None, ...]) -> WarrantContext | None:
     cached = _context_cache.get(values)  # lock-free read: dict.get is atomic
     if cached is not None:
         return cached
+    values = tuple(None if value is None else _capped(name, value)
+                   for name, value in zip(_CONTEXT_HEADERS, values, strict=True))
     context = _decode_context({name: value for name, value in zip(_CONTEXT_HEADERS, values,
                                                                     strict=True)
                                if value is not None})
@@ -286,6 +295,8 @@ def pop_of(value: bytes | None) -> bytes | None:
     """Decode a raw ``x-tenuo-pop`` value (see :func:`decode_pop`)."""
     if value is None:
         return None
+    if len(value) > MAX_HEADER_BYTES:  # before decoding
+        raise _oversized(POP, len(value))
     try:
         pop = binascii.a2b_base64(value, strict_mode=True)
     except (binascii.Error, ValueError):
@@ -308,6 +319,7 @@ def arg_keys_of(value: bytes | None) -> tuple[str, ...] | None:
     found = _arg_keys_cache.get(value)
     if found is not None:
         return found
+    value = _capped(ARG_KEYS, value)
     try:
         text = value.decode("utf-8")
     except UnicodeDecodeError:

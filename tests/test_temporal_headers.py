@@ -163,11 +163,28 @@ def test_activity_headers_without_a_warrant_still_return_the_pop():
 
 
 @pytest.mark.parametrize("name", [H.WARRANT, H.POP, H.ARG_KEYS, H.CHAIN])
-def test_activity_headers_cap_every_header_before_decoding(name):
+def test_every_header_is_capped_before_decoding(name):
+    # The context headers are capped by activity_headers (on a context-map miss:
+    # nothing oversized is ever in the map); the PoP and the argument names by
+    # their decoders, which the verifier always calls next.
     headers = activity_payloads()
     headers[name] = Payload(data=b"x" * (H.MAX_HEADER_BYTES + 1))
     with pytest.raises(HeaderError, match=f"header {name} is .* bytes"):
-        H.activity_headers(proto_map(headers))
+        _context, raw_pop, raw_arg_keys = H.activity_headers(proto_map(headers))
+        H.pop_of(raw_pop)
+        H.arg_keys_of(raw_arg_keys)
+
+
+def test_an_oversized_value_never_hits_the_context_map():
+    headers = activity_payloads()
+    H.activity_headers(proto_map(headers))  # the real value is in the map now
+    oversized = b"x" * (H.MAX_HEADER_BYTES + 1)
+    for name in (H.WARRANT, H.KEY_ID, H.CHAIN):
+        bad = {**headers, name: Payload(data=oversized)}
+        with pytest.raises(HeaderError, match=f"header {name} is .* bytes"):
+            H.activity_headers(proto_map(bad))
+    assert all(len(value) <= H.MAX_HEADER_BYTES
+               for key in H._context_cache for value in key if value is not None)
 
 
 def test_activity_headers_refuse_what_decode_context_refuses():

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from tenuo_temporal import InMemoryReplayStore
 
 
@@ -34,3 +36,76 @@ def test_claim_now_answers_like_claim_without_a_coroutine():
     assert store.claim_now(b"d2", "ns/wf-b", 0.05)
     time.sleep(0.06)
     assert store.claim_now(b"d2", "ns/wf-c", 60)
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def fake_clock(monkeypatch) -> FakeClock:
+    import tenuo_temporal._replay as replay
+
+    clock = FakeClock()
+    monkeypatch.setattr(replay.time, "monotonic", clock)
+    return clock
+
+
+def test_expired_claims_leave_from_the_front_without_a_scan(monkeypatch):
+    clock = fake_clock(monkeypatch)
+    store = InMemoryReplayStore()
+    for i in range(1000):
+        assert store.claim_now(i.to_bytes(4, "big"), "ns/a", 10)
+    clock.now += 5
+    for i in range(1000, 1500):
+        assert store.claim_now(i.to_bytes(4, "big"), "ns/a", 10)
+    assert len(store) == 1500
+    clock.now += 6  # the first 1000 expired, the next 500 did not
+    assert store.claim_now(b"new", "ns/b", 10)
+    assert len(store) == 501
+    assert not store.claim_now((1200).to_bytes(4, "big"), "ns/b", 10)  # still held
+
+
+def test_a_full_store_drops_the_oldest_claims(monkeypatch):
+    fake_clock(monkeypatch)
+    store = InMemoryReplayStore(maxsize=1000)
+    for i in range(10_000):
+        assert store.claim_now(i.to_bytes(4, "big"), "ns/a", 600)
+        assert len(store) <= 1000
+    assert len(store) > 1000 - 1000 // 64 - 1  # a batch at a time, never more
+    assert not store.claim_now((9_999).to_bytes(4, "big"), "ns/b", 600)  # newest kept
+    assert not store.claim_now((9_100).to_bytes(4, "big"), "ns/b", 600)
+    assert store.claim_now((8_000).to_bytes(4, "big"), "ns/b", 600)  # oldest dropped
+
+
+def test_a_pop_claimed_again_after_it_expired_moves_to_the_back(monkeypatch):
+    clock = fake_clock(monkeypatch)
+    store = InMemoryReplayStore()
+    assert store.claim_now(b"long", "ns/a", 15)  # at the front
+    assert store.claim_now(b"k", "ns/a", 10)
+    clock.now += 11  # k expired
+    assert store.claim_now(b"k", "ns/b", 10)  # claimed again, until +21
+    assert list(store._held) == [b"long", b"k"]
+    clock.now += 5  # "long" expired and leaves; k is live behind it
+    assert store.claim_now(b"other", "ns/c", 10)
+    assert not store.claim_now(b"k", "ns/c", 10)  # b still owns k
+    assert store.claim_now(b"k", "ns/b", 10)
+
+
+def test_a_longer_lived_claim_in_front_never_lets_an_expired_one_count(monkeypatch):
+    clock = fake_clock(monkeypatch)
+    store = InMemoryReplayStore(maxsize=50)
+    assert store.claim_now(b"long", "ns/a", 10_000)
+    for i in range(1_000):  # shorter claims expire behind it
+        clock.now += 2
+        assert store.claim_now(b"short", f"ns/{i}", 1)  # the last owner's claim expired
+        assert len(store) <= 50
+    assert not store.claim_now(b"long", "ns/b", 10)
+
+
+def test_maxsize_must_be_positive():
+    with pytest.raises(ValueError, match="maxsize"):
+        InMemoryReplayStore(maxsize=0)
