@@ -68,8 +68,8 @@ Usage:
 
 ``--diagnose`` adds end-to-end variants that split ours' overhead: the
 activity summary alone, Tenuo-sized headers and summary with no signing or
-verification (transport only), ours with its hooks wrapped in thread-CPU
-timers (the plugin's own CPU inside the run).
+verification (transport only), the headers alone, ours with its hooks wrapped
+in thread-CPU timers (the plugin's own CPU inside the run).
 ``--profile`` prints a cProfile of the in-process sign + verify loop.
 
 Goals are printed, never fatal: the exit status is non-zero only when a
@@ -442,16 +442,19 @@ class Micro:
         proto_map, ExecuteActivityInput = self.proto_map, self.ExecuteActivityInput
 
         def floor_per_activity(p: Pool) -> int:
-            # The floor in ours' loop shape: the same untimed work between
-            # activities (the protobuf map a worker receives), the same timer.
+            # The floor in ours' loop shape: sign, then the same untimed work
+            # ours has between its two sides (the protobuf map a worker
+            # receives), then check; each side timed as ours' are.
             sign, check, ts, spent = warrant.sign, floor_auth.check_chain, p.ts, 0
             for it in p.items:
-                received = ExecuteActivityInput(fn=fn, args=it.args, executor=None,
-                                                headers=proto_map(it.headers))
                 t0 = perf_counter_ns()
                 pop = sign(holder, TOOL, it.args_dict, ts)
+                t1 = perf_counter_ns()
+                received = ExecuteActivityInput(fn=fn, args=it.args, executor=None,
+                                                headers=proto_map(it.headers))
+                t2 = perf_counter_ns()
                 check([warrant], TOOL, it.args_dict, signature=pop)
-                spent += perf_counter_ns() - t0
+                spent += perf_counter_ns() - t2 + (t1 - t0)
                 del received
             return spent
 
@@ -464,9 +467,9 @@ class Micro:
             # untimed in between, so the caches are as disturbed as in ours.
             sign, check, ts, spent = warrant.sign, floor_auth.check_chain, p.ts, 0
             for it in p.items:
+                pop = sign(holder, TOOL, it.args_dict, ts)
                 received = ExecuteActivityInput(fn=fn, args=it.args, executor=None,
                                                 headers=proto_map(it.headers))
-                pop = sign(holder, TOOL, it.args_dict, ts)
                 check([warrant], TOOL, it.args_dict, signature=pop)
                 t0 = perf_counter_ns()
                 _drive(noop.execute_activity(received))
@@ -988,6 +991,9 @@ def _build_e2e_variants(issuer: Any, holder: Any, warrant: Any, summary: str,
             E2EVariant("diag.transport", "no plugin + Tenuo headers + summary, no crypto",
                        list, start_plain, diagnostic=True,
                        interceptors=lambda: [header_only_interceptor(headers, summary)]),
+            E2EVariant("diag.headers", "no plugin + Tenuo headers, no summary, no crypto",
+                       list, start_plain, diagnostic=True,
+                       interceptors=lambda: [header_only_interceptor(headers, None)]),
         ]
         probe = _attribution()
         variants.append(E2EVariant(
@@ -1019,7 +1025,7 @@ def _make_header_only_interceptor() -> type:
         """Adds Tenuo-sized headers and the summary to workflows and activities; checks nothing."""
 
         def __init__(self, headers: dict[str, Any], start_headers: dict[str, Any],
-                     summary: str) -> None:
+                     summary: str | None) -> None:
             self.headers = headers
             self.start_headers = start_headers
             self.summary = summary
@@ -1045,7 +1051,8 @@ def _make_header_only_interceptor() -> type:
             class Outbound(temporalio.worker.WorkflowOutboundInterceptor):
                 def start_activity(self, input: temporalio.worker.StartActivityInput) -> Any:
                     input.headers = {**input.headers, **headers}
-                    input.summary = summary
+                    if summary is not None:
+                        input.summary = summary
                     return super().start_activity(input)
 
             class Inbound(temporalio.worker.WorkflowInboundInterceptor):
@@ -1058,7 +1065,7 @@ def _make_header_only_interceptor() -> type:
 
 
 def header_only_interceptor(headers: tuple[dict[str, Any], dict[str, Any]],
-                            summary: str) -> Any:
+                            summary: str | None) -> Any:
     """A client + worker interceptor adding Tenuo-sized headers and ``summary`` (diagnostic)."""
     return _make_header_only_interceptor()(headers[0], headers[1], summary)
 
@@ -1406,13 +1413,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true",
                         help="CI smoke run: fewer activities and rounds (< 30 s)")
     parser.add_argument("--json", metavar="PATH", help="write machine-readable results here")
-    parser.add_argument("--rounds", type=int, help="end-to-end rounds (default 9, quick 2)")
+    parser.add_argument("--rounds", type=int, help="end-to-end rounds (default 15, quick 2)")
     parser.add_argument("--workflows", type=int, help="workflows per batch (default 10, quick 4)")
     parser.add_argument("--per-workflow", type=int,
                         help="activities per workflow (default 50, quick 25)")
     parser.add_argument("--sequential", action="store_true",
                         help="run each workflow's activities one after another")
-    parser.add_argument("--micro-rounds", type=int, help="in-process rounds (default 15, quick 5)")
+    parser.add_argument("--micro-rounds", type=int, help="in-process rounds (default 21, quick 5)")
     parser.add_argument("--pool", type=int,
                         help="in-process pool size (default 300, quick 100)")
     parser.add_argument("--diagnose", action="store_true",
@@ -1423,10 +1430,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--skip-micro", action="store_true")
     args = parser.parse_args(argv)
     quick = args.quick
-    args.rounds = args.rounds or (2 if quick else 9)
+    args.rounds = args.rounds or (2 if quick else 15)
     args.workflows = args.workflows or (4 if quick else 10)
     args.per_workflow = args.per_workflow or (25 if quick else 50)
-    args.micro_rounds = args.micro_rounds or (5 if quick else 15)
+    args.micro_rounds = args.micro_rounds or (5 if quick else 21)
     args.pool = args.pool or (100 if quick else 300)
     return args
 
