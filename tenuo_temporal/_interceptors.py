@@ -7,6 +7,7 @@ import binascii
 import inspect
 import logging
 import math
+import threading
 import time
 from collections.abc import Callable, Mapping
 from contextvars import ContextVar
@@ -89,6 +90,7 @@ class RunState:
 # run_id -> state. This module is passed through the sandbox, so the map is
 # shared by every workflow of the process; entries live while their run executes.
 _runs: dict[str, RunState] = {}
+_LOCAL_POPS_HELD = 4096
 
 
 def current_run_state() -> RunState | None:
@@ -118,6 +120,10 @@ class TenuoInterceptor(temporalio.client.Interceptor, temporalio.worker.Intercep
         # key id -> when a workflow task last needed it (monotonic), so the
         # plugin keeps those keys loaded between sparse workflow-task retries.
         self.keys_in_use: dict[str, float] = {}
+        # PoP -> the workflow's clock when a local activity was signed (in-process
+        # only: never read from the wire), bounded.
+        self._local_signed_at: dict[bytes, int] = {}
+        self._local_lock = threading.Lock()
         self.meter: Any = None
         self._counters: dict[str, Any] = {}
         self._per_tool: dict[str, tuple[Any, Any]] = {}
@@ -181,6 +187,14 @@ class TenuoInterceptor(temporalio.client.Interceptor, temporalio.worker.Intercep
     ) -> type[temporalio.worker.WorkflowInboundInterceptor]:
         """Sign PoP for what workflows schedule."""
         return type("TenuoWorkflowInbound", (_WorkflowInbound,), {"tenuo": self})
+
+    def remember_local_pop(self, pop: bytes, signed_at: int) -> None:
+        """Record when (workflow clock) this process signed a local activity's PoP."""
+        with self._local_lock:
+            held = self._local_signed_at
+            if len(held) >= _LOCAL_POPS_HELD:
+                del held[next(iter(held))]  # oldest first
+            held[pop] = signed_at
 
     # -- verification ----------------------------------------------------
 
@@ -276,11 +290,15 @@ class TenuoInterceptor(temporalio.client.Interceptor, temporalio.worker.Intercep
             constraint_args = add_workflow_scope(constraint_args, namespace, workflow_id)
             signed = (constraint_args if one_view
                       else add_workflow_scope(signed, namespace, workflow_id))
-        # Expiry is tenuo_core's check too (ExpiredError, classified below).
-        authorizer = config.authorizer(self._windows(info))
         try:
-            authorizer.check_chain_with_pop_args(
-                chain, tool, signed, constraint_args, signature=pop)
+            if signed is constraint_args:
+                self._check_at_schedule_time(chain, tool, signed, pop, info)
+            else:
+                # Two views: tenuo_core takes no as_of for them, so freshness is
+                # judged at this worker's now, the windows widened back to
+                # Temporal's scheduled_time (expiry is checked at now).
+                config.authorizer(self._windows(info)).check_chain_with_pop_args(
+                    chain, tool, signed, constraint_args, signature=pop)
         except tx.TenuoError as exc:
             raise self._classify(exc, context, tool) from None
         except RuntimeError as exc:
@@ -299,6 +317,47 @@ class TenuoInterceptor(temporalio.client.Interceptor, temporalio.worker.Intercep
         if not claim_now(pop, owner, self._replay_ttl()):
             raise PopReplayed("this PoP was already presented by another workflow", tool=tool)
         return context, constraint_args, None
+
+    def _check_at_schedule_time(self, chain: tuple[Any, ...], tool: str, args: dict[str, Any],
+                                pop: bytes, info: temporalio.activity.Info) -> None:
+        """``check_chain`` with PoP freshness judged on Temporal's clock.
+
+        The PoP was signed at ``workflow.now()`` of the workflow task that
+        scheduled this activity, and Temporal recorded that scheduling as
+        ``scheduled_time`` (the first attempt's: retries and backlogs keep it).
+        ``as_of`` moves the whole check to that time, so a PoP is fresh when it
+        matches its own scheduling, however long the activity then waited, and
+        under a time-skipping test server, whose clock runs hours ahead of this
+        worker's. Expiry is checked at both times: a warrant past its expiry at
+        this worker's now, or at Temporal's scheduling time, is refused.
+
+        A local activity reports this worker's clock as its scheduling time, so
+        for one the workflow's clock at signing is used, which this process
+        recorded then (:meth:`remember_local_pop`; never read from the wire).
+        A PoP stale at the scheduling time gets one more chance at this
+        worker's now, with the windows widened back to ``scheduled_time``, as a
+        plugin without ``as_of`` would judge it.
+
+        Raises:
+            WarrantExpired: A link is expired at this worker's now.
+            tenuo.exceptions.TenuoError: tenuo_core's denial.
+        """
+        for link in chain:
+            if link.is_expired():
+                raise WarrantExpired(f"warrant {link.id} expired at {link.expires_at()}",
+                                     tool=tool)
+        as_of = self._local_signed_at.get(pop) if info.is_local else None
+        if as_of is None:
+            scheduled = info.scheduled_time
+            if scheduled.tzinfo is None:
+                scheduled = scheduled.replace(tzinfo=timezone.utc)
+            as_of = int(scheduled.timestamp())
+        config = self.config
+        try:
+            config.authorizer(config.pop_max_windows).check_chain(
+                chain, tool, args, signature=pop, as_of=as_of)
+        except (tx.SignatureInvalid, tx.PopError, tx.ValidationError):
+            config.authorizer(self._windows(info)).check_chain(chain, tool, args, signature=pop)
 
     def _windows(self, info: temporalio.activity.Info) -> int:
         # Freshness is bound to when Temporal recorded the scheduling, not to
@@ -529,7 +588,12 @@ class _WorkflowOutbound(temporalio.worker.WorkflowOutboundInterceptor):
         self, input: temporalio.worker.StartLocalActivityInput
     ) -> temporalio.workflow.ActivityHandle[Any]:
         if input.activity not in (MINT_ACTIVITY, REMOTE_SIGN_ACTIVITY):
-            self._sign(input)
+            pop = self._sign(input)
+            if pop is not None:
+                # A local activity reports this worker's clock as its scheduling
+                # time; its verifier (in this process) reads the workflow's here.
+                self._state.interceptor.remember_local_pop(
+                    pop, int(temporalio.workflow.now().timestamp()))
         return super().start_local_activity(input)
 
     def start_child_workflow(
@@ -548,10 +612,16 @@ class _WorkflowOutbound(temporalio.worker.WorkflowOutboundInterceptor):
     def _sign(
         self,
         input: temporalio.worker.StartActivityInput | temporalio.worker.StartLocalActivityInput,
-    ) -> None:
+    ) -> bytes | None:
+        """Sign PoP for one activity into its headers (and label it).
+
+        Returns:
+            The PoP, or None when nothing was signed (no warrant; a replayed
+            command that needs no key).
+        """
         context = self._state.context
         if context is None:
-            return  # no warrant: the activity worker decides (require_warrant)
+            return None  # no warrant: the activity worker decides (require_warrant)
         tenuo = self._state.interceptor
         config = tenuo.config
         tool = config.tool_for(input.activity)
@@ -581,7 +651,7 @@ class _WorkflowOutbound(temporalio.worker.WorkflowOutboundInterceptor):
                     # scheduled, and a replayed command is never sent, so rebuilding
                     # the run's state needs no key (new scheduling still fails closed).
                     input.headers = {**input.headers, **context.payloads}
-                    return
+                    return None
                 pop = context.warrant.sign(key, tool, signed,
                                            int(temporalio.workflow.now().timestamp()))
         except ApplicationError as error:
@@ -594,6 +664,7 @@ class _WorkflowOutbound(temporalio.worker.WorkflowOutboundInterceptor):
         if config.activity_summaries:
             input.summary = (f"{SUMMARY_PREFIX} {tool}: {input.summary}" if input.summary
                              else f"{SUMMARY_PREFIX} {tool}")
+        return bytes(pop)
 
     def _holder_key(self, context: WarrantContext) -> Any:
         tenuo = self._state.interceptor
