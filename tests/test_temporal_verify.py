@@ -29,6 +29,7 @@ from tenuo_temporal.errors import (
     PopReplayed,
     PopVerificationError,
     TemporalConstraintViolation,
+    WarrantExpired,
 )
 
 ROOT = tenuo_core.SigningKey.generate()
@@ -69,16 +70,21 @@ def interceptor(store: Any = None) -> TenuoInterceptor:
     return tenuo
 
 
-def info(workflow_id: str = "wf-1") -> Any:
+def info(workflow_id: str = "wf-1", *, scheduled_at: float | None = None,
+         is_local: bool = False) -> Any:
+    scheduled = datetime.fromtimestamp(time.time() if scheduled_at is None else scheduled_at,
+                                       timezone.utc)
     return SimpleNamespace(
         activity_type="read_file", workflow_namespace="default", workflow_id=workflow_id,
-        workflow_run_id="run", activity_id="1", attempt=1, is_local=False,
-        scheduled_time=datetime.now(timezone.utc))
+        workflow_run_id="run", activity_id="1", attempt=1, is_local=is_local,
+        scheduled_time=scheduled)
 
 
 def activity_input(args: list[Any], signed: dict[str, Any], arg_keys: str,
-                   warrant: Any = WARRANT) -> ExecuteActivityInput:
-    pop = warrant.sign(HOLDER, "read_file", signed, int(time.time()))
+                   warrant: Any = WARRANT, *, signed_at: float | None = None
+                   ) -> ExecuteActivityInput:
+    pop = warrant.sign(HOLDER, "read_file", signed,
+                       int(time.time() if signed_at is None else signed_at))
     headers = {**H.WarrantContext.build(warrant, "agent1").payloads,
                H.POP: Payload(data=base64.b64encode(bytes(pop))),
                H.ARG_KEYS: Payload(data=arg_keys.encode())}
@@ -145,3 +151,85 @@ async def test_a_store_without_claim_now_is_awaited():
         await tenuo.claim(pending, "read_file")
     with pytest.raises(PopReplayed):
         await tenuo.authorize(first, info("wf-2"))
+
+
+# -- PoP freshness on Temporal's clock ---------------------------------------------
+
+HOURS = 3600.0
+DAY_LONG = tenuo_core.Warrant.issue(
+    keypair=ROOT, capabilities={"read_file": {"path": tenuo_core.Subpath("/data")}},
+    ttl_seconds=86_400, holder=HOLDER.public_key)
+
+
+def pop_of(received: ExecuteActivityInput) -> bytes:
+    return base64.b64decode(received.headers[H.POP].data)
+
+
+def test_a_pop_fresh_at_its_scheduling_time_passes_however_far_that_is_from_now():
+    # A time-skipping test server: Temporal's clock (workflow.now(), scheduled_time)
+    # runs two hours ahead of this worker's.
+    ahead = time.time() + 2 * HOURS
+    received = activity_input(["/data/a"], {"path": "/data/a"}, "path", DAY_LONG,
+                              signed_at=ahead)
+    assert interceptor().check(received, info(scheduled_at=ahead), "read_file")[0] is not None
+
+
+def test_a_warrant_expired_on_either_clock_is_refused():
+    later = time.time() + 2 * HOURS  # WARRANT lives ten minutes
+    with pytest.raises(WarrantExpired):  # expired on Temporal's clock only
+        interceptor().check(activity_input(["/data/a"], {"path": "/data/a"}, "path",
+                                           signed_at=later),
+                            info(scheduled_at=later), "read_file")
+    short = tenuo_core.Warrant.issue(
+        keypair=ROOT, capabilities={"read_file": {"path": tenuo_core.Subpath("/data")}},
+        ttl_seconds=1, holder=HOLDER.public_key)
+    received = activity_input(["/data/a"], {"path": "/data/a"}, "path", short)
+    scheduled = time.time()
+    time.sleep(1.5)
+    with pytest.raises(WarrantExpired, match="expired"):  # expired at this worker's now only
+        interceptor().check(received, info(scheduled_at=scheduled), "read_file")
+
+
+def test_a_pop_stale_at_its_scheduling_time_gets_one_more_chance_at_now():
+    # scheduled_time far in the past (a long backlog), the PoP signed now: judged at now,
+    # the windows widened back to the scheduling time.
+    received = activity_input(["/data/a"], {"path": "/data/a"}, "path")
+    assert interceptor().check(received, info(scheduled_at=time.time() - 2 * HOURS),
+                               "read_file")[0] is not None
+
+
+def test_a_pop_stale_on_both_clocks_is_refused():
+    received = activity_input(["/data/a"], {"path": "/data/a"}, "path",
+                              signed_at=time.time() - 2 * HOURS)
+    with pytest.raises(PopVerificationError):
+        interceptor().check(received, info(), "read_file")
+
+
+def test_a_local_activity_is_judged_by_the_workflow_clock_recorded_at_signing():
+    ahead = time.time() + 2 * HOURS
+    received = activity_input(["/data/a"], {"path": "/data/a"}, "path", DAY_LONG,
+                              signed_at=ahead)
+    tenuo = interceptor()
+    # A local activity reports this worker's clock as its scheduling time.
+    with pytest.raises(PopVerificationError):
+        tenuo.check(received, info(is_local=True), "read_file")
+    tenuo.remember_local_pop(pop_of(received), int(ahead))
+    assert tenuo.check(received, info("wf-2", is_local=True), "read_file")[0] is not None
+
+
+def test_the_local_record_never_serves_an_activity_from_the_wire():
+    ahead = time.time() + 2 * HOURS
+    received = activity_input(["/data/a"], {"path": "/data/a"}, "path", DAY_LONG,
+                              signed_at=ahead)
+    tenuo = interceptor()
+    tenuo.remember_local_pop(pop_of(received), int(ahead))
+    with pytest.raises(PopVerificationError):  # not local: scheduled_time (now) decides
+        tenuo.check(received, info(is_local=False), "read_file")
+
+
+def test_local_records_are_bounded():
+    tenuo = interceptor()
+    for i in range(5000):
+        tenuo.remember_local_pop(i.to_bytes(64, "big"), i)
+    assert len(tenuo._local_signed_at) <= 4096
+    assert tenuo._local_signed_at[(4999).to_bytes(64, "big")] == 4999
