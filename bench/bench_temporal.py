@@ -1048,15 +1048,7 @@ def _make_header_only_interceptor() -> type:
         def intercept_client(
             self, next: temporalio.client.OutboundInterceptor
         ) -> temporalio.client.OutboundInterceptor:
-            start_headers = self.start_headers
-
-            class Client(temporalio.client.OutboundInterceptor):
-                async def start_workflow(self, input: temporalio.client.StartWorkflowInput
-                                         ) -> Any:
-                    input.headers = {**input.headers, **start_headers}
-                    return await super().start_workflow(input)
-
-            return Client(next)
+            return _with_start_headers(next, self.start_headers)
 
         def workflow_interceptor_class(
             self, input: temporalio.worker.WorkflowInterceptorClassInput
@@ -1077,6 +1069,18 @@ def _make_header_only_interceptor() -> type:
             return Inbound
 
     return HeaderOnly
+
+
+def _with_start_headers(next: Any, start_headers: dict[str, Any]) -> Any:
+    """A client outbound interceptor adding ``start_headers`` to each workflow start."""
+    import temporalio.client
+
+    class Client(temporalio.client.OutboundInterceptor):
+        async def start_workflow(self, input: temporalio.client.StartWorkflowInput) -> Any:
+            input.headers = {**input.headers, **start_headers}
+            return await super().start_workflow(input)
+
+    return Client(next)
 
 
 def _make_floor_interceptor() -> type:
@@ -1110,15 +1114,7 @@ def _make_floor_interceptor() -> type:
         def intercept_client(
             self, next: temporalio.client.OutboundInterceptor
         ) -> temporalio.client.OutboundInterceptor:
-            start_headers = self.start_headers
-
-            class Client(temporalio.client.OutboundInterceptor):
-                async def start_workflow(self, input: temporalio.client.StartWorkflowInput
-                                         ) -> Any:
-                    input.headers = {**input.headers, **start_headers}
-                    return await super().start_workflow(input)
-
-            return Client(next)
+            return _with_start_headers(next, self.start_headers)
 
         def intercept_activity(
             self, next: temporalio.worker.ActivityInboundInterceptor
