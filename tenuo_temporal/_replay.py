@@ -105,8 +105,12 @@ class InMemoryReplayStore:
         for key in list(itertools.islice(held, max(1, len(held) // 64))):
             del held[key]
 
-    def __len__(self) -> int:
-        """How many claims are held (expired ones may linger up to a second)."""
+    @property
+    def size(self) -> int:
+        """How many claims are held (expired ones may linger up to a second).
+
+        A property rather than ``__len__``: an empty store must stay truthy.
+        """
         return len(self._held)
 
     def __repr__(self) -> str:

@@ -62,10 +62,10 @@ def test_expired_claims_leave_from_the_front_without_a_scan(monkeypatch):
     clock.now += 5
     for i in range(1000, 1500):
         assert store.claim_now(i.to_bytes(4, "big"), "ns/a", 10)
-    assert len(store) == 1500
+    assert store.size == 1500
     clock.now += 6  # the first 1000 expired, the next 500 did not
     assert store.claim_now(b"new", "ns/b", 10)
-    assert len(store) == 501
+    assert store.size == 501
     assert not store.claim_now((1200).to_bytes(4, "big"), "ns/b", 10)  # still held
 
 
@@ -74,8 +74,8 @@ def test_a_full_store_drops_the_oldest_claims(monkeypatch):
     store = InMemoryReplayStore(maxsize=1000)
     for i in range(10_000):
         assert store.claim_now(i.to_bytes(4, "big"), "ns/a", 600)
-        assert len(store) <= 1000
-    assert len(store) > 1000 - 1000 // 64 - 1  # a batch at a time, never more
+        assert store.size <= 1000
+    assert store.size > 1000 - 1000 // 64 - 1  # a batch at a time, never more
     assert not store.claim_now((9_999).to_bytes(4, "big"), "ns/b", 600)  # newest kept
     assert not store.claim_now((9_100).to_bytes(4, "big"), "ns/b", 600)
     assert store.claim_now((8_000).to_bytes(4, "big"), "ns/b", 600)  # oldest dropped
@@ -102,10 +102,14 @@ def test_a_longer_lived_claim_in_front_never_lets_an_expired_one_count(monkeypat
     for i in range(1_000):  # shorter claims expire behind it
         clock.now += 2
         assert store.claim_now(b"short", f"ns/{i}", 1)  # the last owner's claim expired
-        assert len(store) <= 50
+        assert store.size <= 50
     assert not store.claim_now(b"long", "ns/b", 10)
 
 
 def test_maxsize_must_be_positive():
     with pytest.raises(ValueError, match="maxsize"):
         InMemoryReplayStore(maxsize=0)
+
+
+def test_an_empty_store_is_truthy():
+    assert InMemoryReplayStore()  # `store or default` must never drop a configured store
