@@ -11,7 +11,6 @@ The 0.3.3 reference judges by the wall clock alone and denies these activities.
 from __future__ import annotations
 
 import contextlib
-import uuid
 from typing import Any
 
 import pytest
@@ -30,7 +29,7 @@ try:
 except ImportError:
     import _time_skipping_workflows as wf  # type: ignore[no-redef]
 
-from _temporal_helpers import denial_of, events_of, worker
+from _temporal_helpers import denial_of, events_of, uid, worker
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
 
@@ -38,10 +37,6 @@ ROOT = tenuo_core.SigningKey.generate()
 HOLDER = tenuo_core.SigningKey.generate()
 HOUR = 3600
 WORKFLOWS = [wf.SleepThenRead, wf.SleepThenLocalRead, wf.RetryAfterLongBackoff]
-
-
-def uid(name: str) -> str:
-    return f"{name}-{uuid.uuid4().hex[:8]}"
 
 
 def mint(ttl_seconds: int, tool: str = "read_file") -> Any:
@@ -152,8 +147,8 @@ async def test_split_view_is_judged_on_the_workers_clock(temporal_time_skipping_
     skipped wait (production) it passes; after one, it is denied.
     """
     env = temporal_time_skipping_env
-    signer = client_of(env, ours(key_resolver=StaticKeyResolver({"agent1": HOLDER})))
-    verifier = client_of(env, ours())
+    signer = client_of(env, signer_and_verifier())
+    verifier = client_of(env, ours())  # trusted_roots alone
     queue = uid("split")
     mark = len(wf.CALLS)
     async with worker(signer, queue, [wf.SleepThenReadByName]), \

@@ -93,6 +93,14 @@ _runs: dict[str, RunState] = {}
 _LOCAL_POPS_HELD = 4096
 
 
+def _scheduled_at(info: temporalio.activity.Info) -> float:
+    """When Temporal first scheduled the activity, in epoch seconds (naive means UTC)."""
+    scheduled = info.scheduled_time
+    if scheduled.tzinfo is None:
+        scheduled = scheduled.replace(tzinfo=timezone.utc)
+    return scheduled.timestamp()
+
+
 def current_run_state() -> RunState | None:
     """The calling workflow run's state, or None outside a Tenuo-enabled worker."""
     return _runs.get(temporalio.workflow.info().run_id)
@@ -348,10 +356,7 @@ class TenuoInterceptor(temporalio.client.Interceptor, temporalio.worker.Intercep
                                      tool=tool)
         as_of = self._local_signed_at.get(pop) if info.is_local else None
         if as_of is None:
-            scheduled = info.scheduled_time
-            if scheduled.tzinfo is None:
-                scheduled = scheduled.replace(tzinfo=timezone.utc)
-            as_of = int(scheduled.timestamp())
+            as_of = int(_scheduled_at(info))
         config = self.config
         try:
             config.authorizer(config.pop_max_windows).check_chain(
@@ -363,10 +368,7 @@ class TenuoInterceptor(temporalio.client.Interceptor, temporalio.worker.Intercep
         # Freshness is bound to when Temporal recorded the scheduling, not to
         # this worker's clock alone: a backlogged activity widens the accepted
         # range back to its schedule time, and no further.
-        scheduled = info.scheduled_time
-        if scheduled.tzinfo is None:
-            scheduled = scheduled.replace(tzinfo=timezone.utc)
-        backlog = time.time() - scheduled.timestamp()
+        backlog = time.time() - _scheduled_at(info)
         # The authorizer centres its windows on now, so cover the backlog on
         # both sides of it. The configured windows already reach about half
         # their span back; widen only for a backlog beyond that.
