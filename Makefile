@@ -38,7 +38,7 @@ integration: $(STAMP)
 test: lint types unit integration
 
 BENCH_RUN = PATH="$(abspath $(VENV))/bin:$$PATH" $(PY)
-BENCHES ?= resolve vault aws gcp load temporal remote
+BENCHES ?= resolve vault aws gcp load temporal instructions remote
 
 bench: $(STAMP)
 	mkdir -p bench/results

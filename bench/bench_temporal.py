@@ -74,7 +74,9 @@ activity summary alone, Tenuo-sized headers and summary with no signing or
 verification (transport only), the headers alone, raw ``tenuo_core`` sign and
 check in the thinnest interceptors on the same headers (the end-to-end floor of
 any plugin with this wire format), ours with its hooks wrapped in thread-CPU
-timers (the plugin's own CPU inside the run).
+timers (the plugin's own CPU inside the run), and a what-if for the SDK: the
+ceiling and ours again, with ``encode_completion`` returning at once when no
+payload codec or external storage is configured (``diag.sdk_skip.*``).
 ``--profile`` prints a cProfile of the in-process sign + verify loop.
 
 Goals are printed, never fatal: the exit status is non-zero only when a
@@ -1013,6 +1015,15 @@ def _build_e2e_variants(issuer: Any, holder: Any, warrant: Any, summary: str,
                        interceptors=lambda: [_make_floor_interceptor()(issuer, holder,
                                                                        warrant)]),
         ]
+        skip_enter, skip_exit = _sdk_visitor_skipped()
+        variants += [
+            E2EVariant("diag.sdk_skip.ceiling",
+                       "no plugin; SDK what-if: no payload visitor when nothing encodes",
+                       list, start_plain, diagnostic=True, enter=skip_enter, exit=skip_exit),
+            E2EVariant("diag.sdk_skip.ours",
+                       "tenuo_temporal defaults; the same SDK what-if", ours_plugins,
+                       start_ours, diagnostic=True, enter=skip_enter, exit=skip_exit),
+        ]
         probe = _attribution()
         variants.append(E2EVariant(
             "diag.ours_timed", "tenuo_temporal, its hooks wrapped in thread-CPU timers",
@@ -1161,6 +1172,38 @@ def header_only_interceptor(headers: tuple[dict[str, Any], dict[str, Any]],
                             summary: str | None) -> Any:
     """A client + worker interceptor adding Tenuo-sized headers and ``summary`` (diagnostic)."""
     return _make_header_only_interceptor()(headers[0], headers[1], summary)
+
+
+def _sdk_visitor_skipped() -> tuple[Callable[[], None], Callable[[], None]]:
+    """Enter/exit for a what-if: the SDK skips its payload visitor when nothing encodes.
+
+    ``temporalio.bridge.worker.encode_completion`` walks every payload of a
+    workflow completion three times, and each walk enters the workflow sandbox
+    to build a serialization context, even when the data converter has no
+    payload codec and no external storage, where every walk returns each
+    payload unchanged. The what-if returns at once in that case (and defers
+    to the SDK otherwise): what an upstream change would give, measured for
+    the ceiling and for ours alike (diagnostic variants ``diag.sdk_skip.*``).
+    """
+    import temporalio.bridge.worker as bridge_worker
+    from temporalio.converter import _extstore
+
+    original = bridge_worker.encode_completion
+
+    async def encode_completion(completion: Any, data_converter: Any, encode_headers: bool,
+                                storage_concurrency_limit: int) -> Any:
+        if data_converter.payload_codec is None and data_converter.external_storage is None:
+            return _extstore.StorageOperationMetrics()
+        return await original(completion, data_converter, encode_headers=encode_headers,
+                              storage_concurrency_limit=storage_concurrency_limit)
+
+    def enter() -> None:
+        bridge_worker.encode_completion = encode_completion
+
+    def exit_() -> None:
+        bridge_worker.encode_completion = original
+
+    return enter, exit_
 
 
 def _attribution() -> tuple[Callable[[], None], Callable[[], None],
@@ -1383,6 +1426,15 @@ def _e2e_analysis(variants: list[E2EVariant]) -> dict[str, Any]:
             ratios[f"paired_{ours}_over_{base}"] = paired(ours, base)
             # CPU per activity (worker + server): less sensitive to other load.
             ratios[f"cpu_{base}_over_{ours}"] = cpu(base) / cpu(ours)
+    if "diag.sdk_skip.ours" in by:
+        # Not a goal: what the defaults would reach on an SDK without the
+        # payload visitor's cost (see _sdk_visitor_skipped), both sides patched.
+        ratios["sdk_skip_ours_over_sdk_skip_ceiling"] = (
+            med["diag.sdk_skip.ours"] / med["diag.sdk_skip.ceiling"])
+        ratios["paired_sdk_skip_ours_over_sdk_skip_ceiling"] = paired(
+            "diag.sdk_skip.ours", "diag.sdk_skip.ceiling")
+        ratios["cpu_sdk_skip_ceiling_over_sdk_skip_ours"] = (
+            cpu("diag.sdk_skip.ceiling") / cpu("diag.sdk_skip.ours"))
     cpu_breakdown = {name: {
         "worker_us": _median([x.worker_cpu_us_per_activity for x in by[name].samples]),
         "server_us": _median([x.server_cpu_us_per_activity for x in by[name].samples]),
@@ -1496,6 +1548,12 @@ def print_e2e(res: dict[str, Any]) -> None:
             print(f"  {ours + ' / ' + base:<28}: {r[key]:.3f} (paired per round "
                   f"{r['paired_' + key]:.3f}; CPU-based {r[f'cpu_{base}_over_{ours}']:.3f})"
                   f"  {verdict(g[key])}")
+    key = "sdk_skip_ours_over_sdk_skip_ceiling"
+    if key in r:
+        print(f"  {'what-if: SDK skips visitor':<28}: {r[key]:.3f} (paired per round "
+              f"{r['paired_' + key]:.3f}; CPU-based "
+              f"{r['cpu_sdk_skip_ceiling_over_sdk_skip_ours']:.3f})  ours (defaults) / "
+              "ceiling, both on the patched SDK; not a goal")
 
 
 # =========================================================================== main
