@@ -48,7 +48,6 @@ instructions are not time. Without valgrind on the PATH it says so and exits 0.
 
 from __future__ import annotations
 
-import functools
 import gc
 import os
 import re
@@ -95,12 +94,15 @@ def child(loop: str, pool_size: int, passes: int) -> int:
 
     micro = bt.Micro()
     variants = {v.name: v for v in micro.variants()}
-    if loop == "shape":
-        run = _shape
-    elif loop in variants:
-        run = functools.partial(_run, variants[loop])
-    else:
+    if loop != "shape" and loop not in variants:
         raise SystemExit(f"unknown loop {loop!r}; known: shape, {', '.join(sorted(variants))}")
+
+    def run(pool: Any) -> None:
+        if loop == "shape":
+            _shape(micro, pool)
+        else:  # the GC stays off, as set above
+            bt._timed(variants[loop], pool, switch_gc=False)
+
     # A PoP checked in a later 30-second window than it was signed in costs
     # tenuo_core one more signature check. Under callgrind, building the pool
     # and walking it takes up to about 15 ms per activity: start early enough
@@ -109,23 +111,10 @@ def child(loop: str, pool_size: int, passes: int) -> int:
     with micro.workflow_context():
         warm = micro.make_pool(WARM)
         pool = micro.make_pool(pool_size)
-        run(micro, warm)
+        run(warm)
         for _ in range(passes):
-            run(micro, pool)
+            run(pool)
     return 0
-
-
-def _run(variant: Any, micro: Any, pool: Any) -> None:
-    """``bench_temporal._timed`` without its garbage-collector switching."""
-    if variant.before is not None:
-        variant.before()
-    if variant.enter is not None:
-        variant.enter()
-    try:
-        variant.run(pool)
-    finally:
-        if variant.exit is not None:
-            variant.exit()
 
 
 def _shape(micro: Any, pool: Any) -> None:

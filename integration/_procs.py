@@ -1,11 +1,13 @@
 """Start and stop real service processes for the integration suite.
 
 Shared by every service fixture: pick a free loopback port, start the binary,
-wait until it answers, and stop exactly the process we started, by PID.
+wait until it answers, and stop exactly the process we started, by PID. Also
+runs a benchmark script in its quick shape for the benchmarks' smoke tests.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -15,10 +17,13 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-__all__ = ["ManagedProcess", "find_binary", "free_port", "wait_until"]
+__all__ = ["ManagedProcess", "find_binary", "free_port", "run_bench_quick", "wait_until"]
+
+BENCH_DIR = Path(__file__).resolve().parent.parent / "bench"
 
 
 def find_binary(name: str) -> str:
@@ -37,6 +42,21 @@ def find_binary(name: str) -> str:
             pytrace=False,
         )
     return found
+
+
+def run_bench_quick(script: str, out_dir: Path, timeout: float) -> Any:
+    """Run ``bench/<script> --quick`` and return the JSON it writes, or fail the test.
+
+    The interpreter's directory goes first on ``PATH``, so that a bench finds
+    the virtualenv's service binaries as the fixtures do.
+    """
+    out = out_dir / f"{Path(script).stem}.json"
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"}
+    result = subprocess.run([sys.executable, str(BENCH_DIR / script), "--quick", "--json",
+                             str(out)], capture_output=True, text=True, timeout=timeout,
+                            check=False, env=env)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    return json.loads(out.read_text())
 
 
 def free_port() -> int:

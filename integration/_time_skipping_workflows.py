@@ -33,22 +33,14 @@ async def flaky_read(path: str) -> str:
 
 @workflow.defn
 class SleepThenRead:
-    """Sleeps (skipped by the test server), then reads."""
+    """Sleeps (skipped by the test server), then reads, as a local activity if ``local``."""
 
     @workflow.run
-    async def run(self, path: str, sleep_seconds: float) -> str:
+    async def run(self, path: str, sleep_seconds: float, local: bool = False) -> str:
         await workflow.sleep(timedelta(seconds=sleep_seconds))
+        if local:
+            return await workflow.execute_local_activity(read_file, path, **ONCE)
         return await workflow.execute_activity(read_file, path, **ONCE)
-
-
-@workflow.defn
-class SleepThenLocalRead:
-    """The same through a local activity."""
-
-    @workflow.run
-    async def run(self, path: str, sleep_seconds: float) -> str:
-        await workflow.sleep(timedelta(seconds=sleep_seconds))
-        return await workflow.execute_local_activity(read_file, path, **ONCE)
 
 
 @workflow.defn

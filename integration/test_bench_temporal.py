@@ -9,27 +9,16 @@ count bench (``bench_instructions.py``, under valgrind) runs its quick shape too
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
+from _procs import run_bench_quick
 
 pytestmark = pytest.mark.integration
 
-BENCH = Path(__file__).resolve().parent.parent / "bench" / "bench_temporal.py"
-
 
 def test_bench_temporal_quick_runs_every_variant(tmp_path):
-    out = tmp_path / "temporal.json"
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"}
-    result = subprocess.run([sys.executable, str(BENCH), "--quick", "--json", str(out)],
-                            capture_output=True, text=True, timeout=600, check=False, env=env)
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
-    data = json.loads(out.read_text())
+    data = run_bench_quick("bench_temporal.py", tmp_path, timeout=600)
     e2e, micro = data["e2e"], data["micro"]
     assert set(e2e["variants"]) == {"ceiling", "ours", "ours.no_summary", "reference"}
     for name, variant in e2e["variants"].items():
@@ -43,9 +32,6 @@ def test_bench_temporal_quick_runs_every_variant(tmp_path):
     assert micro["goal"]["measured"] > 0 and micro["goal"]["target_max"] == 1.15
 
 
-INSTRUCTIONS = BENCH.parent / "bench_instructions.py"
-
-
 def test_bench_instructions_quick_counts_the_same_loops(tmp_path):
     # The instruction counts are the deterministic companion of the timed
     # ratio above: what is asserted is the method (both loops counted; two
@@ -53,11 +39,7 @@ def test_bench_instructions_quick_counts_the_same_loops(tmp_path):
     # never a ratio.
     if shutil.which("valgrind") is None:
         pytest.skip("valgrind is not installed on this machine")
-    out = tmp_path / "instructions.json"
-    result = subprocess.run([sys.executable, str(INSTRUCTIONS), "--quick", "--json", str(out)],
-                            capture_output=True, text=True, timeout=900, check=False)
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
-    data = json.loads(out.read_text())
+    data = run_bench_quick("bench_instructions.py", tmp_path, timeout=900)
     per = data["per_activity"]
     assert set(per) == {"shape", "floor.per_activity", "ours.total.unique_wf"}
     assert 0 < per["shape"] < data["floor_net"] < data["ours_net"]

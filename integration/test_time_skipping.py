@@ -36,7 +36,10 @@ pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")
 ROOT = tenuo_core.SigningKey.generate()
 HOLDER = tenuo_core.SigningKey.generate()
 HOUR = 3600
-WORKFLOWS = [wf.SleepThenRead, wf.SleepThenLocalRead, wf.RetryAfterLongBackoff]
+WORKFLOWS = [wf.SleepThenRead, wf.RetryAfterLongBackoff]
+# A local activity reports the worker's clock as its scheduling time; the
+# verifier uses the workflow's clock this process recorded when it signed.
+KINDS = pytest.mark.parametrize("local", [False, True], ids=["activity", "local_activity"])
 
 
 def mint(ttl_seconds: int, tool: str = "read_file") -> Any:
@@ -82,19 +85,22 @@ async def skipped_seconds(handle: Any) -> float:
     return events[-1].event_time.seconds - events[0].event_time.seconds
 
 
-async def test_activity_after_a_six_hour_timer_is_authorized(temporal_time_skipping_env):
+@KINDS
+async def test_activity_after_a_six_hour_timer_is_authorized(temporal_time_skipping_env, local):
     mark = len(wf.CALLS)
     handle = await run_ours(temporal_time_skipping_env, wf.SleepThenRead.run,
-                            ["/data/after-timer.txt", 6 * HOUR], mint(24 * HOUR))
+                            ["/data/after-timer.txt", 6 * HOUR, local], mint(24 * HOUR))
     assert await handle.result() == "contents of /data/after-timer.txt"
     assert calls_since(mark) == [("read_file", ("/data/after-timer.txt",), 1)]
     assert await skipped_seconds(handle) >= 6 * HOUR  # Temporal's clock really jumped
 
 
-async def test_warrant_expiring_during_a_timer_is_denied_as_expired(temporal_time_skipping_env):
+@KINDS
+async def test_warrant_expiring_during_a_timer_is_denied_as_expired(temporal_time_skipping_env,
+                                                                    local):
     mark = len(wf.CALLS)
     handle = await run_ours(temporal_time_skipping_env, wf.SleepThenRead.run,
-                            ["/data/late.txt", 2 * HOUR], mint(HOUR))
+                            ["/data/late.txt", 2 * HOUR, local], mint(HOUR))
     error = await denial_of(handle.result())
     assert error.type == "TENUO_WARRANT_EXPIRED" and error.non_retryable
     assert calls_since(mark) == []  # the body never ran
@@ -114,26 +120,6 @@ async def test_retry_after_a_three_hour_backoff_is_authorized(temporal_time_skip
     started = events_of(history, EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED)[-1]
     assert started.activity_task_started_event_attributes.attempt == 2
     assert started.event_time.seconds - scheduled.event_time.seconds >= 3 * HOUR
-
-
-async def test_local_activity_after_a_six_hour_timer_is_authorized(temporal_time_skipping_env):
-    # A local activity reports the worker's clock as its scheduling time; the
-    # verifier uses the workflow's clock this process recorded when it signed.
-    mark = len(wf.CALLS)
-    handle = await run_ours(temporal_time_skipping_env, wf.SleepThenLocalRead.run,
-                            ["/data/local.txt", 6 * HOUR], mint(24 * HOUR))
-    assert await handle.result() == "contents of /data/local.txt"
-    assert calls_since(mark) == [("read_file", ("/data/local.txt",), 1)]
-
-
-async def test_local_activity_with_a_warrant_expired_on_temporals_clock_is_denied(
-        temporal_time_skipping_env):
-    mark = len(wf.CALLS)
-    handle = await run_ours(temporal_time_skipping_env, wf.SleepThenLocalRead.run,
-                            ["/data/local-late.txt", 2 * HOUR], mint(HOUR))
-    error = await denial_of(handle.result())
-    assert error.type == "TENUO_WARRANT_EXPIRED"
-    assert calls_since(mark) == []
 
 
 @pytest.mark.parametrize(("sleep", "outcome"), [(0, "allowed"), (6 * HOUR, "TENUO_POP_INVALID")])
