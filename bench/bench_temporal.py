@@ -52,7 +52,11 @@ machine noise (the ratios are what matter on a shared 2-vCPU box):
      so its claim is awaited as a shared store's would be). The coroutines
      are driven with ``send(None)`` (they never suspend), so no event-loop
      cost is counted on either side.
-   * a breakdown of each step of ours, timed alone on the same inputs.
+   * a breakdown of each step of ours, timed alone on the same inputs;
+   * a what-if (not a goal): ``Authorizer.verify_chain`` alone, the chain's own
+     signatures, which ``check_chain`` verifies again for every activity of a
+     warrant; ours less it is what a ``tenuo_core`` check against a chain
+     verified once per warrant would leave.
 
    The verify side reads its headers from the protobuf map a worker receives
    (``Start.header_fields``), built untimed from what the sign side produced.
@@ -657,6 +661,16 @@ class Micro:
                 pass
             return perf_counter_ns() - t0
 
+        def w_verify_chain(p: Pool) -> int:
+            # The chain's own signatures: the same for every activity of a
+            # warrant, yet check_chain verifies them again on each one.
+            verify = ours_unique.config.authorizer(config_windows).verify_chain
+            links = list(chain)
+            t0 = perf_counter_ns()
+            for _ in p.items:
+                verify(links)
+            return perf_counter_ns() - t0
+
         fresh = self.fresh_store
         V = MicroVariant
         return [
@@ -704,6 +718,9 @@ class Micro:
               "InMemoryReplayStore.claim_now, 150,000 live claims held", v_replay_full),
             V("verify.record", "verify-step", "tool_for + count() (metrics off)",
               v_record),
+            V("whatif.verify_chain", "what-if",
+              "Authorizer.verify_chain alone (the chain's signatures; same every activity)",
+              w_verify_chain),
             V("loop", "loop", "empty loop over the pool (included in every row)", loop_only),
         ]
 
@@ -790,6 +807,14 @@ def _micro_analysis(stats: dict[str, dict[str, Any]]) -> dict[str, Any]:
             ratios[f"paired_{name}_net_over_{suffix}"] = _median([
                 (o - b) / f for o, b, f in zip(stats[ours]["samples_ns"], base,
                                                stats[floor_name]["samples_ns"], strict=True)])
+    # What-if, not a goal: tenuo_core checking PoP, expiry and constraints
+    # against a chain verified once per warrant (no such entry point in 0.3.3).
+    # Ours would then skip the chain's signatures, timed alone in the same round.
+    ratios["whatif_prechecked_chain_net_over_matched_floor"] = _median([
+        (o - b - v) / f for o, b, v, f in zip(
+            stats["ours.total.unique_wf"]["samples_ns"], base,
+            stats["whatif.verify_chain"]["samples_ns"],
+            stats["floor.per_activity"]["samples_ns"], strict=True)])
     # Where ours spends its time, step by step (medians of each step timed alone).
     sign_parts = {
         "names_for (memoized signature)": m["sign.names_for"],
@@ -1505,6 +1530,10 @@ def print_micro(res: dict[str, Any]) -> None:
           f"{'MET' if goal['met_gross'] else 'MISSED'}; net against the tight loop "
           f"{goal['measured_vs_tight_floor']:.3f} "
           f"{'MET' if goal['met_vs_tight_floor'] else 'MISSED'})")
+    print(f"  what-if, not a goal: a tenuo_core check of PoP and constraints against a chain "
+          f"verified once per warrant would take ours to "
+          f"{r['whatif_prechecked_chain_net_over_matched_floor']:.3f} of today's floor (net, "
+          f"paired; less verify_chain alone, {_fmt_us(stats['whatif.verify_chain']['median_ns'])})")
     if "profile" in res:
         print("\ncProfile of the ours sign + verify loop (tottime):")
         print(res["profile"])

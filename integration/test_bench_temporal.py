@@ -27,9 +27,11 @@ def test_bench_temporal_quick_runs_every_variant(tmp_path):
         assert e2e["goals"][key]["measured"] > 0
     variants = micro["variants"]
     for name in ("floor.per_activity", "baseline.no_plugin", "ours.total.unique_wf",
-                 "verify.replay.150k_held"):
+                 "verify.replay.150k_held", "whatif.verify_chain"):
         assert len(variants[name]["samples_ns"]) == micro["rounds"] > 0, name
     assert micro["goal"]["measured"] > 0 and micro["goal"]["target_max"] == 1.15
+    # The what-if subtracts the chain's own verification, a part of check_chain.
+    assert 0 < variants["whatif.verify_chain"]["median_ns"] < variants["verify.check"]["median_ns"]
 
 
 def test_bench_instructions_quick_counts_the_same_loops(tmp_path):
