@@ -24,7 +24,11 @@ machine noise (the ratios are what matter on a shared 2-vCPU box):
    worker, all threads) and of the dev server, the workflow tasks per
    activity (from the histories, after timing: concurrent completions share
    workflow tasks, which moves CPU per activity), and the CPU other
-   processes used meanwhile. Ratios to ``ceiling`` (goal >= 0.95) and to
+   processes used meanwhile. Per batch, the histories also give when the
+   server closed the last workflow and what could stall a batch without CPU
+   (timed-out or failed tasks, retried activities, results that reached the
+   client only after a history long poll expired); such batches are printed.
+   Ratios to ``ceiling`` (goal >= 0.95) and to
    ``reference`` (goal >= 1.0), for both of ours, are ratios of medians; the medians of
    the per-round (adjacent in time) ratios and CPU-per-activity ratios are
    shown too. Core logging is at ERROR (one ``Runtime`` for every client).
@@ -928,12 +932,19 @@ def _machine_busy_seconds() -> float:
 class E2ESample:
     round: int
     activities_per_s: float
-    seconds: float
+    seconds: float  # as the client saw it: from the first start to the last result
     worker_cpu_us_per_activity: float
     server_cpu_us_per_activity: float
     other_load_cores: float  # CPU used by everything else on the machine, in cores
     workflow_tasks_per_activity: float  # from the histories, after timing
     plugin_cpu_us_per_activity: dict[str, float] = dataclasses.field(default_factory=dict)
+    # What can stall a batch without using CPU, from the histories: timed-out
+    # or failed workflow tasks (a sticky queue nobody polled waits 10 s) and
+    # activity attempts past the first. Empty in a clean batch.
+    anomalies: dict[str, int] = dataclasses.field(default_factory=dict)
+    # From the first start to the last workflow's close event, on the server's
+    # clock (the same host's): the client's figure less result delivery.
+    server_seconds: float = 0.0
 
 
 @dataclasses.dataclass
@@ -1349,7 +1360,7 @@ async def _run_batch(v: E2EVariant, server: DevServer, workflows: int, per_workf
         v.enter()
     try:
         busy0, server0 = _machine_busy_seconds(), server.cpu_seconds()
-        cpu0, t0 = time.process_time(), time.perf_counter()
+        cpu0, t0, wall0 = time.process_time(), time.perf_counter(), time.time()
         handles = await asyncio.gather(*(
             v.start(v.client, v.queue, group, wid) for group, wid in zip(paths, ids, strict=True)))
         results = await asyncio.gather(*(h.result() for h in handles))
@@ -1372,13 +1383,47 @@ async def _run_batch(v: E2EVariant, server: DevServer, workflows: int, per_workf
     histories = await asyncio.gather(*(h.fetch_history() for h in handles))
     tasks = sum(1 for hist in histories for e in hist.events
                 if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED)
+    anomalies = _anomalies(histories)
+    closed = max(e.event_time.ToDatetime(timezone.utc).timestamp()
+                 for hist in histories for e in hist.events[-1:])
+    if seconds - (closed - wall0) > 1.0:
+        # Every workflow had closed, but a result reached the client only when
+        # its history long poll expired (the server's 20 s): no worker waited.
+        anomalies["results reached the client > 1 s after the last close"] = 1
     return E2ESample(
         round=round_no, activities_per_s=n / seconds, seconds=seconds,
         worker_cpu_us_per_activity=cpu / n * 1e6,
         server_cpu_us_per_activity=server_cpu / n * 1e6,
         other_load_cores=max(0.0, busy - cpu - server_cpu) / seconds,
         workflow_tasks_per_activity=tasks / n,
-        plugin_cpu_us_per_activity={k: ns / n / 1e3 for k, ns in attributed.items()})
+        plugin_cpu_us_per_activity={k: ns / n / 1e3 for k, ns in attributed.items()},
+        anomalies=anomalies, server_seconds=closed - wall0)
+
+
+def _anomalies(histories: list[Any]) -> dict[str, int]:
+    """Events that slow a batch without CPU: timed-out or failed tasks, activity retries."""
+    from temporalio.api.enums.v1 import EventType, TimeoutType, WorkflowTaskFailedCause
+
+    found: dict[str, int] = {}
+    for hist in histories:
+        for e in hist.events:
+            kind = e.event_type
+            if kind == EventType.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT:
+                why = TimeoutType.Name(e.workflow_task_timed_out_event_attributes.timeout_type)
+                key = f"workflow task timed out ({why})"
+            elif kind == EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED:
+                why = WorkflowTaskFailedCause.Name(e.workflow_task_failed_event_attributes.cause)
+                key = f"workflow task failed ({why})"
+            elif kind in (EventType.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT,
+                          EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED):
+                key = EventType.Name(kind)
+            elif (kind == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED
+                  and e.activity_task_started_event_attributes.attempt > 1):
+                key = "activity attempt > 1"
+            else:
+                continue
+            found[key] = found.get(key, 0) + 1
+    return found
 
 
 async def run_e2e(workflows: int, per_workflow: int, rounds: int, concurrent: bool,
@@ -1561,6 +1606,13 @@ def print_e2e(res: dict[str, Any]) -> None:
               f"{s['label']}")
     print("(CPU columns: per activity; WFT/act: workflow tasks per activity; 'other load': "
           "cores used by other processes during the batch)")
+    for name, s in res["variants"].items():
+        for x in ([s["warmup"]] if s.get("warmup") else []) + s["samples"]:
+            if x.get("anomalies"):
+                when = "warm-up" if x["round"] < 0 else f"round {x['round'] + 1}"
+                found = ", ".join(f"{k} x{n}" for k, n in x["anomalies"].items())
+                print(f"  anomaly: {name}, {when} ({x['seconds']:.1f} s; closed on the "
+                      f"server after {x['server_seconds']:.1f} s): {found}")
     for name, s in res["variants"].items():
         parts = s.get("median_plugin_cpu_us_per_activity") or {}
         if parts:
