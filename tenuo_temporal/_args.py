@@ -6,6 +6,17 @@ converter rebuilt from them. Both reduce values with :func:`canonical`, so a
 dataclass, a pydantic model, a datetime or an enum signs and verifies the same
 on either side (the 0.3.3 reference signs JSON but verifies raw objects, and
 so denies every dataclass argument).
+
+What is signed is every value the activity body receives:
+
+* integers only within ±2**53: ``tenuo_core`` signs and compares numbers as
+  64-bit floats, so a larger integer would sign (and satisfy a ``Range``)
+  for its neighbours too; it is refused on both sides instead;
+* a pydantic model by its fields, not by ``model_dump``: a field with
+  ``exclude=True`` is still delivered to the activity (the data converter
+  rebuilds it from whatever the payload holds), so it is signed too;
+* a ``SecretStr``/``SecretBytes`` by a SHA-256 digest of its value, so the
+  PoP binds the secret while no view, audit event or error ever holds it.
 """
 
 from __future__ import annotations
@@ -15,6 +26,7 @@ import dataclasses
 import datetime as dt
 import enum
 import functools
+import hashlib
 import inspect
 import math
 import threading
@@ -27,10 +39,14 @@ from typing import Any
 from .errors import TemporalConstraintViolation
 
 __all__ = ["WORKFLOW_SCOPE_ARGS", "add_workflow_scope", "canonical", "canonical_args",
-           "check_reserved", "names_for", "param_names", "positional", "positional_names",
-           "with_workflow_scope", "workflow_scoped"]
+           "check_reserved", "exact_int", "names_for", "param_names", "positional",
+           "positional_names", "with_workflow_scope", "workflow_scoped"]
 
 MAX_DEPTH = 32
+MAX_EXACT_INT = 2**53
+"""Largest integer magnitude ``tenuo_core`` signs and compares exactly (a 64-bit float)."""
+SECRET_PREFIX = "tenuo-secret-sha256:"  # noqa: S105 - a label, not a secret
+"""How a pydantic secret is signed: this prefix and the hex SHA-256 of its value."""
 
 WORKFLOW_NAMESPACE_ARG = "_workflow_namespace"
 WORKFLOW_ID_ARG = "_workflow_id"
@@ -50,7 +66,7 @@ def canonical(value: Any, _depth: int = 0) -> Any:
     if value is None or isinstance(value, (bool, str)):
         return value
     if isinstance(value, int):
-        return int(value)
+        return exact_int(int(value))
     if isinstance(value, float):
         if not math.isfinite(value):
             raise TemporalConstraintViolation("non-finite float argument")
@@ -67,9 +83,14 @@ def canonical(value: Any, _depth: int = 0) -> Any:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: canonical(getattr(value, f.name), _depth + 1)
                 for f in dataclasses.fields(value)}
-    dump = getattr(value, "model_dump", None)
-    if callable(dump):  # pydantic v2
-        return canonical(dump(mode="json"), _depth + 1)
+    fields = getattr(type(value), "model_fields", None)
+    if isinstance(fields, Mapping) and callable(getattr(value, "model_dump", None)):
+        return _model(value, fields, _depth)
+    secret = getattr(value, "get_secret_value", None)
+    if callable(secret):  # pydantic SecretStr / SecretBytes
+        raw = secret()
+        data = raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else bytes(raw)
+        return SECRET_PREFIX + hashlib.sha256(data).hexdigest()
     if isinstance(value, (dt.datetime, dt.date, dt.time)):
         return value.isoformat()
     if isinstance(value, dt.timedelta):
@@ -83,6 +104,31 @@ def canonical(value: Any, _depth: int = 0) -> Any:
     )
 
 
+def exact_int(value: int) -> int:
+    """``value`` when ``tenuo_core`` represents it exactly.
+
+    Raises:
+        TemporalConstraintViolation: Its magnitude is over 2**53.
+    """
+    if -MAX_EXACT_INT <= value <= MAX_EXACT_INT:
+        return value
+    raise TemporalConstraintViolation(
+        "an integer argument is outside ±2**53: tenuo_core signs and compares numbers as "
+        "64-bit floats, so it cannot bind it exactly; pass it as a string")
+
+
+def _model(value: Any, fields: Mapping[str, Any], depth: int) -> dict[str, Any]:
+    """A pydantic v2 model: every field, excluded ones too, and any extra fields."""
+    out = {name: canonical(getattr(value, name), depth + 1) for name in fields}
+    extra = getattr(value, "__pydantic_extra__", None)
+    for key, item in (extra or {}).items():
+        if str(key) in out:
+            raise TemporalConstraintViolation(
+                f"extra field {str(key)!r} of {type(value).__name__} shadows a declared one")
+        out[str(key)] = canonical(item, depth + 1)
+    return out
+
+
 def canonical_args(names: Sequence[str], args: Sequence[Any]) -> dict[str, Any]:
     """Name positional ``args`` and canonicalize each value."""
     if len(names) != len(args):
@@ -94,8 +140,12 @@ def canonical_args(names: Sequence[str], args: Sequence[Any]) -> dict[str, Any]:
         # Exact str/int/bool/None are already canonical: skip the dispatch
         # (this runs on both sides of every activity).
         kind = type(value)
-        out[name] = value if kind is str or kind is int or kind is bool or value is None \
-            else canonical(value)
+        if kind is str or kind is bool or value is None:
+            out[name] = value
+        elif kind is int:
+            out[name] = value if -MAX_EXACT_INT <= value <= MAX_EXACT_INT else exact_int(value)
+        else:
+            out[name] = canonical(value)
     return out
 
 

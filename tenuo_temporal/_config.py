@@ -54,6 +54,11 @@ class TenuoPluginConfig:
             under one warrant within one 30-second window present the same PoP
             and the second is refused as well. Switch off for fleets that do
             that, as the 0.3.3 reference (which has no cross-workflow check) does.
+            A claim lives until the warrant chain expires (at least the PoP
+            windows): every retry of an activity keeps its first scheduling
+            time, by which freshness is judged, so a copied PoP stays usable
+            by a retry for that long. Size ``replay_store`` for the call rate
+            times the warrants' lifetime.
         preload_key_ids: Key ids to load before the worker polls.
         preload_all: Also load every key the resolver can list.
         tool_mappings: Activity type to warrant tool name, where they differ.
@@ -65,6 +70,13 @@ class TenuoPluginConfig:
             ``False`` leaves it out.
         signers: Key id to a ``tenuo_keys.Signer`` that signs PoP for it
             instead of ``key_resolver`` (a remote KMS key, or a ``LocalSigner``).
+        require_workflow_binding: Activity workers refuse (``TENUO_WORKFLOW_UNBOUND``)
+            a warrant whose capability for the tool does not bind it to the
+            running workflow with ``Exact`` ``_workflow_namespace`` and
+            ``_workflow_id`` constraints. Warrants sit in every history, so
+            anyone who can start workflows on a task queue can start one with
+            a copied warrant and key id; a warrant bound to one workflow id is
+            useless to them (see ``docs/SECURITY.md``, trust model).
         activity_summaries: Label every activity the plugin signs in the
             Temporal Web UI, ``[tenuo.TenuoTemporalPlugin] tool`` (followed by
             ``: <your summary>`` when the call gave one). Temporal stores a
@@ -91,6 +103,7 @@ class TenuoPluginConfig:
     delegation: bool | None = None
     signers: Mapping[str, Signer] = field(default_factory=dict)
     activity_summaries: bool = True
+    require_workflow_binding: bool = False
 
     def __post_init__(self) -> None:
         if self.key_resolver is None and not self.trusted_roots and not self.signers:

@@ -12,26 +12,38 @@ Names and encodings match ``tenuo.temporal`` 0.3.3, so mixed fleets interoperate
   ``x-tenuo-arg-keys`` (comma-joined argument names of the signed view).
 
 Values are ``Payload.data`` bytes with no metadata. Decoding is defensive:
-sizes are capped before any parsing, gzip output is capped at 64 KiB, and
-anything malformed is a :class:`~tenuo_temporal.errors.HeaderError`, never a
-crash.
+sizes are capped before any parsing, gzip output is capped at 64 KiB, trailing
+data after a gzip stream, a warrant or a chain is refused, and anything
+malformed is a :class:`~tenuo_temporal.errors.HeaderError`, never a crash.
+
+**What a sender can make this process keep.** Headers are unauthenticated
+until the verifier has checked them, so the decoded-context map is keyed by a
+128-bit digest of the header bytes (never the bytes themselves), bounded by
+the bytes its entries hold (:data:`CONTEXT_CACHE_BYTES`), and filled only with
+small contexts: on activity workers only once the verifier has checked them
+against ``trusted_roots`` (:func:`remember`), on workflow workers (which start
+the runs their clients asked for) when they are small. Argument-name lists
+are remembered only when small.
 """
 
 from __future__ import annotations
 
 import binascii
 import gzip
+import hashlib
 import threading
 import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from functools import cached_property
 from typing import Any, Final
 
+import cachetools
 import tenuo_core
 from temporalio.api.common.v1 import Payload
 
-from ._args import workflow_scoped
+from ._args import WORKFLOW_ID_ARG, WORKFLOW_NAMESPACE_ARG, workflow_scoped
 from .errors import HeaderError
 
 WARRANT: Final = "x-tenuo-warrant"
@@ -69,6 +81,10 @@ class WarrantContext:
     key_id: str | None
     payloads: Mapping[str, Payload] = field(repr=False)
     _scoped: dict[str, bool] = field(default_factory=dict, repr=False, compare=False)
+    digest: bytes | None = field(default=None, repr=False, compare=False)
+    """Digest of the header bytes this context was decoded from (None when built here)."""
+    cost: int = field(default=0, repr=False, compare=False)
+    """Bytes it holds, as charged to the context map."""
 
     @cached_property
     def holder(self) -> Any:
@@ -95,6 +111,26 @@ class WarrantContext:
             if len(self._scoped) < 1024:
                 self._scoped[tool] = found
         return found
+
+    def bound_to_workflow(self, tool: str) -> bool:
+        """Whether ``tool`` is bound to one workflow by ``Exact`` namespace and id (memoized).
+
+        Raises:
+            TemporalConstraintViolation: The capability constrains only one of
+                the two workflow-scope arguments.
+        """
+        key = "\0exact\0" + tool
+        found = self._scoped.get(key)
+        if found is None:
+            found = self.workflow_scoped(tool) and _exact_scope(self.warrant.capabilities, tool)
+            if len(self._scoped) < 1024:
+                self._scoped[key] = found
+        return found
+
+    @cached_property
+    def expires_at(self) -> float:
+        """The earliest expiry of the chain's links, in epoch seconds (read once)."""
+        return min(_epoch(link.expires_at()) for link in self.chain)
 
     @classmethod
     def build(
@@ -217,42 +253,85 @@ def activity_headers(
     arg_keys_value = None if arg_keys is None else arg_keys.data
     if warrant is None:
         return None, pop_value, arg_keys_value
-    key = (warrant.data,
-           None if compressed is None else compressed.data,
-           None if wire is None else wire.data,
-           None if key_id is None else key_id.data,
-           None if chain is None else chain.data)
-    context = _context_cache.get(key)
+    values = (warrant.data,
+              None if compressed is None else compressed.data,
+              None if wire is None else wire.data,
+              None if key_id is None else key_id.data,
+              None if chain is None else chain.data)
+    digest = _digest(values)
+    context = None if digest is None else _context_cache.get(digest)
     if context is None:
-        context = _context_of(key)
+        context = _decode_values(values, digest)
     return context, pop_value, arg_keys_value
 
 
+def remember(context: WarrantContext) -> None:
+    """Keep a context the verifier has checked against ``trusted_roots``.
+
+    Activity workers decode every unknown context afresh and keep it only
+    once it was trusted, so an unauthenticated sender cannot fill the map;
+    a context over :data:`SMALL_CONTEXT_BYTES` has no digest and is never kept.
+    """
+    digest = context.digest
+    if digest is None or digest in _context_cache:
+        return
+    with _cache_lock:
+        _context_cache[digest] = context
+
+
 def _context_of(values: tuple[bytes | None, ...]) -> WarrantContext | None:
+    # Workflow workers: a run's start headers, kept when small.
     if values[0] is None:  # no x-tenuo-warrant
         return None
-    cached = _context_cache.get(values)  # lock-free read: dict.get is atomic
-    if cached is not None:
-        return cached
-    values = tuple(None if value is None else _capped(name, value)
-                   for name, value in zip(_CONTEXT_HEADERS, values, strict=True))
-    context = _decode_context({name: value for name, value in zip(_CONTEXT_HEADERS, values,
-                                                                    strict=True)
-                               if value is not None})
-    with _cache_lock:
-        if len(_context_cache) >= _CONTEXT_CACHE_SIZE:
-            del _context_cache[next(iter(_context_cache))]  # oldest first
-        _context_cache[values] = context
+    digest = _digest(values)
+    if digest is not None:
+        cached = _context_cache.get(digest)  # lock-free read: no reordering on a hit
+        if cached is not None:
+            return cached
+    context = _decode_values(values, digest)
+    remember(context)
     return context
 
 
+def _decode_values(values: tuple[bytes | None, ...], digest: bytes | None) -> WarrantContext:
+    values = tuple(None if value is None else _capped(name, value)
+                   for name, value in zip(_CONTEXT_HEADERS, values, strict=True))
+    return _decode_context({name: value for name, value in zip(_CONTEXT_HEADERS, values,
+                                                                 strict=True)
+                            if value is not None}, digest)
+
+
+def _digest(values: tuple[bytes | None, ...]) -> bytes | None:
+    """A collision-resistant name for the context headers; None when too big to keep.
+
+    Lengths go first, so no two different tuples hash the same input.
+    """
+    total = 0
+    lengths = []
+    for value in values:
+        if value is None:
+            lengths.append(-1)
+        else:
+            total += len(value)
+            lengths.append(len(value))
+    if total > SMALL_CONTEXT_BYTES:
+        return None  # never kept: not worth hashing
+    return hashlib.blake2b(b"".join([repr(lengths).encode(), *(
+        value for value in values if value is not None)]), digest_size=16).digest()
+
+
 _CONTEXT_HEADERS: Final = (WARRANT, COMPRESSED, WIRE_FORMAT, KEY_ID, CHAIN)
-_CONTEXT_CACHE_SIZE: Final = 1024
+SMALL_CONTEXT_BYTES: Final = 32 * 1024
+"""Largest context (raw header bytes) the map keeps; real warrants are a few KiB."""
+CONTEXT_CACHE_BYTES: Final = 8 * 1024 * 1024
+"""What the decoded-context map may hold in all, charged per context."""
+_CONTEXT_OVERHEAD: Final = 4096  # the decoded objects beside the raw bytes
 _cache_lock = threading.Lock()
-_context_cache: dict[tuple[bytes | None, ...], WarrantContext] = {}
+_context_cache: cachetools.FIFOCache[bytes, WarrantContext] = cachetools.FIFOCache(
+    maxsize=CONTEXT_CACHE_BYTES, getsizeof=lambda context: context.cost)
 
 
-def _decode_context(raw: Mapping[str, bytes]) -> WarrantContext:
+def _decode_context(raw: Mapping[str, bytes], digest: bytes | None = None) -> WarrantContext:
     wire = raw.get(WIRE_FORMAT, WIRE_FORMAT_VERSION)
     if wire != WIRE_FORMAT_VERSION:
         raise HeaderError(f"unknown wire format {wire[:16]!r}; this worker speaks 2")
@@ -266,6 +345,8 @@ def _decode_context(raw: Mapping[str, bytes]) -> WarrantContext:
         warrant = tenuo_core.Warrant.from_bytes(cbor)
     except Exception as exc:  # tenuo_core raises several types for garbage
         raise HeaderError(f"warrant does not decode ({type(exc).__name__})") from None
+    if bytes(warrant.to_bytes()) != cbor:  # tenuo_core ignores trailing bytes
+        raise HeaderError("x-tenuo-warrant holds bytes after the warrant")
     key_id = _key_id(raw.get(KEY_ID))
     chain: tuple[Any, ...] = (warrant,)
     if CHAIN in raw:
@@ -275,11 +356,17 @@ def _decode_context(raw: Mapping[str, bytes]) -> WarrantContext:
             raise HeaderError(f"warrant chain does not decode ({type(exc).__name__})") from None
         if not links or _id(links[-1]) != _id(warrant):
             raise HeaderError("warrant chain does not end with the presented warrant")
+        # tenuo_core ignores bytes after the stack: only its own encoding is accepted.
+        if tenuo_core.encode_warrant_stack(list(links)).encode("ascii") != raw[CHAIN]:
+            raise HeaderError("x-tenuo-warrant-chain holds bytes after the chain, or is "
+                              "not in its canonical encoding")
         chain = tuple(links)
     payloads = {name: Payload(data=value) for name, value in raw.items()
                 if name in _CONTEXT_HEADERS}
     payloads.setdefault(WIRE_FORMAT, Payload(data=WIRE_FORMAT_VERSION))
-    return WarrantContext(warrant=warrant, chain=chain, key_id=key_id, payloads=payloads)
+    cost = _CONTEXT_OVERHEAD + len(cbor) + sum(len(value) for value in raw.values())
+    return WarrantContext(warrant=warrant, chain=chain, key_id=key_id, payloads=payloads,
+                          digest=digest, cost=cost)
 
 
 def decode_pop(raw: Mapping[str, bytes]) -> bytes | None:
@@ -313,7 +400,11 @@ def decode_arg_keys(raw: Mapping[str, bytes]) -> list[str] | None:
 
 
 def arg_keys_of(value: bytes | None) -> tuple[str, ...] | None:
-    """Decode a raw ``x-tenuo-arg-keys`` value (memoized: a handful of values repeat)."""
+    """Decode a raw ``x-tenuo-arg-keys`` value.
+
+    Memoized when small (a handful of short values repeat); a long value is
+    decoded every time and never kept.
+    """
     if value is None:
         return None
     found = _arg_keys_cache.get(value)
@@ -327,13 +418,15 @@ def arg_keys_of(value: bytes | None) -> tuple[str, ...] | None:
     names = tuple(text.split(",")) if text else ()
     if len(set(names)) != len(names) or any(not n or not n.isprintable() for n in names):
         raise HeaderError("x-tenuo-arg-keys holds empty, duplicate or unprintable names")
-    if len(_arg_keys_cache) >= 1024:
-        _arg_keys_cache.clear()
-    _arg_keys_cache[value] = names
+    if len(value) <= SMALL_ARG_KEYS_BYTES:
+        with _cache_lock:
+            _arg_keys_cache[value] = names
     return names
 
 
-_arg_keys_cache: dict[bytes, tuple[str, ...]] = {}
+SMALL_ARG_KEYS_BYTES: Final = 512
+"""Longest ``x-tenuo-arg-keys`` value remembered (1,024 of them at most: 512 KiB)."""
+_arg_keys_cache: cachetools.FIFOCache[bytes, tuple[str, ...]] = cachetools.FIFOCache(1024)
 
 
 def _key_id(value: bytes | None) -> str | None:
@@ -358,9 +451,21 @@ def _gunzip(data: bytes) -> bytes:
         raise HeaderError("x-tenuo-warrant is not valid gzip") from None
     if len(out) <= MAX_WARRANT_BYTES and not stream.eof:
         raise HeaderError("x-tenuo-warrant is not valid gzip (truncated)")
+    if stream.unused_data:
+        raise HeaderError("x-tenuo-warrant has data after its gzip stream")
     if len(out) > MAX_WARRANT_BYTES:
         raise HeaderError(f"decompressed warrant exceeds {MAX_WARRANT_BYTES} bytes")
     return out
+
+
+def _exact_scope(capabilities: Mapping[str, Any], tool: str) -> bool:
+    fields = capabilities.get(tool, capabilities.get("*")) or {}
+    return all(isinstance(fields.get(name), tenuo_core.Exact)
+               for name in (WORKFLOW_NAMESPACE_ARG, WORKFLOW_ID_ARG))
+
+
+def _epoch(text: Any) -> float:
+    return datetime.fromisoformat(str(text).replace("Z", "+00:00")).timestamp()
 
 
 def _id(warrant: Any) -> str:

@@ -14,6 +14,7 @@ from contextvars import ContextVar
 from datetime import timezone
 from typing import Any, ClassVar
 
+import cachetools
 import temporalio.activity
 import temporalio.client
 import temporalio.worker
@@ -37,6 +38,7 @@ from ._config import POP_WINDOW_SECS, TenuoPluginConfig
 from ._headers import WarrantContext
 from ._remote import REMOTE_SIGN_ACTIVITY, precomputed_pop, workflow_pop
 from ._replay import pop_digest
+from ._state import RunPolicy, RunState, current_run_state, enter, leave
 from .errors import (
     KEY_RESOLUTION_TYPE,
     ChainValidationError,
@@ -48,7 +50,10 @@ from .errors import (
     ToolNotAuthorized,
     WarrantExpired,
     WarrantMissing,
+    WorkflowUnbound,
 )
+
+__all__ = ["RunState", "TenuoInterceptor", "current_run_state", "denial"]
 
 logger = logging.getLogger("tenuo_temporal")
 
@@ -76,21 +81,13 @@ class KeyNotReady(RuntimeError):
     """
 
 
-class RunState:
-    """What one workflow run knows: its warrant context and its worker's config."""
-
-    __slots__ = ("context", "interceptor", "workflow_type")
-
-    def __init__(self, interceptor: TenuoInterceptor) -> None:
-        self.interceptor = interceptor
-        self.context: WarrantContext | None = None
-        self.workflow_type: type | None = None
-
-
-# run_id -> state. This module is passed through the sandbox, so the map is
-# shared by every workflow of the process; entries live while their run executes.
-_runs: dict[str, RunState] = {}
 _LOCAL_POPS_HELD = 4096
+KEYS_IN_USE_HELD = 10_000
+"""Most key ids kept warm: only ids that resolved to their warrant's holder count."""
+KEEP_WARM_SECONDS = 1800.0
+"""Keys a workflow task needed within this long are kept loaded: longer than
+Temporal's longest workflow-task retry interval (10 min by default)."""
+_TOUCH_EVERY = 60.0  # seconds between refreshes of one key's keep-warm entry
 
 
 def _scheduled_at(info: temporalio.activity.Info) -> float:
@@ -101,9 +98,10 @@ def _scheduled_at(info: temporalio.activity.Info) -> float:
     return scheduled.timestamp()
 
 
-def current_run_state() -> RunState | None:
-    """The calling workflow run's state, or None outside a Tenuo-enabled worker."""
-    return _runs.get(temporalio.workflow.info().run_id)
+def replay_owner(namespace: str | None, workflow_id: str | None) -> str:
+    """The replay-store owner of a workflow: unambiguous whatever the names hold."""
+    namespace = namespace or ""
+    return f"{len(namespace)}:{namespace}/{workflow_id or ''}"
 
 
 def denial(error: TenuoTemporalError) -> ApplicationError:
@@ -125,9 +123,13 @@ class TenuoInterceptor(temporalio.client.Interceptor, temporalio.worker.Intercep
         self.config = config
         self.activity_fns: dict[str, Callable[..., Any]] = {}
         self.mint_queues: set[str] = set()
-        # key id -> when a workflow task last needed it (monotonic), so the
+        # key id -> when a workflow task last signed with it (monotonic), so the
         # plugin keeps those keys loaded between sparse workflow-task retries.
-        self.keys_in_use: dict[str, float] = {}
+        # Only ids that resolved to their warrant's holder go in: a sender's
+        # made-up key ids never reach it. Bounded, and entries age out.
+        self.keys_in_use: cachetools.TTLCache[str, float] = cachetools.TTLCache(
+            KEYS_IN_USE_HELD, KEEP_WARM_SECONDS, timer=time.monotonic)
+        self._keys_lock = threading.Lock()
         # PoP -> the workflow's clock when a local activity was signed (in-process
         # only: never read from the wire), bounded.
         self._local_signed_at: dict[bytes, int] = {}
@@ -137,6 +139,33 @@ class TenuoInterceptor(temporalio.client.Interceptor, temporalio.worker.Intercep
         self._per_tool: dict[str, tuple[Any, Any]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._pending: set[asyncio.Future[None]] = set()
+
+    def run_policy(self) -> RunPolicy:
+        """The read-only facts a workflow run's helpers may see (no keys, no resolver)."""
+        config = self.config
+        return RunPolicy.of(
+            tool_mappings=config.tool_mappings, activity_fns=self.activity_fns,
+            remote_backends={key_id: signer.backend for key_id, signer in config.signers.items()
+                             if signer.remote},
+            activity_summaries=config.activity_summaries,
+            mint_queues=frozenset(self.mint_queues))
+
+    def note_key_in_use(self, key_id: str) -> None:
+        """Keep a key warm that just signed for its warrant's holder."""
+        now = time.monotonic()
+        try:  # lock-free read; a concurrent write at worst sends us to the lock
+            if self.keys_in_use.get(key_id, -_TOUCH_EVERY) > now - _TOUCH_EVERY:
+                return  # noted within the last minute: nothing to update
+        except KeyError:
+            pass
+        with self._keys_lock:
+            self.keys_in_use[key_id] = now
+
+    def keys_to_keep_warm(self) -> list[str]:
+        """The key ids signed with within :data:`KEEP_WARM_SECONDS`."""
+        with self._keys_lock:
+            self.keys_in_use.expire()
+            return list(self.keys_in_use)
 
     def bind_loop(self, loop: asyncio.AbstractEventLoop) -> None:
         """The worker's event loop: workflow-side audit events are emitted on it."""
@@ -224,11 +253,12 @@ class TenuoInterceptor(temporalio.client.Interceptor, temporalio.worker.Intercep
         if tool is None:
             tool = self.config.tool_for(info.activity_type)
         context, args, pending = self.check(input, info, tool)
-        if pending is not None:
-            await self.claim(pending, tool)
+        if pending is not None and context is not None:
+            await self.claim(pending, tool, context)
         return context, args
 
-    async def claim(self, pending: tuple[bytes, str], tool: str) -> None:
+    async def claim(self, pending: tuple[bytes, str], tool: str,
+                    context: WarrantContext) -> None:
         """Claim a PoP in a replay store that answers asynchronously (a shared one).
 
         Raises:
@@ -236,7 +266,7 @@ class TenuoInterceptor(temporalio.client.Interceptor, temporalio.worker.Intercep
         """
         store = self.config.replay_store
         assert store is not None
-        if not await store.claim(pending[0], pending[1], self._replay_ttl()):
+        if not await store.claim(pending[0], pending[1], self._replay_ttl(context)):
             raise PopReplayed("this PoP was already presented by another workflow", tool=tool)
 
     def check(
@@ -264,6 +294,11 @@ class TenuoInterceptor(temporalio.client.Interceptor, temporalio.worker.Intercep
             raise ChainValidationError("this worker has no trusted_roots to verify with",
                                        tool=tool)
         chain = context.chain
+        if config.require_workflow_binding and not context.bound_to_workflow(tool):
+            raise WorkflowUnbound(
+                f"the warrant does not bind {tool!r} to one workflow: this worker requires "
+                "both _workflow_namespace and _workflow_id constrained with Exact",
+                tool=tool)
         if len(chain) > config.max_chain_depth:
             raise ChainValidationError(
                 f"chain of {len(chain)} warrants exceeds the maximum "
@@ -311,18 +346,20 @@ class TenuoInterceptor(temporalio.client.Interceptor, temporalio.worker.Intercep
             raise self._classify(exc, context, tool) from None
         except RuntimeError as exc:
             raise ChainValidationError(str(exc), tool=tool) from None
+        if context.digest is not None:
+            H.remember(context)  # trusted now: worth keeping decoded
         if not config.replay_protection:
             return context, constraint_args, None
         # A PoP belongs to the workflow that first presented it. Runs of one
         # workflow (retries, continue-as-new, resets) share it: the same call
         # under the same warrant in the same window signs to the same bytes.
-        owner = f"{info.workflow_namespace}/{info.workflow_id}"
+        owner = replay_owner(info.workflow_namespace, info.workflow_id)
         claim_now = getattr(config.replay_store, "claim_now", None)
         if claim_now is None:
             return context, constraint_args, (pop_digest(pop), owner)
         # The in-memory store answers without suspending, keyed by the PoP
         # itself (in process memory a digest buys nothing).
-        if not claim_now(pop, owner, self._replay_ttl()):
+        if not claim_now(pop, owner, self._replay_ttl(context)):
             raise PopReplayed("this PoP was already presented by another workflow", tool=tool)
         return context, constraint_args, None
 
@@ -378,9 +415,18 @@ class TenuoInterceptor(temporalio.client.Interceptor, temporalio.worker.Intercep
             return windows
         return windows + 2 * math.ceil((backlog - covered) / POP_WINDOW_SECS)
 
-    def _replay_ttl(self) -> int:
+    def _replay_ttl(self, context: WarrantContext) -> float:
+        """How long a claim must live: as long as its PoP can still be accepted.
+
+        Freshness is judged at the first attempt's scheduling time, which every
+        retry keeps, so a copy of a PoP scheduled within its window could
+        still be presented by a retry until the warrant expires. A claim lives
+        at least the PoP windows, and until the chain's earliest expiry (plus
+        clock tolerance) when that is later.
+        """
         cfg = self.config
-        return POP_WINDOW_SECS * (cfg.pop_max_windows + 2) * 2 + cfg.clock_tolerance_secs
+        windows = POP_WINDOW_SECS * (cfg.pop_max_windows + 2) * 2 + cfg.clock_tolerance_secs
+        return max(windows, context.expires_at - time.time() + cfg.clock_tolerance_secs)
 
     def _classify(
         self, exc: Exception, context: WarrantContext, tool: str
@@ -527,8 +573,8 @@ class _ActivityInbound(temporalio.worker.ActivityInboundInterceptor):
             else info.activity_type
         try:
             context, args, pending = tenuo.check(input, info, tool)
-            if pending is not None:
-                await tenuo.claim(pending, tool)
+            if pending is not None and context is not None:
+                await tenuo.claim(pending, tool, context)
         except TenuoTemporalError as error:
             error.tool = error.tool or tool
             await tenuo.record(info, tool, started, None, {}, error)
@@ -547,8 +593,8 @@ class _WorkflowInbound(temporalio.worker.WorkflowInboundInterceptor):
     tenuo: ClassVar[TenuoInterceptor]
 
     def init(self, outbound: temporalio.worker.WorkflowOutboundInterceptor) -> None:
-        self._state = RunState(self.tenuo)
-        super().init(_WorkflowOutbound(outbound, self._state))
+        self._state = RunState(self.tenuo.run_policy())
+        super().init(_WorkflowOutbound(outbound, self._state, self.tenuo))
 
     async def execute_workflow(self, input: temporalio.worker.ExecuteWorkflowInput) -> Any:
         try:
@@ -556,7 +602,6 @@ class _WorkflowInbound(temporalio.worker.WorkflowInboundInterceptor):
         except HeaderError as error:
             raise self.tenuo.workflow_denial(denial(error), None) from None
         self._state.context = context
-        self._state.workflow_type = input.type
         from .workflow import AuthorizedWorkflow
 
         if context is None and isinstance(input.type, type) and issubclass(
@@ -566,19 +611,19 @@ class _WorkflowInbound(temporalio.worker.WorkflowInboundInterceptor):
                 f"{input.type.__name__} is an AuthorizedWorkflow but was started without "
                 "a warrant; start it with start_workflow_authorized()")), None)
         run_id = temporalio.workflow.info().run_id
-        _runs[run_id] = self._state
+        enter(run_id, self._state)
         try:
             return await super().execute_workflow(input)
         finally:
-            if _runs.get(run_id) is self._state:
-                del _runs[run_id]
+            leave(run_id, self._state)
 
 
 class _WorkflowOutbound(temporalio.worker.WorkflowOutboundInterceptor):
     def __init__(self, next: temporalio.worker.WorkflowOutboundInterceptor,
-                 state: RunState) -> None:
+                 state: RunState, tenuo: TenuoInterceptor) -> None:
         super().__init__(next)
         self._state = state
+        self._tenuo = tenuo
 
     def start_activity(
         self, input: temporalio.worker.StartActivityInput
@@ -594,7 +639,7 @@ class _WorkflowOutbound(temporalio.worker.WorkflowOutboundInterceptor):
             if pop is not None:
                 # A local activity reports this worker's clock as its scheduling
                 # time; its verifier (in this process) reads the workflow's here.
-                self._state.interceptor.remember_local_pop(
+                self._tenuo.remember_local_pop(
                     pop, int(temporalio.workflow.now().timestamp()))
         return super().start_local_activity(input)
 
@@ -624,7 +669,7 @@ class _WorkflowOutbound(temporalio.worker.WorkflowOutboundInterceptor):
         context = self._state.context
         if context is None:
             return None  # no warrant: the activity worker decides (require_warrant)
-        tenuo = self._state.interceptor
+        tenuo = self._tenuo
         config = tenuo.config
         tool = config.tool_for(input.activity)
         args = input.args
@@ -639,6 +684,8 @@ class _WorkflowOutbound(temporalio.worker.WorkflowOutboundInterceptor):
                 signed = add_workflow_scope(signed, info.namespace, info.workflow_id)
         except TenuoTemporalError as error:
             raise tenuo.workflow_denial(denial(error), tool) from None
+        except Exception as exc:  # anything else about the view: deny this call, never wedge
+            raise tenuo.workflow_denial(denial(unsignable(tool, exc)), tool) from None
         try:
             # Signers (remote or local) or a PoP a helper precomputed; else the resolver's key.
             pop = (workflow_pop(config, context, tool, signed)
@@ -658,6 +705,11 @@ class _WorkflowOutbound(temporalio.worker.WorkflowOutboundInterceptor):
                                            int(temporalio.workflow.now().timestamp()))
         except ApplicationError as error:
             raise tenuo.workflow_denial(error, tool) from None
+        except (tx.TenuoError, ValueError, TypeError, OverflowError) as exc:
+            # tenuo_core refuses the values (a float it cannot encode, a lone
+            # surrogate): a typed denial of this call, not a workflow task that
+            # fails and is retried forever.
+            raise tenuo.workflow_denial(denial(unsignable(tool, exc)), tool) from None
         headers: dict[str, Payload] = ({**input.headers, **context.payloads} if input.headers
                                        else dict(context.payloads))
         headers[H.POP] = Payload(data=binascii.b2a_base64(pop, newline=False))
@@ -669,7 +721,7 @@ class _WorkflowOutbound(temporalio.worker.WorkflowOutboundInterceptor):
         return bytes(pop)
 
     def _holder_key(self, context: WarrantContext) -> Any:
-        tenuo = self._state.interceptor
+        tenuo = self._tenuo
         resolver = tenuo.config.key_resolver
         if resolver is None:
             raise denial(ChainValidationError(
@@ -679,11 +731,12 @@ class _WorkflowOutbound(temporalio.worker.WorkflowOutboundInterceptor):
             raise ApplicationError("the warrant headers carry no x-tenuo-key-id",
                                    type=KEY_RESOLUTION_TYPE, non_retryable=True)
         holder = context.holder
-        tenuo.keys_in_use[key_id] = time.monotonic()
         try:
             by_holder = getattr(resolver, "resolve_for_holder_sync", None)
             if by_holder is not None:
-                return by_holder(key_id, holder)
+                key = by_holder(key_id, holder)
+                tenuo.note_key_in_use(key_id)
+                return key
             key = resolver.resolve_sync(key_id)
         except KeyResolutionError as error:
             if error.retryable:
@@ -696,7 +749,16 @@ class _WorkflowOutbound(temporalio.worker.WorkflowOutboundInterceptor):
             raise ApplicationError(
                 f"key {key_id!r} is not the warrant's holder",
                 type=KEY_RESOLUTION_TYPE, non_retryable=True)
+        tenuo.note_key_in_use(key_id)
         return key
+
+
+def unsignable(tool: str, exc: BaseException) -> TemporalConstraintViolation:
+    """The denial of a call whose arguments cannot be signed (no values echoed)."""
+    return TemporalConstraintViolation(
+        f"the arguments of {tool!r} cannot be signed ({type(exc).__name__}): use str, int "
+        "within ±2**53, finite float, bool, None, lists and str-keyed dicts of those, or "
+        "types the plugin reduces to them", tool=tool)
 
 
 def _arg_keys_payload(names: tuple[str, ...]) -> Payload:

@@ -7,6 +7,11 @@ the history records: replay reads the recorded child warrant, never re-mints.
 Constraint objects are not data-converter friendly, so the request is parked
 in this process under a token; a local activity always runs in the worker
 process of the workflow task that scheduled it.
+
+The activity acts only for the run that scheduled it: workflow code can park
+any request and call the activity itself, so the parent warrant is never taken
+from the request. It must be the calling run's own (its state in this
+process), and the token must be one that run parked.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from tenuo_keys import KeyResolutionError
 from ._config import TenuoPluginConfig
 from ._headers import WarrantContext
 from ._interceptors import MINT_ACTIVITY
+from ._state import run_state_of
 from .errors import KEY_RESOLUTION_TYPE, TemporalConstraintViolation
 
 __all__ = ["MintRequest", "make_mint_activity", "park", "take"]
@@ -74,6 +80,13 @@ def make_mint_activity(config: TenuoPluginConfig) -> Any:
         if request is None:
             raise ApplicationError(
                 "delegation request not found in this worker process", non_retryable=True)
+        run_id = activity.info().workflow_run_id
+        state = run_state_of(run_id)
+        own = state.context if state is not None else None
+        if (own is None or not token.startswith(f"{run_id}:")
+                or request.parent.key_id != own.key_id
+                or bytes(request.parent.warrant.to_bytes()) != bytes(own.warrant.to_bytes())):
+            raise _widening("the request is not for the calling workflow's own warrant")
         resolver = config.key_resolver
         if resolver is None:
             raise ApplicationError("this worker has no key_resolver; it cannot delegate",

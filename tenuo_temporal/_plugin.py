@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -19,17 +18,13 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 from tenuo_keys import CacheEvent, KeyResolutionError, ResolverConfigError
 
 from ._config import TenuoPluginConfig
-from ._interceptors import PLUGIN_ID, TenuoInterceptor
+from ._interceptors import KEEP_WARM_SECONDS, PLUGIN_ID, TenuoInterceptor
 from ._mint import make_mint_activity
 from ._remote import make_remote_sign_activity, warm_up
 
-__all__ = ["TenuoTemporalPlugin"]
+__all__ = ["KEEP_WARM_SECONDS", "TenuoTemporalPlugin"]
 
 logger = logging.getLogger("tenuo_temporal")
-
-KEEP_WARM_SECONDS = 1800.0
-"""Keys a workflow task needed within this long are kept loaded: longer than
-Temporal's longest workflow-task retry interval (10 min by default)."""
 
 PASSTHROUGH = ("tenuo_core", "tenuo", "tenuo_keys", "tenuo_temporal", "cachetools")
 
@@ -177,12 +172,12 @@ class TenuoTemporalPlugin(SimplePlugin):
         max_staleness expires in between, and the read that finds it expired
         fails its workflow task while it starts the reload; Temporal spaces
         such retries further and further apart (up to 10 min), so a workflow
-        whose key nobody else reads can fail on every attempt. Touching recently
-        needed keys through the async path (which refreshes or reloads in the
-        background) keeps them loaded, and reloads them as soon as an outage ends.
+        whose key nobody else reads can fail on every attempt. Touching the keys
+        that recently signed (:meth:`TenuoInterceptor.keys_to_keep_warm`) through
+        the async path (which refreshes or reloads in the background) keeps them
+        loaded, and reloads them as soon as an outage ends.
         """
         interval = _keep_warm_interval(resolver)
-        used = self.interceptor.keys_in_use
 
         async def touch(key_id: str) -> None:
             with contextlib.suppress(Exception):  # the signing path reports failures
@@ -190,11 +185,10 @@ class TenuoTemporalPlugin(SimplePlugin):
 
         while True:
             await asyncio.sleep(interval)
-            horizon = time.monotonic() - KEEP_WARM_SECONDS
-            for key_id, last in list(used.items()):
-                if last < horizon:
-                    used.pop(key_id, None)
-            await asyncio.gather(*(touch(key_id) for key_id in list(used)))
+            # Only ids that signed for their holder are here (bounded, aging out
+            # after KEEP_WARM_SECONDS): a sender's made-up key ids cost nothing.
+            await asyncio.gather(*(touch(key_id)
+                                   for key_id in self.interceptor.keys_to_keep_warm()))
 
     async def _refresh_roots(self) -> None:
         while True:

@@ -30,11 +30,19 @@ how long signing took (on replay, a local activity resolves from its marker at
 once, so workflow time after it differs from the original run).
 
 The request travels by value as the local activity's input (the warrant in
-base64, the canonical arguments), never through process state, so Temporal
-may retry it for as long as an outage lasts. Local activity inputs are not
-written to history; only the result (a PoP, already public in the activity's
-headers) is. The activity refuses to run as a regular (remote) activity, so
-nobody can schedule it on a task queue to obtain signatures.
+base64, the canonical arguments), so Temporal may retry it for as long as an
+outage lasts. Local activity inputs are not written to history; only the
+result (a PoP, already public in the activity's headers) is. The activity
+refuses to run as a regular (remote) activity, so nobody can schedule it on a
+task queue to obtain signatures.
+
+**It signs only for the calling workflow.** Workflow code can call the local
+activity itself, with any request. So the activity takes nothing on trust: the
+warrant and key id must be those of the run that scheduled it (its state in
+this process, recorded from the run's own start headers), workflow-scope
+arguments must name that run's workflow, the timestamp must be near now, and
+the call must be one the warrant grants (``Warrant.check_constraints``) before
+anything is signed.
 
 **Failures.** A signer that cannot sign right now (``BackendUnavailable``,
 timeouts, a holder not yet seen after a rotation) fails the local activity
@@ -81,7 +89,7 @@ from collections.abc import Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 import temporalio.activity
 import temporalio.workflow
@@ -93,13 +101,18 @@ from temporalio.exceptions import ActivityError, ApplicationError
 from tenuo_keys import KeyResolutionError, ResolverConfigError, Signer, sign_pop
 from tenuo_keys._pop import self_test
 
-from ._args import canonical_args, param_names, positional_names, with_workflow_scope
+from ._args import (
+    WORKFLOW_ID_ARG,
+    WORKFLOW_NAMESPACE_ARG,
+    canonical_args,
+    param_names,
+    positional_names,
+    with_workflow_scope,
+)
 from ._config import POP_WINDOW_SECS, TenuoPluginConfig
 from ._headers import WarrantContext
-from .errors import KEY_RESOLUTION_TYPE, TenuoTemporalError
-
-if TYPE_CHECKING:
-    from ._interceptors import RunState
+from ._state import RunState, run_state_of
+from .errors import KEY_RESOLUTION_TYPE, TemporalConstraintViolation, TenuoTemporalError
 
 logger = logging.getLogger("tenuo_temporal")
 
@@ -165,10 +178,10 @@ def _application_error(error: TenuoTemporalError) -> ApplicationError:
     return ApplicationError(str(error), type=error.type, non_retryable=True)
 
 
-def needs_helper(key_id: str, tool: str, signer: Signer) -> ApplicationError:
+def needs_helper(key_id: str, tool: str, backend: str) -> ApplicationError:
     """The error for a remote key id reached through plain ``execute_activity``."""
     return ApplicationError(
-        f"tenuo: key id {key_id!r} signs with a remote signer ({signer.backend}): its key "
+        f"tenuo: key id {key_id!r} signs with a remote signer ({backend}): its key "
         "never leaves the KMS, so the PoP must be signed outside the workflow sandbox, in the "
         "plugin's local activity, whose result history records. Plain "
         "workflow.execute_activity()/start_activity() (and local activities) cannot do that: "
@@ -212,7 +225,7 @@ def workflow_pop(config: TenuoPluginConfig, context: WarrantContext, tool: str,
     if signer is None:
         return None
     if signer.remote:
-        raise needs_helper(context.key_id, tool, signer)
+        raise needs_helper(context.key_id, tool, signer.backend)
     try:
         return sign_pop(signer, context.warrant, tool, signed,
                         int(temporalio.workflow.now().timestamp()))
@@ -246,19 +259,16 @@ async def presign(state: RunState, fn: Any, args: Sequence[Any]) -> RemotePop | 
             canonical form) or ``TENUO_KEY_RESOLUTION`` (the signer failed definitively).
     """
     context = state.context
-    config = state.interceptor.config
-    if context is None:
+    policy = state.policy
+    if context is None or context.key_id is None \
+            or context.key_id not in policy.remote_backends:
         return None
-    signer = remote_signer(config, context.key_id)
-    if signer is None:
-        return None
-    assert context.key_id is not None
-    from ._interceptors import SUMMARY_PREFIX
+    from ._interceptors import SUMMARY_PREFIX, unsignable
 
     name = _activity_name(fn)
-    tool = config.tool_for(name)
+    tool = policy.tool_for(name)
     args = list(args)
-    names_fn = fn if not isinstance(fn, str) else state.interceptor.activity_fns.get(name)
+    names_fn = fn if not isinstance(fn, str) else policy.activity_fns.get(name)
     names = param_names(names_fn, len(args)) or positional_names(len(args))
     info = temporalio.workflow.info()
     try:
@@ -266,6 +276,8 @@ async def presign(state: RunState, fn: Any, args: Sequence[Any]) -> RemotePop | 
                                      info.namespace, info.workflow_id)
     except TenuoTemporalError as error:
         raise _application_error(error) from None
+    except Exception as exc:  # anything else about the view: deny this call, never wedge
+        raise _application_error(unsignable(tool, exc)) from None
     request = {"key_id": context.key_id, "warrant": context.warrant.to_base64(), "tool": tool,
                "args": signed, "names": names,
                "timestamp": int(temporalio.workflow.now().timestamp())}
@@ -273,7 +285,7 @@ async def presign(state: RunState, fn: Any, args: Sequence[Any]) -> RemotePop | 
         result = await temporalio.workflow.execute_local_activity(
             REMOTE_SIGN_ACTIVITY, request, start_to_close_timeout=SIGN_TIMEOUT,
             retry_policy=SIGN_RETRY,
-            summary=f"{SUMMARY_PREFIX} sign {tool}" if config.activity_summaries else None)
+            summary=f"{SUMMARY_PREFIX} sign {tool}" if policy.activity_summaries else None)
     except ActivityError as exc:
         cause = exc.cause
         if isinstance(cause, ApplicationError) and cause.type == KEY_RESOLUTION_TYPE:
@@ -320,11 +332,18 @@ def make_remote_sign_activity(config: TenuoPluginConfig) -> Any:
             raise ApplicationError(
                 f"malformed remote signing request ({type(exc).__name__})",
                 type=KEY_RESOLUTION_TYPE, non_retryable=True) from None
+        info = activity.info()
+        refusal = _refusal(run_state_of(info.workflow_run_id), info, key_id, warrant, tool, args)
+        if refusal is not None:
+            raise _application_error(refusal)
         signer = config.signers.get(key_id)
         if signer is None:
             raise ApplicationError(f"no signer is configured for key id {key_id!r} on this worker",
                                    type=KEY_RESOLUTION_TYPE, non_retryable=True)
         now = time.time()
+        if requested > now + POP_WINDOW_SECS:
+            raise _application_error(TemporalConstraintViolation(
+                "refused to sign: the requested timestamp is in the future", tool=tool))
         # Late (retried through an outage, or re-requested after a restart): a PoP
         # for the workflow time of the request would be stale when scheduled.
         timestamp = int(now) if now - requested >= POP_WINDOW_SECS else requested
@@ -340,6 +359,28 @@ def make_remote_sign_activity(config: TenuoPluginConfig) -> Any:
                 "timestamp": timestamp}
 
     return remote_sign
+
+
+def _refusal(state: RunState | None, info: temporalio.activity.Info, key_id: str,
+             warrant: Any, tool: str, args: Mapping[str, Any]) -> TenuoTemporalError | None:
+    """Why the calling run may not have this call signed, or None when it may."""
+    context = state.context if state is not None else None
+    if context is None:
+        return TemporalConstraintViolation(
+            "refused to sign: the calling workflow runs under no warrant", tool=tool)
+    if key_id != context.key_id or bytes(warrant.to_bytes()) != bytes(
+            context.warrant.to_bytes()):
+        return TemporalConstraintViolation(
+            "refused to sign: the request names another warrant or key id than the calling "
+            "workflow's own", tool=tool)
+    scope = (args.get(WORKFLOW_NAMESPACE_ARG), args.get(WORKFLOW_ID_ARG))
+    if scope != (None, None) and scope != (info.workflow_namespace, info.workflow_id):
+        return TemporalConstraintViolation(
+            "refused to sign: the workflow scope names another workflow", tool=tool)
+    problem = context.warrant.check_constraints(tool, dict(args))
+    if problem is not None:
+        return TemporalConstraintViolation(f"refused to sign: {problem}", tool=tool)
+    return None
 
 
 def warm_up(config: TenuoPluginConfig) -> None:

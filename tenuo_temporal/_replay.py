@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import hashlib
+import heapq
 import itertools
+import logging
+import math
 import threading
 import time
+from collections.abc import Callable
 from typing import Protocol, runtime_checkable
+
+logger = logging.getLogger("tenuo_temporal")
 
 __all__ = ["InMemoryReplayStore", "ReplayStore"]
 
@@ -24,8 +30,10 @@ class ReplayStore(Protocol):
 
         Args:
             pop_digest: SHA-256 of the PoP signature.
-            owner: The presenting workflow, ``namespace/workflow_id``.
-            ttl_seconds: How long the claim must be remembered.
+            owner: The presenting workflow: an unambiguous encoding of its
+                namespace and id (``<len(namespace)>:<namespace>/<workflow_id>``).
+            ttl_seconds: How long the claim must be remembered: until the
+                warrant chain expires (a retry can present the PoP until then).
 
         Returns:
             True when the PoP is new or already belongs to ``owner``.
@@ -36,24 +44,30 @@ class ReplayStore(Protocol):
 class InMemoryReplayStore:
     """The default store: a bounded map in this process with per-entry expiry.
 
-    A plain dict in the order claims were made. With one TTL (one plugin
-    configuration) that is also the order they expire in, so expired claims
-    are dropped from the front, at most once a second: a claim costs O(1)
-    amortized however many are held, and the hot path is one dict probe and
-    one insert. A PoP claimed again after it expired moves to the back.
+    Claims live for different times (each until its warrant expires), so
+    expiry is kept in a heap: expired claims leave from its top, at most once
+    a second, whatever order they were made in, and a claim costs O(log n)
+    however many are held. The hot path is one dict probe, one insert and one
+    heap push. A PoP claimed again after it expired is claimed afresh.
 
     Args:
-        maxsize: Most PoPs remembered; past it, the oldest claims are dropped
-            (they may still be live: size the store for the rate times the TTL).
+        maxsize: Most PoPs remembered. Past it, the oldest claims are dropped
+            although they are still live (logged as a warning): size the
+            store for the call rate times the warrants' lifetime.
+        clock: Monotonic seconds (tests pass a fake one).
     """
 
-    def __init__(self, maxsize: int = 200_000) -> None:
+    def __init__(self, maxsize: int = 200_000,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         if maxsize < 1:
             raise ValueError("maxsize must be at least 1")
         self._lock = threading.Lock()
         self._maxsize = maxsize
+        self._clock = clock
         self._held: dict[bytes, tuple[str, float]] = {}
+        self._expiries: list[tuple[float, bytes]] = []
         self._next_sweep = 0.0
+        self._warned_at = -math.inf
 
     async def claim(self, pop_digest: bytes, owner: str, ttl_seconds: float) -> bool:
         """See :meth:`ReplayStore.claim`."""
@@ -65,10 +79,11 @@ class InMemoryReplayStore:
         Args:
             key: What names the PoP. The plugin passes the PoP itself: in process
                 memory a digest buys nothing, and it costs a hash per activity.
-            owner: The presenting workflow, ``namespace/workflow_id``.
+            owner: The presenting workflow (an unambiguous encoding of its
+                namespace and id).
             ttl_seconds: How long the claim must be remembered.
         """
-        now = time.monotonic()
+        now = self._clock()
         with self._lock:
             held = self._held
             entry = held.get(key)
@@ -79,31 +94,37 @@ class InMemoryReplayStore:
             if now >= self._next_sweep:
                 self._expire(now)
             if len(held) >= self._maxsize:
-                self._evict()
-            held[key] = (owner, now + ttl_seconds)
+                self._evict(now)
+            expires = now + ttl_seconds
+            held[key] = (owner, expires)
+            heapq.heappush(self._expiries, (expires, key))
             return True
 
     def _expire(self, now: float) -> None:
-        # From the front, up to the first live claim. (A longer-lived claim in
-        # front, from a store shared by configurations with different TTLs,
-        # holds expired ones behind it until it expires or the size bound
-        # drops it; they are never honoured meanwhile.)
         self._next_sweep = now + 1.0
-        held = self._held
-        expired = []
-        for key, entry in held.items():
-            if entry[1] > now:
-                break
-            expired.append(key)
-        for key in expired:
-            del held[key]
+        held, expiries = self._held, self._expiries
+        while expiries and expiries[0][0] <= now:
+            expires, key = heapq.heappop(expiries)
+            entry = held.get(key)
+            if entry is not None and entry[1] == expires:
+                del held[key]
+        if len(expiries) > 2 * self._maxsize:  # stale entries of dropped claims
+            self._expiries = [(entry[1], key) for key, entry in held.items()]
+            heapq.heapify(self._expiries)
 
-    def _evict(self) -> None:
+    def _evict(self, now: float) -> None:
         # Full of live claims: drop the oldest, a batch at a time, so the walk
-        # from the front of the dict is amortized over many claims.
+        # from the front of the dict is amortized over many claims. Their heap
+        # entries go stale and are skipped when they come up.
         held = self._held
         for key in list(itertools.islice(held, max(1, len(held) // 64))):
             del held[key]
+        if now - self._warned_at >= 60.0:
+            self._warned_at = now
+            logger.warning(
+                "tenuo_temporal: the replay store is full (%d claims): live claims were "
+                "dropped, so their PoPs could be presented again by another workflow; "
+                "raise InMemoryReplayStore(maxsize=...) or use a shared store", self._maxsize)
 
     @property
     def size(self) -> int:

@@ -13,6 +13,8 @@ API and never change:
 ``TENUO_POP_REPLAYED``           a PoP already used by another workflow
 ``TENUO_CHAIN_INVALID``          untrusted issuer, broken or too deep chain
 ``TENUO_WARRANT_MISSING``        no warrant where one is required
+``TENUO_WORKFLOW_UNBOUND``       the warrant is not bound to the running workflow by ``Exact``
+                                 (only with ``require_workflow_binding=True``)
 ``TENUO_HEADER_INVALID``         malformed, oversized or unknown-format headers
 ``TENUO_KEY_RESOLUTION``         the holder key could not be resolved (definitive)
 =============================  ===========================================
@@ -36,6 +38,7 @@ __all__ = [
     "ToolNotAuthorized",
     "WarrantExpired",
     "WarrantMissing",
+    "WorkflowUnbound",
 ]
 
 
@@ -106,6 +109,16 @@ class WarrantMissing(ChainValidationError):
     reason_prefix = "warrant missing"
 
 
+class WorkflowUnbound(ChainValidationError):
+    """The warrant does not bind the tool to the running workflow by an ``Exact`` id.
+
+    Raised only on workers configured with ``require_workflow_binding=True``.
+    """
+
+    type = "TENUO_WORKFLOW_UNBOUND"
+    reason_prefix = "warrant not bound to this workflow"
+
+
 class HeaderError(ChainValidationError):
     """Tenuo headers are malformed, oversized, or of an unknown wire format."""
 
@@ -119,7 +132,7 @@ ERROR_TYPES: dict[str, type[TenuoTemporalError]] = {
     cls.type: cls
     for cls in (
         TemporalConstraintViolation, ToolNotAuthorized, WarrantExpired, PopVerificationError,
-        PopReplayed, ChainValidationError, WarrantMissing, HeaderError,
+        PopReplayed, ChainValidationError, WarrantMissing, HeaderError, WorkflowUnbound,
     )
 }
 """Wire type string to class, for callers that branch on ``ApplicationError.type``."""

@@ -31,11 +31,11 @@ from ._interceptors import (
     MINT_ACTIVITY,
     activity_fn_override,
     child_context_override,
-    current_run_state,
     denial,
 )
 from ._mint import MintRequest, park
 from ._remote import precomputed_pop, presign
+from ._state import current_run_state
 from .errors import WarrantMissing
 
 __all__ = [
@@ -158,7 +158,7 @@ async def tenuo_execute_child_workflow(
     parent = _context()
     state = current_run_state()
     info = wf.info()
-    if state is not None and info.task_queue not in state.interceptor.mint_queues:
+    if state is not None and info.task_queue not in state.policy.mint_queues:
         raise ApplicationError(
             "delegation needs the plugin's minting local activity on this worker; it is "
             "left out because TenuoPluginConfig(delegation=False)",

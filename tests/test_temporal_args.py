@@ -67,6 +67,57 @@ def test_pydantic_models_canonicalize():
                                                                      "when": "2026-01-02"}
 
 
+def test_pydantic_models_bind_excluded_fields_and_secrets_without_holding_them():
+    pydantic = pytest.importorskip("pydantic")
+
+    class Inner(pydantic.BaseModel):
+        hidden: int = pydantic.Field(default=0, exclude=True)
+
+    class Request(pydantic.BaseModel):
+        path: str
+        force: bool = pydantic.Field(default=False, exclude=True)
+        token: pydantic.SecretStr
+        inner: Inner = Inner()
+
+    calm = canonical(Request(path="/a", token=pydantic.SecretStr("s3cr3t")))
+    # An excluded field is delivered all the same: it is signed, nested ones too.
+    assert calm["force"] is False and calm["inner"] == {"hidden": 0}
+    assert canonical(Request(path="/a", force=True, token=pydantic.SecretStr("s3cr3t"))) != calm
+    assert canonical(Request(path="/a", token=pydantic.SecretStr("s3cr3t"),
+                             inner=Inner(hidden=1))) != calm
+    # A secret is bound by a digest: another value signs differently, and the
+    # view never holds the secret (nor its mask).
+    other = canonical(Request(path="/a", token=pydantic.SecretStr("attacker")))
+    assert other["token"] != calm["token"]
+    assert calm["token"].startswith("tenuo-secret-sha256:") and "s3cr3t" not in repr(calm)
+    assert "*" not in calm["token"]
+
+
+def test_pydantic_extra_fields_are_signed():
+    pydantic = pytest.importorskip("pydantic")
+
+    class Open(pydantic.BaseModel, extra="allow"):
+        path: str
+
+    assert canonical(Open(path="/a", mode="x")) == {"path": "/a", "mode": "x"}
+
+
+@pytest.mark.parametrize("value", [2**53 + 1, -(2**53) - 1, 2**63 + 1000, 10**400,
+                                   18446744073709555712])
+def test_integers_tenuo_core_cannot_hold_exactly_are_refused(value):
+    with pytest.raises(TemporalConstraintViolation, match="2\\*\\*53"):
+        canonical_args(["n"], [value])
+    with pytest.raises(TemporalConstraintViolation, match="2\\*\\*53"):
+        canonical({"nested": [value]})
+
+
+def test_integers_within_2_53_sign_unchanged():
+    for value in (0, 2**53, -(2**53), 2**31, 12345):
+        assert canonical_args(["n"], [value]) == {"n": value}
+        assert type(canonical_args(["n"], [value])["n"]) is int  # never turned into a float
+    assert canonical_args(["n"], [True]) == {"n": True}
+
+
 @pytest.mark.parametrize("bad", [object(), float("nan"), float("inf"), lambda: 1])
 def test_uncanonicalizable_values_are_typed_denials(bad):
     with pytest.raises(TemporalConstraintViolation):
@@ -100,7 +151,7 @@ def test_names_from_signatures():
 
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(min_value=-(2**63), max_value=2**63 - 1)
+    st.none() | st.booleans() | st.integers(min_value=-(2**53), max_value=2**53)
     | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=20),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner,
                                                                  max_size=4),

@@ -149,8 +149,8 @@ def test_activity_headers_read_the_protobuf_map_like_the_dict():
         assert context.key_id == "agent1" and len(context.chain) == 1
         assert H.pop_of(raw_pop) == b"p" * 64
         assert H.arg_keys_of(raw_arg_keys) == ("path",)
-    # The same header bytes give the same decoded context (decoded once).
-    assert H.activity_headers(proto_map(headers))[0] is H.decode_context(headers)
+    # The same header bytes give the same decoded context, once it is kept.
+    assert H.decode_context(headers) is H.activity_headers(proto_map(headers))[0]
     assert H.activity_headers({}) == (None, None, None)
     assert H.activity_headers(None) == (None, None, None)
 
@@ -183,8 +183,8 @@ def test_an_oversized_value_never_hits_the_context_map():
         bad = {**headers, name: Payload(data=oversized)}
         with pytest.raises(HeaderError, match=f"header {name} is .* bytes"):
             H.activity_headers(proto_map(bad))
-    assert all(len(value) <= H.MAX_HEADER_BYTES
-               for key in H._context_cache for value in key if value is not None)
+    assert all(len(digest) == 16 and context.cost <= H.SMALL_CONTEXT_BYTES + 2 * 65536
+               for digest, context in H._context_cache.items())
 
 
 def test_activity_headers_refuse_what_decode_context_refuses():
@@ -194,10 +194,94 @@ def test_activity_headers_refuse_what_decode_context_refuses():
         H.activity_headers(proto_map(headers))
 
 
-def test_decoded_contexts_are_bounded():
-    for i in range(H._CONTEXT_CACHE_SIZE + 50):
+def test_decoded_contexts_are_bounded_by_the_bytes_they_hold():
+    count = H.CONTEXT_CACHE_BYTES // 4096 + 50  # more than fit, at 4 KiB of overhead each
+    for i in range(count):
         H.decode_context({**H.WarrantContext.build(WARRANT, f"key-{i}").payloads})
-    assert len(H._context_cache) <= H._CONTEXT_CACHE_SIZE
+    assert H._context_cache.currsize <= H.CONTEXT_CACHE_BYTES
+    assert len(H._context_cache) < count
+
+
+def test_the_activity_side_keeps_a_context_only_once_it_is_remembered():
+    headers = activity_payloads()
+    headers[H.KEY_ID] = Payload(data=b"never-trusted")
+    first = H.activity_headers(proto_map(headers))[0]
+    assert first is not None and first.digest is not None
+    assert first.digest not in H._context_cache  # decoded, checked by nobody: not kept
+    assert H.activity_headers(proto_map(headers))[0] is not first
+    H.remember(first)  # what the verifier does once the chain is trusted
+    assert H.activity_headers(proto_map(headers))[0] is first
+
+
+def test_a_large_context_is_never_kept_nor_hashed():
+    headers = H.WarrantContext.build(WARRANT, "agent1", compress=False).payloads
+    context = H.decode_context(headers)
+    assert context is not None and context.digest in H._context_cache  # small: kept
+    # Padding the gzip header's comment field makes a large value that still decodes.
+    padded = gzip.compress(bytes(WARRANT.to_bytes()))
+    padded = padded[:3] + bytes([padded[3] | 0x10]) + padded[4:10] + b"c" * 40_000 + b"\0" \
+        + padded[10:]
+    large = {**headers, H.WARRANT: Payload(data=padded), H.COMPRESSED: Payload(data=b"1")}
+    decoded = H.decode_context(large)
+    assert decoded is not None and decoded.digest is None
+    assert all(kept is not decoded for kept in H._context_cache.values())
+
+
+def test_the_digest_names_the_tuple_unambiguously():
+    assert H._digest((b"ab", b"c", None, None, None)) != H._digest((b"a", b"bc", None, None, None))
+    assert H._digest((b"ab", None, b"c", None, None)) != H._digest((b"ab", b"c", None, None, None))
+    assert H._digest((b"ab", b"", None, None, None)) != H._digest((b"ab", None, None, None, None))
+
+
+def test_trailing_data_after_the_gzip_stream_is_refused():
+    headers = H.WarrantContext.build(WARRANT, "agent1").payloads
+    junk = {**headers, H.WARRANT: Payload(data=headers[H.WARRANT].data + b"\0" * 100)}
+    with pytest.raises(HeaderError, match="after its gzip stream"):
+        H.decode_context(junk)
+    second_member = headers[H.WARRANT].data * 2  # two gzip members: the second is trailing
+    with pytest.raises(HeaderError, match="after its gzip stream"):
+        H.decode_context({**headers, H.WARRANT: Payload(data=second_member)})
+
+
+def test_trailing_bytes_after_the_warrant_are_refused():
+    headers = H.WarrantContext.build(WARRANT, "agent1", compress=False).payloads
+    junk = {**headers, H.WARRANT: Payload(data=headers[H.WARRANT].data + b"junk")}
+    with pytest.raises(HeaderError, match="bytes after the warrant"):
+        H.decode_context(junk)
+
+
+def test_trailing_bytes_after_the_chain_are_refused():
+    root = tenuo_core.SigningKey.from_bytes(bytes([7]) * 32)
+    parent = tenuo_core.Warrant.issue(keypair=root, capabilities={"read": {}}, ttl_seconds=600,
+                                      holder=HOLDER.public_key)
+    child = parent.attenuate({"read": {}}, signing_key=HOLDER, ttl_seconds=300,
+                             holder=HOLDER.public_key)
+    headers = H.WarrantContext.build(child, "agent1", [parent, child]).payloads
+    assert H.decode_context(headers) is not None
+    encoded = headers[H.CHAIN].data
+    stack = base64.urlsafe_b64decode(encoded + b"=" * (-len(encoded) % 4))
+    candidates = [encoded + b"QUFBQQ==", *(encode(stack + b"x" * n) for n in range(1, 9)
+                                          for encode in (base64.urlsafe_b64encode,
+                                                         base64.b64encode))]
+    accepted = [tail for tail in candidates if _decodes(tail)]
+    assert accepted, "tenuo_core refuses every tail: nothing to prove"
+    for tail in accepted:
+        with pytest.raises(HeaderError, match="after the chain"):
+            H.decode_context({**headers, H.CHAIN: Payload(data=tail)})
+
+
+def _decodes(tail: bytes) -> bool:
+    try:
+        return len(tenuo_core.decode_warrant_stack_base64(tail.decode())) == 2
+    except Exception:
+        return False
+
+
+def test_long_argument_name_lists_are_decoded_but_never_kept():
+    value = ",".join(f"name{i}" for i in range(400)).encode()
+    assert len(H.arg_keys_of(value) or ()) == 400
+    assert value not in H._arg_keys_cache
+    assert H.arg_keys_of(b"a,b") == ("a", "b") and b"a,b" in H._arg_keys_cache
 
 
 def test_arg_keys_of_is_memoized_and_still_validates():

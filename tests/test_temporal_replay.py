@@ -47,16 +47,12 @@ class FakeClock:
 
 
 def fake_clock(monkeypatch) -> FakeClock:
-    import tenuo_temporal._replay as replay
-
-    clock = FakeClock()
-    monkeypatch.setattr(replay.time, "monotonic", clock)
-    return clock
+    return FakeClock()
 
 
 def test_expired_claims_leave_from_the_front_without_a_scan(monkeypatch):
     clock = fake_clock(monkeypatch)
-    store = InMemoryReplayStore()
+    store = InMemoryReplayStore(clock=clock)
     for i in range(1000):
         assert store.claim_now(i.to_bytes(4, "big"), "ns/a", 10)
     clock.now += 5
@@ -70,8 +66,7 @@ def test_expired_claims_leave_from_the_front_without_a_scan(monkeypatch):
 
 
 def test_a_full_store_drops_the_oldest_claims(monkeypatch):
-    fake_clock(monkeypatch)
-    store = InMemoryReplayStore(maxsize=1000)
+    store = InMemoryReplayStore(maxsize=1000, clock=fake_clock(monkeypatch))
     for i in range(10_000):
         assert store.claim_now(i.to_bytes(4, "big"), "ns/a", 600)
         assert store.size <= 1000
@@ -83,7 +78,7 @@ def test_a_full_store_drops_the_oldest_claims(monkeypatch):
 
 def test_a_pop_claimed_again_after_it_expired_moves_to_the_back(monkeypatch):
     clock = fake_clock(monkeypatch)
-    store = InMemoryReplayStore()
+    store = InMemoryReplayStore(clock=clock)
     assert store.claim_now(b"long", "ns/a", 15)  # at the front
     assert store.claim_now(b"k", "ns/a", 10)
     clock.now += 11  # k expired
@@ -97,7 +92,7 @@ def test_a_pop_claimed_again_after_it_expired_moves_to_the_back(monkeypatch):
 
 def test_a_longer_lived_claim_in_front_never_lets_an_expired_one_count(monkeypatch):
     clock = fake_clock(monkeypatch)
-    store = InMemoryReplayStore(maxsize=50)
+    store = InMemoryReplayStore(maxsize=50, clock=clock)
     assert store.claim_now(b"long", "ns/a", 10_000)
     for i in range(1_000):  # shorter claims expire behind it
         clock.now += 2
@@ -113,3 +108,23 @@ def test_maxsize_must_be_positive():
 
 def test_an_empty_store_is_truthy():
     assert InMemoryReplayStore()  # `store or default` must never drop a configured store
+
+
+def test_claims_of_different_lifetimes_leave_when_each_expires():
+    clock = FakeClock()
+    store = InMemoryReplayStore(clock=clock)
+    assert store.claim_now(b"hour", "ns/a", 3600)  # at the front, a long-lived warrant
+    for i in range(100):
+        assert store.claim_now(i.to_bytes(4, "big"), "ns/a", 10)
+    clock.now += 11
+    assert store.claim_now(b"next", "ns/a", 10)
+    assert store.size == 2  # the short ones left from behind the long one
+    assert not store.claim_now(b"hour", "ns/b", 10)
+
+
+def test_a_full_store_warns_that_live_claims_were_dropped(caplog):
+    store = InMemoryReplayStore(maxsize=10, clock=FakeClock())
+    with caplog.at_level("WARNING", logger="tenuo_temporal"):
+        for i in range(30):
+            store.claim_now(bytes([i]), "ns/a", 600)
+    assert [r for r in caplog.records if "replay store is full" in r.getMessage()]

@@ -145,12 +145,49 @@ async def test_a_store_without_claim_now_is_awaited():
     first = activity_input(["/data/a"], {"path": "/data/a"}, "path")
     assert await tenuo.authorize(first, info("wf-1")) is not None
     assert store.calls == 1
-    _, _, pending = tenuo.check(first, info("wf-2"), "read_file")
-    assert pending is not None and pending[1] == "default/wf-2"
+    context, _, pending = tenuo.check(first, info("wf-2"), "read_file")
+    assert pending is not None and pending[1] == "7:default/wf-2" and context is not None
     with pytest.raises(PopReplayed):
-        await tenuo.claim(pending, "read_file")
+        await tenuo.claim(pending, "read_file", context)
     with pytest.raises(PopReplayed):
         await tenuo.authorize(first, info("wf-2"))
+
+
+class RecordingStore(AsyncOnlyStore):
+    def __init__(self) -> None:
+        super().__init__()
+        self.ttls: list[float] = []
+
+    async def claim(self, pop_digest: bytes, owner: str, ttl_seconds: float) -> bool:
+        self.ttls.append(ttl_seconds)
+        return await super().claim(pop_digest, owner, ttl_seconds)
+
+
+async def test_a_claim_lives_until_the_warrant_expires():
+    # Every retry keeps the first attempt's scheduling time, by which the PoP
+    # is fresh: the claim must outlive the PoP windows, up to the warrant's expiry.
+    store = RecordingStore()
+    tenuo = interceptor(store)
+    hour_long = tenuo_core.Warrant.issue(
+        keypair=ROOT, capabilities={"read_file": {"path": tenuo_core.Subpath("/data")}},
+        ttl_seconds=3600, holder=HOLDER.public_key)
+    await tenuo.authorize(activity_input(["/data/a"], {"path": "/data/a"}, "path", hour_long),
+                          info("wf-1"))
+    remaining = datetime.fromisoformat(str(hour_long.expires_at())).timestamp() - time.time()
+    assert store.ttls and abs(store.ttls[0] - (remaining + 30)) < 5  # + clock tolerance
+    # A warrant about to expire still gets the PoP windows (450 s by default).
+    await tenuo.authorize(activity_input(["/data/b"], {"path": "/data/b"}, "path",
+                                         tenuo_core.Warrant.issue(
+        keypair=ROOT, capabilities={"read_file": {"path": tenuo_core.Subpath("/data")}},
+        ttl_seconds=60, holder=HOLDER.public_key)), info("wf-1"))
+    assert store.ttls[1] == 450
+
+
+def test_owners_are_unambiguous_whatever_the_names_hold():
+    from tenuo_temporal._interceptors import replay_owner
+
+    assert replay_owner("a/b", "c") != replay_owner("a", "b/c")
+    assert replay_owner("ns", "wf") == "2:ns/wf"
 
 
 # -- PoP freshness on Temporal's clock ---------------------------------------------
