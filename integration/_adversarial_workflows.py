@@ -56,6 +56,20 @@ async def write_note(path: str, body: str = "(default body)") -> int:
 
 
 @activity.defn
+async def delete_object(object_id: int) -> int:
+    """An integer argument: tenuo_core compares numbers as 64-bit floats."""
+    _record("delete_object", object_id)
+    return object_id
+
+
+@activity.defn
+async def store_doc(doc: dict) -> int:  # type: ignore[type-arg]
+    """A dict argument whose keys and values the workflow chooses."""
+    _record("store_doc", doc)
+    return len(doc)
+
+
+@activity.defn
 async def send_parts(*parts: str) -> int:
     """Variadic: the activity worker cannot name its arguments from the signature."""
     _record("send_parts", *parts)
@@ -68,7 +82,8 @@ async def send_parts_as_declared_by_workflow(arg1: str, arg0: str) -> int:
     raise NotImplementedError
 
 
-ACTIVITIES = [read_file, fetch_url, write_file, write_note, send_parts]
+ACTIVITIES = [read_file, fetch_url, write_file, write_note, delete_object, store_doc,
+              send_parts]
 
 
 @workflow.defn

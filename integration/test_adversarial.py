@@ -75,6 +75,7 @@ except ImportError:
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
 
 Subpath, UrlSafe, Wildcard = tenuo_core.Subpath, tenuo_core.UrlSafe, tenuo_core.Wildcard
+Range = tenuo_core.Range
 
 ROOT = tenuo_core.SigningKey.generate()
 STRANGER = tenuo_core.SigningKey.generate()  # issues warrants nobody trusts
@@ -92,6 +93,12 @@ AGENT_CAPS: dict[str, dict[str, Any]] = {
     "fetch_url": {"url": UrlSafe()},
     "write_note": {"path": Subpath("/data"), "body": Wildcard()},
 }
+# Apart from AGENT_CAPS: a Range's float bounds are CBOR floats, which the forger cannot edit.
+NUMBER_CAPS: dict[str, dict[str, Any]] = {
+    "delete_object": {"object_id": Range(0, 2**65)},
+    "store_doc": {"doc": Wildcard()},
+}
+BIG = 18446744073709555712  # 2**64 + 4096: a PoP over it also verified for BIG + 1
 
 
 def mint(caps: dict[str, Any] | None = None, *, holder: Any = HOLDER, issuer: Any = ROOT,
@@ -487,6 +494,21 @@ def _expired() -> Any:
     return forge(mint(), ROOT, backdate)
 
 
+def _trailing_chain(t: Tamper) -> bytes:
+    """The delivered chain with bytes after it, in an encoding tenuo_core still decodes."""
+    encoded = t.raw(H.CHAIN)
+    stack = base64.urlsafe_b64decode(encoded + b"=" * (-len(encoded) % 4))
+    for n in range(1, 16):
+        for encode in (base64.urlsafe_b64encode, base64.b64encode):
+            tail = encode(stack + b"x" * n)
+            try:
+                if len(tenuo_core.decode_warrant_stack_base64(tail.decode())) == 2:
+                    return tail
+            except Exception:
+                continue
+    raise AssertionError("tenuo_core refused every trailing form: nothing to test")
+
+
 def _leaf_alone() -> tuple[Any, None, str]:
     _, child = parent_and_child()
     return child, None, "child"
@@ -517,6 +539,13 @@ CASES: dict[str, Case] = {
     "key-id-oversized": Case(HEADER, tamper=lambda t: t.put(H.KEY_ID, b"k" * 4096)),
     "wire-format-unknown": Case(HEADER, tamper=lambda t: t.put(H.WIRE_FORMAT, b"3")),
     "compressed-flag-unknown": Case(HEADER, tamper=lambda t: t.put(H.COMPRESSED, b"2")),
+    # tenuo_core ignores what follows: kept, it made a context map key of any size.
+    "warrant-gzip-trailing-garbage": Case(HEADER, tamper=lambda t: t.put(
+        H.WARRANT, t.raw(H.WARRANT) + b"\0" * 4096)),
+    "warrant-cbor-trailing-bytes": Case(HEADER, tamper=lambda t: t.put_warrant_cbor(
+        t.warrant_cbor() + b"junk")),
+    "chain-trailing-bytes": Case(HEADER, args=REPORTS, build=_delegated(),
+                                 tamper=lambda t: t.put(H.CHAIN, _trailing_chain(t))),
     # -- trust --
     "issuer-not-trusted": Case(CHAIN, build=lambda: (mint(issuer=STRANGER), None, "agent")),
     "warrant-expired": Case(EXPIRED, build=lambda: (_expired(), None, "agent")),
@@ -572,7 +601,18 @@ CASES: dict[str, Case] = {
     "arguments-swapped-in-transit": Case(POP, tamper=lambda t: t.args.__setitem__(
         0, "/data/salaries.csv")),
     "argument-names-relabelled": Case(POP, tamper=lambda t: t.put(H.ARG_KEYS, b"file")),
+    # -- numbers tenuo_core cannot hold exactly (64-bit floats) --
+    "integer-changed-past-2**53-in-transit": Case(
+        CONSTRAINT, "delete_object", (5,), build=lambda: (mint(NUMBER_CAPS), None, "agent"),
+        tamper=lambda t: _pop_over_big_int(t)),
 }
+
+
+def _pop_over_big_int(t: Tamper) -> None:
+    """A PoP over BIG signed straight with tenuo_core, delivered with BIG + 1."""
+    leaf = H.decode_context(t.headers).chain[-1]  # type: ignore[union-attr]
+    t.put_pop(bytes(leaf.sign(HOLDER, "delete_object", {"object_id": BIG}, int(time.time()))))
+    t.args[0] = BIG + 1
 
 
 @pytest.mark.parametrize("name", list(CASES))
@@ -661,19 +701,36 @@ def _corrupt_start_headers() -> H.WarrantContext:
     return dataclasses.replace(good, payloads=payloads)
 
 
+SIGNER_DENIALS: dict[str, tuple[str, str, list[Any]]] = {
+    # name: (expected, activity, args)
+    # Within Range(0, 2**53) as a float, but not the integer signed: refused.
+    "integer-just-past-2**53": (CONSTRAINT, "delete_object", [2**53 + 1]),
+    "integer-past-2**63": (CONSTRAINT, "delete_object", [2**63 + 1000]),
+    # tenuo_core cannot encode it: the workflow task used to fail forever.
+    "integer-10**400-wedged-the-workflow": (CONSTRAINT, "store_doc", [{"k": 10**400}]),
+    "lone-surrogate-key-wedged-the-workflow": (CONSTRAINT, "store_doc", [{"\udc00": 1}]),
+}
+
+
 @pytest.mark.parametrize("name", ["key-id-matches-no-holder-version",
-                                  "workflow-started-with-flipped-warrant"])
+                                  "workflow-started-with-flipped-warrant", *SIGNER_DENIALS])
 async def test_denied_at_the_workflow_worker(harness: Harness, name: str) -> None:
     """Denials the workflow worker raises before any activity is scheduled.
 
     The key id "rotated" resolves to two versions (new, old); the warrant's
     holder is neither. A flipped warrant byte on the workflow's own start
-    headers fails decoding in the workflow inbound interceptor.
+    headers fails decoding in the workflow inbound interceptor. Arguments the
+    PoP cannot bind exactly, or tenuo_core cannot sign, are a typed denial of
+    the call: never a workflow task that fails and is retried forever.
     """
     wid = uid(name)
     if name == "key-id-matches-no-holder-version":
         expected = "TENUO_KEY_RESOLUTION"
         run = start(harness, wid, "read_file", ["/data/r.csv"], warrant=mint(), key_id="rotated")
+    elif name in SIGNER_DENIALS:
+        expected, activity_name, args = SIGNER_DENIALS[name]
+        run = asyncio.wait_for(start(harness, wid, activity_name, args,
+                                     warrant=mint(NUMBER_CAPS)), 30)
     else:
         expected = HEADER
         token = client_context.set(_corrupt_start_headers())

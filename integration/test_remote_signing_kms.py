@@ -123,7 +123,8 @@ async def test_authorized_runs_and_denied_does_not_with_a_kms_generated_key(
             key_id=key_id, args=["/data/x", "body"], task_queue=queue))
         assert tool.type == "TENUO_TOOL_NOT_AUTHORIZED" and tool.non_retryable
         assert calls_since(mark) == []
-    assert [e.decision for e in events] == ["allow"] * 3 + ["deny"] * 2
+        assert signer.sign_calls == 3  # refused before signing: nothing more was signed
+    assert [e.decision for e in events] == ["allow"] * 3  # nothing denied reached the verifier
     history = await helper.fetch_history()
     assert len(events_of(history, MARKER)) == 2
     assert [e.activity_task_started_event_attributes.attempt

@@ -112,7 +112,12 @@ from ._args import (
 from ._config import POP_WINDOW_SECS, TenuoPluginConfig
 from ._headers import WarrantContext
 from ._state import RunState, run_state_of
-from .errors import KEY_RESOLUTION_TYPE, TemporalConstraintViolation, TenuoTemporalError
+from .errors import (
+    KEY_RESOLUTION_TYPE,
+    TemporalConstraintViolation,
+    TenuoTemporalError,
+    ToolNotAuthorized,
+)
 
 logger = logging.getLogger("tenuo_temporal")
 
@@ -378,9 +383,13 @@ def _refusal(state: RunState | None, info: temporalio.activity.Info, key_id: str
         return TemporalConstraintViolation(
             "refused to sign: the workflow scope names another workflow", tool=tool)
     problem = context.warrant.check_constraints(tool, dict(args))
-    if problem is not None:
-        return TemporalConstraintViolation(f"refused to sign: {problem}", tool=tool)
-    return None
+    if problem is None:
+        return None
+    granted = context.warrant.capabilities
+    if tool not in granted and "*" not in granted:
+        return ToolNotAuthorized(f"refused to sign: the warrant does not grant {tool!r}",
+                                 tool=tool)
+    return TemporalConstraintViolation(f"refused to sign: {problem}", tool=tool)
 
 
 def warm_up(config: TenuoPluginConfig) -> None:
