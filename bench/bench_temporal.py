@@ -301,13 +301,14 @@ class Micro:
                         for t in (self.ours_unique, self.ours_accept)}
         self.activity_info: Any = None
         # The workflow-side state the outbound interceptor reads.
-        self.state = icp.RunState(self.ours_unique)
+        self.state = icp.RunState(self.ours_unique.run_policy())
         self.state.context = self.context
         self.floor_auth = tenuo_core.Authorizer(
             trusted_roots=[self.issuer.public_key], clock_tolerance_secs=30,
             pop_window_secs=POP_WINDOW_SECS, pop_max_windows=5)
         # The workflow side: the plugin's outbound interceptor over this state.
-        self.outbound = icp._WorkflowOutbound(None, self.state)  # type: ignore[arg-type]
+        self.outbound = icp._WorkflowOutbound(None, self.state,  # type: ignore[arg-type]
+                                              self.ours_unique)
         self.start_input = StartActivityInput(
             activity=TOOL, args=[], activity_id=None, task_queue=None,
             schedule_to_close_timeout=None, schedule_to_start_timeout=None,
@@ -630,23 +631,23 @@ class Micro:
                 for i in range(150_000):
                     store.claim_now(i.to_bytes(64, "big"), "default/prefill", 3600.0)
                 full_store.append(store)
-            store, ttl = full_store[0], ours_unique._replay_ttl
+            store, ttl, context = full_store[0], ours_unique._replay_ttl, self.context
             t0 = perf_counter_ns()
             for it in p.items:
                 info = it.info_unique
-                owner = f"{info.workflow_namespace}/{info.workflow_id}"
-                if not store.claim_now(it.pop, owner, ttl()):
+                owner = icp.replay_owner(info.workflow_namespace, info.workflow_id)
+                if not store.claim_now(it.pop, owner, ttl(context)):
                     raise RuntimeError("replay store refused a fresh PoP")
             return perf_counter_ns() - t0
 
         def v_replay(p: Pool) -> int:
             store = ours_unique.config.replay_store
-            ttl = ours_unique._replay_ttl
+            ttl, context = ours_unique._replay_ttl, self.context
             t0 = perf_counter_ns()
             for it in p.items:
                 info = it.info_unique
-                owner = f"{info.workflow_namespace}/{info.workflow_id}"
-                if not store.claim_now(it.pop, owner, ttl()):
+                owner = icp.replay_owner(info.workflow_namespace, info.workflow_id)
+                if not store.claim_now(it.pop, owner, ttl(context)):
                     raise RuntimeError("replay store refused a fresh PoP")
             return perf_counter_ns() - t0
 
