@@ -17,26 +17,28 @@ data after a gzip stream, a warrant or a chain is refused, and anything
 malformed is a :class:`~tenuo_temporal.errors.HeaderError`, never a crash.
 
 **What a sender can make this process keep.** Headers are unauthenticated
-until the verifier has checked them, so the decoded-context map is keyed by a
-128-bit digest of the header bytes (never the bytes themselves), bounded by
-the bytes its entries hold (:data:`CONTEXT_CACHE_BYTES`), and filled only with
-small contexts: on activity workers only once the verifier has checked them
-against ``trusted_roots`` (:func:`remember`), on workflow workers (which start
-the runs their clients asked for) when they are small. Argument-name lists
-are remembered only when small.
+until the verifier has checked them, so the decoded-context map is keyed by SHA-256
+digests of the warrant and chain headers (the three small headers beside them
+go in as they are, capped), bounded by the bytes its entries hold
+(:data:`CONTEXT_CACHE_BYTES`), and filled only with small contexts: on activity
+workers only once the verifier has checked them against ``trusted_roots``
+(:func:`remember`), on workflow workers (which start the runs their clients
+asked for) when they are small. Argument-name lists are remembered only when
+small.
 """
 
 from __future__ import annotations
 
 import binascii
+import functools
 import gzip
-import hashlib
 import threading
 import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
+from hashlib import sha256
 from typing import Any, Final
 
 import cachetools
@@ -65,6 +67,16 @@ POP_LEN: Final = 64
 TENUO_HEADERS: Final = frozenset({WARRANT, COMPRESSED, WIRE_FORMAT, KEY_ID, CHAIN, POP, ARG_KEYS})
 
 
+class ContextMarks:
+    """Process-local marks on a :class:`WarrantContext`, read on the hot path."""
+
+    __slots__ = ("held", "noted_at")
+
+    def __init__(self) -> None:
+        self.held = False
+        self.noted_at = -1e18
+
+
 @dataclass(frozen=True)
 class WarrantContext:
     """The warrant a workflow runs under, decoded once and encoded once.
@@ -81,10 +93,13 @@ class WarrantContext:
     key_id: str | None
     payloads: Mapping[str, Payload] = field(repr=False)
     _scoped: dict[str, bool] = field(default_factory=dict, repr=False, compare=False)
-    digest: bytes | None = field(default=None, repr=False, compare=False)
-    """Digest of the header bytes this context was decoded from (None when built here)."""
+    digest: tuple[Any, ...] | None = field(default=None, repr=False, compare=False)
+    """The context map's key for the headers it was decoded from (None: never kept)."""
     cost: int = field(default=0, repr=False, compare=False)
     """Bytes it holds, as charged to the context map."""
+    local: ContextMarks = field(default_factory=lambda: ContextMarks(), repr=False,
+                                compare=False)
+    """What this process noted about the context (kept in the map; last used to sign)."""
 
     @cached_property
     def holder(self) -> Any:
@@ -259,7 +274,7 @@ def activity_headers(
               None if key_id is None else key_id.data,
               None if chain is None else chain.data)
     digest = _digest(values)
-    context = None if digest is None else _context_cache.get(digest)
+    context = None if digest is None else _context_get(digest)
     if context is None:
         context = _decode_values(values, digest)
     return context, pop_value, arg_keys_value
@@ -273,10 +288,12 @@ def remember(context: WarrantContext) -> None:
     a context over :data:`SMALL_CONTEXT_BYTES` has no digest and is never kept.
     """
     digest = context.digest
-    if digest is None or digest in _context_cache:
+    if digest is None or context.local.held:
         return
     with _cache_lock:
-        _context_cache[digest] = context
+        if digest not in _context_cache:
+            _context_cache[digest] = context
+        context.local.held = True
 
 
 def _context_of(values: tuple[bytes | None, ...]) -> WarrantContext | None:
@@ -285,7 +302,7 @@ def _context_of(values: tuple[bytes | None, ...]) -> WarrantContext | None:
         return None
     digest = _digest(values)
     if digest is not None:
-        cached = _context_cache.get(digest)  # lock-free read: no reordering on a hit
+        cached = _context_get(digest)
         if cached is not None:
             return cached
     context = _decode_values(values, digest)
@@ -293,7 +310,8 @@ def _context_of(values: tuple[bytes | None, ...]) -> WarrantContext | None:
     return context
 
 
-def _decode_values(values: tuple[bytes | None, ...], digest: bytes | None) -> WarrantContext:
+def _decode_values(values: tuple[bytes | None, ...], digest: tuple[Any, ...] | None
+                   ) -> WarrantContext:
     values = tuple(None if value is None else _capped(name, value)
                    for name, value in zip(_CONTEXT_HEADERS, values, strict=True))
     return _decode_context({name: value for name, value in zip(_CONTEXT_HEADERS, values,
@@ -301,23 +319,23 @@ def _decode_values(values: tuple[bytes | None, ...], digest: bytes | None) -> Wa
                             if value is not None}, digest)
 
 
-def _digest(values: tuple[bytes | None, ...]) -> bytes | None:
-    """A collision-resistant name for the context headers; None when too big to keep.
+def _digest(values: tuple[bytes | None, ...]) -> tuple[Any, ...] | None:
+    """The context map's key for these headers; None when too big to keep.
 
-    Lengths go first, so no two different tuples hash the same input.
+    SHA-256 of the warrant and of the chain (the parts a sender can make large);
+    the wire-format, compression and key-id values as they are, each capped.
     """
-    total = 0
-    lengths = []
-    for value in values:
-        if value is None:
-            lengths.append(-1)
-        else:
-            total += len(value)
-            lengths.append(len(value))
-    if total > SMALL_CONTEXT_BYTES:
+    warrant, compressed, wire, key_id, chain = values
+    assert warrant is not None
+    size = len(warrant)
+    if chain is not None:
+        size += len(chain)
+    if size > SMALL_CONTEXT_BYTES or (key_id is not None and len(key_id) > MAX_KEY_ID_BYTES) \
+            or (compressed is not None and len(compressed) > 1) \
+            or (wire is not None and len(wire) > 1):
         return None  # never kept: not worth hashing
-    return hashlib.blake2b(b"".join([repr(lengths).encode(), *(
-        value for value in values if value is not None)]), digest_size=16).digest()
+    return (sha256(warrant).digest(), compressed, wire, key_id,
+            None if chain is None else sha256(chain).digest())
 
 
 _CONTEXT_HEADERS: Final = (WARRANT, COMPRESSED, WIRE_FORMAT, KEY_ID, CHAIN)
@@ -327,11 +345,13 @@ CONTEXT_CACHE_BYTES: Final = 8 * 1024 * 1024
 """What the decoded-context map may hold in all, charged per context."""
 _CONTEXT_OVERHEAD: Final = 4096  # the decoded objects beside the raw bytes
 _cache_lock = threading.Lock()
-_context_cache: cachetools.FIFOCache[bytes, WarrantContext] = cachetools.FIFOCache(
+_context_cache: cachetools.FIFOCache[tuple[Any, ...], WarrantContext] = cachetools.FIFOCache(
     maxsize=CONTEXT_CACHE_BYTES, getsizeof=lambda context: context.cost)
+_context_get = _context_cache.get  # lock-free read: a FIFO cache does not reorder on a hit
 
 
-def _decode_context(raw: Mapping[str, bytes], digest: bytes | None = None) -> WarrantContext:
+def _decode_context(raw: Mapping[str, bytes], digest: tuple[Any, ...] | None = None
+                    ) -> WarrantContext:
     wire = raw.get(WIRE_FORMAT, WIRE_FORMAT_VERSION)
     if wire != WIRE_FORMAT_VERSION:
         raise HeaderError(f"unknown wire format {wire[:16]!r}; this worker speaks 2")
@@ -407,10 +427,16 @@ def arg_keys_of(value: bytes | None) -> tuple[str, ...] | None:
     """
     if value is None:
         return None
-    found = _arg_keys_cache.get(value)
-    if found is not None:
-        return found
-    value = _capped(ARG_KEYS, value)
+    if len(value) <= SMALL_ARG_KEYS_BYTES:
+        return _small_arg_keys(value)
+    return _arg_keys(_capped(ARG_KEYS, value))
+
+
+SMALL_ARG_KEYS_BYTES: Final = 512
+"""Longest ``x-tenuo-arg-keys`` value remembered (1,024 of them at most: 512 KiB)."""
+
+
+def _arg_keys(value: bytes) -> tuple[str, ...]:
     try:
         text = value.decode("utf-8")
     except UnicodeDecodeError:
@@ -418,15 +444,10 @@ def arg_keys_of(value: bytes | None) -> tuple[str, ...] | None:
     names = tuple(text.split(",")) if text else ()
     if len(set(names)) != len(names) or any(not n or not n.isprintable() for n in names):
         raise HeaderError("x-tenuo-arg-keys holds empty, duplicate or unprintable names")
-    if len(value) <= SMALL_ARG_KEYS_BYTES:
-        with _cache_lock:
-            _arg_keys_cache[value] = names
     return names
 
 
-SMALL_ARG_KEYS_BYTES: Final = 512
-"""Longest ``x-tenuo-arg-keys`` value remembered (1,024 of them at most: 512 KiB)."""
-_arg_keys_cache: cachetools.FIFOCache[bytes, tuple[str, ...]] = cachetools.FIFOCache(1024)
+_small_arg_keys = functools.lru_cache(maxsize=1024)(_arg_keys)  # errors are never cached
 
 
 def _key_id(value: bytes | None) -> str | None:

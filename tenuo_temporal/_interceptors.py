@@ -150,14 +150,17 @@ class TenuoInterceptor(temporalio.client.Interceptor, temporalio.worker.Intercep
             activity_summaries=config.activity_summaries,
             mint_queues=frozenset(self.mint_queues))
 
-    def note_key_in_use(self, key_id: str) -> None:
-        """Keep a key warm that just signed for its warrant's holder."""
+    def note_key_in_use(self, key_id: str, context: WarrantContext) -> None:
+        """Keep a key warm that just signed for ``context``'s holder.
+
+        Noted at most once a minute per context (a mark on the context, read
+        without a lock), so the bounded map is not touched per activity.
+        """
         now = time.monotonic()
-        try:  # lock-free read; a concurrent write at worst sends us to the lock
-            if self.keys_in_use.get(key_id, -_TOUCH_EVERY) > now - _TOUCH_EVERY:
-                return  # noted within the last minute: nothing to update
-        except KeyError:
-            pass
+        marks = context.local
+        if marks.noted_at > now - _TOUCH_EVERY:
+            return
+        marks.noted_at = now
         with self._keys_lock:
             self.keys_in_use[key_id] = now
 
@@ -346,7 +349,7 @@ class TenuoInterceptor(temporalio.client.Interceptor, temporalio.worker.Intercep
             raise self._classify(exc, context, tool) from None
         except RuntimeError as exc:
             raise ChainValidationError(str(exc), tool=tool) from None
-        if context.digest is not None:
+        if not context.local.held and context.digest is not None:
             H.remember(context)  # trusted now: worth keeping decoded
         if not config.replay_protection:
             return context, constraint_args, None
@@ -425,8 +428,9 @@ class TenuoInterceptor(temporalio.client.Interceptor, temporalio.worker.Intercep
         clock tolerance) when that is later.
         """
         cfg = self.config
+        until_expiry = context.expires_at - time.time() + cfg.clock_tolerance_secs
         windows = POP_WINDOW_SECS * (cfg.pop_max_windows + 2) * 2 + cfg.clock_tolerance_secs
-        return max(windows, context.expires_at - time.time() + cfg.clock_tolerance_secs)
+        return until_expiry if until_expiry > windows else windows
 
     def _classify(
         self, exc: Exception, context: WarrantContext, tool: str
@@ -735,7 +739,7 @@ class _WorkflowOutbound(temporalio.worker.WorkflowOutboundInterceptor):
             by_holder = getattr(resolver, "resolve_for_holder_sync", None)
             if by_holder is not None:
                 key = by_holder(key_id, holder)
-                tenuo.note_key_in_use(key_id)
+                tenuo.note_key_in_use(key_id, context)
                 return key
             key = resolver.resolve_sync(key_id)
         except KeyResolutionError as error:
@@ -749,7 +753,7 @@ class _WorkflowOutbound(temporalio.worker.WorkflowOutboundInterceptor):
             raise ApplicationError(
                 f"key {key_id!r} is not the warrant's holder",
                 type=KEY_RESOLUTION_TYPE, non_retryable=True)
-        tenuo.note_key_in_use(key_id)
+        tenuo.note_key_in_use(key_id, context)
         return key
 
 

@@ -183,7 +183,7 @@ def test_an_oversized_value_never_hits_the_context_map():
         bad = {**headers, name: Payload(data=oversized)}
         with pytest.raises(HeaderError, match=f"header {name} is .* bytes"):
             H.activity_headers(proto_map(bad))
-    assert all(len(digest) == 16 and context.cost <= H.SMALL_CONTEXT_BYTES + 2 * 65536
+    assert all(len(digest[0]) == 32 and context.cost <= H.SMALL_CONTEXT_BYTES + 2 * 65536
                for digest, context in H._context_cache.items())
 
 
@@ -227,10 +227,16 @@ def test_a_large_context_is_never_kept_nor_hashed():
     assert all(kept is not decoded for kept in H._context_cache.values())
 
 
-def test_the_digest_names_the_tuple_unambiguously():
-    assert H._digest((b"ab", b"c", None, None, None)) != H._digest((b"a", b"bc", None, None, None))
-    assert H._digest((b"ab", None, b"c", None, None)) != H._digest((b"ab", b"c", None, None, None))
-    assert H._digest((b"ab", b"", None, None, None)) != H._digest((b"ab", None, None, None, None))
+def test_the_map_key_holds_digests_and_small_values_only():
+    key = H._digest((b"w" * 1000, b"1", b"2", b"agent", b"c" * 2000))
+    assert key is not None and all(part is None or len(part) <= 32 for part in key)
+    assert H._digest((b"w", b"1", b"2", b"agent", None)) != H._digest((b"w", b"1", b"2",
+                                                                        b"agent", b""))
+    assert H._digest((b"ab", b"1", None, None, None)) != H._digest((b"ab", None, b"1", None,
+                                                                     None))
+    for oversized in ((b"w", b"1", b"2", b"k" * (H.MAX_KEY_ID_BYTES + 1), None),
+                      (b"w", b"11", b"2", None, None), (b"w", b"1", b"22", None, None)):
+        assert H._digest(oversized) is None  # refused by the decoder; never kept
 
 
 def test_trailing_data_after_the_gzip_stream_is_refused():
@@ -279,9 +285,11 @@ def _decodes(tail: bytes) -> bool:
 
 def test_long_argument_name_lists_are_decoded_but_never_kept():
     value = ",".join(f"name{i}" for i in range(400)).encode()
+    held = H._small_arg_keys.cache_info().currsize
     assert len(H.arg_keys_of(value) or ()) == 400
-    assert value not in H._arg_keys_cache
-    assert H.arg_keys_of(b"a,b") == ("a", "b") and b"a,b" in H._arg_keys_cache
+    assert H._small_arg_keys.cache_info().currsize == held  # decoded, not kept
+    assert H.arg_keys_of(b"long,b") == ("long", "b")
+    assert H._small_arg_keys.cache_info().currsize == held + 1
 
 
 def test_arg_keys_of_is_memoized_and_still_validates():
