@@ -3,7 +3,8 @@
 * redirects: a 307 to another origin never receives the token or a key being
   written (Vault KV, a KV write, the Transit signer); a same-origin redirect
   (a standby's) in front of a real OpenBao is still followed;
-* deleting a compromised previous KV v2 version does not bring an older one back;
+* deleting a compromised previous KV v2 version (or disabling a GCP one) does
+  not bring an older one back;
 * a dripping or huge response is cut off by a total deadline and a size cap
   (Vault through requests, AWS through botocore, GCP through gRPC);
 * the Transit signer refuses an exportable key unless loudly allowed.
@@ -13,11 +14,15 @@ Every server here listens on loopback; nothing is sent anywhere else.
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import google_crc32c
+import grpc
 import pytest
 import tenuo_core
 from _hostile import Dripper, Flood, Recorder, Redirector, serve
@@ -30,6 +35,7 @@ from tenuo_keys import (
     encode_signing_key,
 )
 from tenuo_keys.backends.aws import AWSSecretsManagerKeyResolver
+from tenuo_keys.backends.gcp import GCPSecretManagerKeyResolver
 from tenuo_keys.backends.vault import VaultKeyResolver
 from tenuo_keys.backends.vault_transit import VaultTransitSigner
 from tenuo_keys.testing import assert_no_secret
@@ -231,3 +237,77 @@ def test_transit_refusal_is_a_config_error_not_a_resolution_error(vault_server, 
                             renew=False, lazy=True) as signer, pytest.raises(KeyResolutionError,
                                                                              match="exportable"):
         signer.sign(b"m")
+
+
+# --------------------------------------------------------------------------- GCP
+
+
+def test_gcp_disabling_a_previous_version_does_not_resurrect_an_older_one(gcp_sm):
+    template = f"t{uuid.uuid4().hex[:10]}-{{key_id}}"
+    secret_id = template.replace("{key_id}", "agent")
+    keys = [tenuo_core.SigningKey.generate() for _ in range(3)]
+    for key in keys:  # versions 1, 2, 3
+        gcp_sm.put(secret_id, encode_signing_key(key))
+    gcp_sm.client.disable_secret_version(
+        request={"name": f"{gcp_sm.secret_path(secret_id)}/versions/2"})
+    with GCPSecretManagerKeyResolver(gcp_sm.project, template, api_endpoint=gcp_sm.endpoint,
+                                     insecure=True) as resolver:
+        assert resolver.preload(["agent"]) == 1
+        assert [v.version for v in resolver.resolve_versions_sync("agent").versions] == ["3"]
+        for old in keys[:2]:
+            with pytest.raises(HolderMismatch):
+                resolver.resolve_for_holder_sync("agent", old.public_key)
+
+
+@contextlib.contextmanager
+def hostile_secret_manager(answer: Any) -> Iterator[str]:
+    """An in-process gRPC Secret Manager whose AccessSecretVersion runs ``answer``."""
+    from google.cloud import secretmanager_v1 as sm
+
+    handler = grpc.method_handlers_generic_handler(
+        "google.cloud.secretmanager.v1.SecretManagerService",
+        {"AccessSecretVersion": grpc.unary_unary_rpc_method_handler(
+            answer, request_deserializer=sm.AccessSecretVersionRequest.deserialize,
+            response_serializer=sm.AccessSecretVersionResponse.serialize)},
+    )
+    server = grpc.server(ThreadPoolExecutor(max_workers=4),
+                         options=[("grpc.max_send_message_length", -1)])
+    server.add_generic_rpc_handlers((handler,))
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        server.stop(0)
+
+
+def _huge(request: Any, context: Any) -> Any:
+    from google.cloud import secretmanager_v1 as sm
+
+    data = b" " * (150 * 1024 * 1024 // 16)  # ~9.4 MB: over the cap, quick to build
+    return sm.AccessSecretVersionResponse(
+        name=f"{request.name.rsplit('/', 1)[0]}/1",
+        payload={"data": data, "data_crc32c": google_crc32c.value(data)})
+
+
+def _slow(request: Any, context: Any) -> Any:
+    time.sleep(5)
+    return _huge(request, context)
+
+
+def test_gcp_huge_response_is_refused_by_the_channel():
+    with hostile_secret_manager(_huge) as endpoint, GCPSecretManagerKeyResolver(
+            "p", api_endpoint=endpoint, insecure=True, previous_versions=0,
+    ) as resolver, pytest.raises(BackendUnavailable, match="larger than") as info:
+        resolver.fetch("agent")
+    assert not info.value.retryable
+
+
+def test_gcp_slow_response_is_cut_at_the_call_deadline():
+    with hostile_secret_manager(_slow) as endpoint, GCPSecretManagerKeyResolver(
+            "p", api_endpoint=endpoint, insecure=True, previous_versions=0,
+            timeout=1) as resolver:
+        started = time.monotonic()
+        with pytest.raises(BackendUnavailable):
+            resolver.fetch("agent")
+        assert time.monotonic() - started < 3

@@ -109,3 +109,13 @@ def test_a_key_pasted_as_the_resolver_url_is_not_echoed(monkeypatch):
             resolver_from_url(pasted)
         text = str(info.value) + repr(info.value)
         assert pasted.strip() not in text and pasted[:16] not in text
+
+
+def test_gcp_plaintext_to_a_remote_host_needs_the_same_opt_in():
+    from tenuo_keys.backends.gcp import GCPSecretManagerKeyResolver
+
+    _refused(lambda: resolver_from_url("gcpsm://p?insecure=1&api_endpoint=10.0.0.8:8085"))
+    with resolver_from_url("gcpsm://p?insecure=1&api_endpoint=emulator:8085"
+                           f"&{INSECURE_OPT_IN}=1") as resolver:
+        assert isinstance(resolver, GCPSecretManagerKeyResolver)
+        assert "plaintext=True" in repr(resolver)
