@@ -8,7 +8,8 @@ same hostile way and records what it received:
 * :class:`Redirector` answers 307 to another URL (another origin, or
   itself once per request, the way a Vault standby redirects) and otherwise
   forwards to an upstream, so a real OpenBao can stand behind it;
-* :class:`Dripper` sends its headers, then one byte of body every ``interval``;
+* :class:`Dripper` sends its headers, then one byte of body every ``interval``
+  (or drips the headers themselves);
 * :class:`Flood` sends a huge body, with ``Content-Length`` or chunked, and
   counts what it managed to write before the client hung up.
 """
@@ -87,10 +88,21 @@ class Redirector(_Base):
 
 @dataclass
 class Dripper(_Base):
+    """One byte every ``interval``: of the body, or (``headers=True``) of the headers."""
+
     length: int = 40
     interval: float = 0.4
+    headers: bool = False
 
     def respond(self, handler: BaseHTTPRequestHandler, seen: Seen) -> None:
+        if self.headers:
+            head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-Pad: " + (
+                b"a" * self.length) + b"\r\nContent-Length: 2\r\n\r\n{}"
+            for byte in head:
+                handler.wfile.write(bytes([byte]))
+                handler.wfile.flush()
+                time.sleep(self.interval)
+            return
         handler.send_response(200)
         handler.send_header("Content-Type", "application/json")
         handler.send_header("Content-Length", str(self.length))

@@ -147,9 +147,10 @@ def test_deleting_a_previous_version_does_not_resurrect_an_older_one(vault_serve
 # --------------------------------------------------------------------------- slow and huge
 
 
-def test_vault_dripping_response_is_cut_at_the_total_deadline():
-    with serve(Dripper(length=40, interval=0.4)) as server, vault_at(server.url,
-                                                                     timeout=1) as resolver:
+@pytest.mark.parametrize("headers", [False, True], ids=["body", "headers"])
+def test_vault_dripping_response_is_cut_at_the_total_deadline(headers):
+    with serve(Dripper(length=40, interval=0.4, headers=headers)) as server, vault_at(
+            server.url, timeout=1) as resolver:
         started = time.monotonic()
         with pytest.raises(BackendUnavailable, match="deadline"):
             resolver.fetch("agent")
@@ -181,8 +182,9 @@ def aws_at(url: str, **kwargs: Any) -> AWSSecretsManagerKeyResolver:
                                         max_attempts=1, **kwargs)
 
 
-def test_aws_dripping_response_is_cut_at_the_total_deadline(aws_env):
-    with serve(Dripper(length=40, interval=0.4)) as server, aws_at(
+@pytest.mark.parametrize("headers", [False, True], ids=["body", "headers"])
+def test_aws_dripping_response_is_cut_at_the_total_deadline(aws_env, headers):
+    with serve(Dripper(length=40, interval=0.4, headers=headers)) as server, aws_at(
             server.url, read_timeout=1, request_timeout=1.5) as resolver:
         started = time.monotonic()
         with pytest.raises(BackendUnavailable, match="deadline"):

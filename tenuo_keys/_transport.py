@@ -12,18 +12,29 @@ resolver's ``repr``.
 **Request bounds.** Each HTTP request has a total deadline (not a limit on
 each read, which a server dripping one byte at a time never trips) and a
 cap on the response size checked before the body is read
-(``Content-Length``) and while it is read. :func:`read_bounded` enforces
-both on a ``urllib3`` response, which ``requests`` (Vault) and ``botocore``
-(AWS) both use; gRPC (GCP) has per-call deadlines and a receive-size
-channel option of its own (:data:`GRPC_SIZE_OPTIONS`).
+(``Content-Length``) and while it is read. Both HTTP stacks we use,
+``requests`` (Vault) and ``botocore`` (AWS), sit on ``urllib3``, so the
+mechanism is shared: :func:`total_deadline` opens a request's deadline,
+:func:`bounded_pools` makes a ``urllib3`` pool manager's pools arm one
+watchdog thread for the connect/send/headers phase (at the deadline the
+socket is shut down), and :func:`read_bounded` reads the body with each
+read limited to the time left and the size capped. gRPC (GCP) has
+deadlines per call and a receive-size channel option of its own
+(:data:`GRPC_SIZE_OPTIONS`).
 """
 
 from __future__ import annotations
 
+import heapq
 import ipaddress
+import itertools
 import logging
 import socket
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from contextvars import ContextVar
 from typing import Any, Final
 from urllib.parse import urlsplit
 
@@ -33,10 +44,12 @@ __all__ = [
     "GRPC_SIZE_OPTIONS",
     "INSECURE_OPT_IN",
     "MAX_RESPONSE_BYTES",
+    "bounded_pools",
     "check_transport",
     "is_loopback",
     "origin",
     "read_bounded",
+    "total_deadline",
 ]
 
 logger = logging.getLogger("tenuo_keys.transport")
@@ -83,7 +96,7 @@ def check_transport(
     """
     if not (plaintext or unverified) or is_loopback(host):
         return
-    kind = "plaintext HTTP" if plaintext else "TLS without certificate verification"
+    kind = "plaintext" if plaintext else "TLS without certificate verification"
     if not allowed:
         raise ResolverConfigError(
             f"{what}: {kind} to {host!r}, which is not loopback, is refused: tokens and keys "
@@ -163,6 +176,158 @@ def read_bounded(
         raise
     raw.release_conn()
     return b"".join(chunks)
+
+
+# --------------------------------------------------------------------------- deadlines
+
+
+class _Expiry:
+    """One request's deadline, and the connection the watchdog may cut."""
+
+    __slots__ = ("conn", "deadline", "fired")
+
+    def __init__(self, deadline: float) -> None:
+        self.deadline = deadline
+        self.conn: Any = None
+        self.fired = False
+
+
+_current: ContextVar[_Expiry | None] = ContextVar("tenuo_keys_request_deadline", default=None)
+_RECHECK: Final = 0.05
+"""Seconds before looking again at an expired request that has no socket yet."""
+
+
+class _Watchdog:
+    """One daemon thread that shuts down the sockets of requests past their deadline.
+
+    Arming and disarming cost a heap push and a flag; entries of requests
+    that finished are dropped lazily when their time comes. Cutting happens
+    under the lock that disarming takes, so a socket already handed back to
+    the pool is never touched.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._heap: list[tuple[float, int, _Expiry]] = []
+        self._order = itertools.count()
+        self._thread: threading.Thread | None = None
+
+    def arm(self, expiry: _Expiry, conn: Any) -> None:
+        with self._cond:
+            expiry.conn = conn
+            heapq.heappush(self._heap, (expiry.deadline, next(self._order), expiry))
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, daemon=True,
+                                                name="tenuo-keys-deadline")
+                self._thread.start()
+            if self._heap[0][2] is expiry:
+                self._cond.notify()
+
+    def disarm(self, expiry: _Expiry) -> None:
+        with self._cond:
+            expiry.conn = None
+
+    def _run(self) -> None:
+        with self._cond:
+            while True:
+                if not self._heap:
+                    self._cond.wait()
+                    continue
+                deadline, _, expiry = self._heap[0]
+                now = time.monotonic()
+                if deadline > now:
+                    self._cond.wait(deadline - now)
+                    continue
+                heapq.heappop(self._heap)
+                conn = expiry.conn
+                if conn is None:
+                    continue
+                sock = getattr(conn, "sock", None)
+                if sock is None:  # still resolving or connecting (bounded by its timeout)
+                    heapq.heappush(self._heap, (now + _RECHECK, next(self._order), expiry))
+                    continue
+                expiry.fired = True
+                with suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+
+
+_WATCHDOG: Final = _Watchdog()
+
+
+@contextmanager
+def total_deadline(seconds: float, *, where: str, backend: str | None = None,
+                   ) -> Iterator[float]:
+    """Run one HTTP request (and the reading of its body) under a total deadline.
+
+    Pools made by :func:`bounded_pools` arm the watchdog with it while they
+    connect, send and read the headers; pass the yielded deadline to
+    :func:`read_bounded` for the body.
+
+    Args:
+        seconds: The request's whole budget.
+        where: Who is asked, for the message (an address, no secrets).
+        backend: The backend name errors carry.
+
+    Yields:
+        The ``time.monotonic()`` deadline.
+
+    Raises:
+        BackendUnavailable: The watchdog cut the request at its deadline
+            (retryable); other failures pass through unchanged.
+    """
+    expiry = _Expiry(time.monotonic() + seconds)
+    token = _current.set(expiry)
+    try:
+        yield expiry.deadline
+    except Exception:
+        if expiry.fired:
+            raise _too_slow(where, backend) from None
+        raise
+    finally:
+        _current.reset(token)
+        _WATCHDOG.disarm(expiry)
+
+
+class _DeadlinePool:
+    """Mixin for ``urllib3`` connection pools: a request runs under its total deadline."""
+
+    def _make_request(self, conn: Any, *args: Any, **kwargs: Any) -> Any:
+        expiry = _current.get()
+        if expiry is None:
+            return super()._make_request(conn, *args, **kwargs)  # type: ignore[misc]
+        _WATCHDOG.arm(expiry, conn)
+        try:
+            return super()._make_request(conn, *args, **kwargs)  # type: ignore[misc]
+        finally:
+            _WATCHDOG.disarm(expiry)
+
+
+_BOUNDED: dict[type, type] = {}
+_BOUNDED_LOCK = threading.Lock()
+
+
+def bounded_pools(manager: Any) -> Any:
+    """Make ``manager`` (a ``urllib3`` ``PoolManager``) build deadline-aware pools.
+
+    Idempotent. Pools built before the call are unchanged, so call it before
+    the first request.
+
+    Returns:
+        ``manager``.
+    """
+    if getattr(manager, "_tenuo_keys_bounded", False):
+        return manager
+    classes = {}
+    with _BOUNDED_LOCK:
+        for scheme, pool_class in manager.pool_classes_by_scheme.items():
+            bounded = _BOUNDED.get(pool_class)
+            if bounded is None:
+                bounded = type(f"Bounded{pool_class.__name__}", (_DeadlinePool, pool_class), {})
+                _BOUNDED[pool_class] = bounded
+            classes[scheme] = bounded
+    manager.pool_classes_by_scheme = classes
+    manager._tenuo_keys_bounded = True
+    return manager
 
 
 def _socket_of(raw: Any) -> socket.socket | None:

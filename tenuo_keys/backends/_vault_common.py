@@ -29,7 +29,15 @@ import hvac.exceptions
 import requests
 from requests.adapters import HTTPAdapter
 
-from .._transport import INSECURE_OPT_IN, MAX_RESPONSE_BYTES, check_transport, origin, read_bounded
+from .._transport import (
+    INSECURE_OPT_IN,
+    MAX_RESPONSE_BYTES,
+    bounded_pools,
+    check_transport,
+    origin,
+    read_bounded,
+    total_deadline,
+)
 from .._url import ResolverURL
 from ..errors import (
     BackendUnavailable,
@@ -409,29 +417,34 @@ def _origin_text(parts: tuple[str, str, int | None]) -> str:
 class _BoundedAdapter(HTTPAdapter):
     """An ``HTTPAdapter`` that gives each request a total deadline and a size cap.
 
-    Connecting and each read of the headers wait at most what is left of
-    ``total``; the body is then read by
-    :func:`~tenuo_keys._transport.read_bounded`.
+    The shared mechanism of :mod:`tenuo_keys._transport`: its pools cut a
+    request whose connect, send or headers outlast ``total``; the body is
+    read by :func:`~tenuo_keys._transport.read_bounded` within what is left.
     """
 
     def __init__(self, *, total: float, max_bytes: int, backend: str, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
         self._total = total
         self._max_bytes = max_bytes
         self._backend = backend
+        super().__init__(**kwargs)
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        bounded_pools(self.poolmanager)
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
+        return bounded_pools(super().proxy_manager_for(proxy, **proxy_kwargs))
 
     def send(self, request: requests.PreparedRequest, stream: bool = False,
              timeout: Any = None, verify: bool | str = True, cert: Any = None,
              proxies: dict[str, str] | None = None) -> requests.Response:
-        deadline = time.monotonic() + self._total
-        response = super().send(request, stream=True, timeout=(self._total, self._total),
-                                verify=verify, cert=cert, proxies=proxies)
         parts = urlsplit(request.url or "")
-        body = read_bounded(
-            response.raw, deadline=deadline, max_bytes=self._max_bytes,
-            where=f"Vault at {parts.scheme}://{parts.netloc.rpartition('@')[2]}",
-            decode_content=True, backend=self._backend,
-        )
+        where = f"Vault at {parts.scheme}://{parts.netloc.rpartition('@')[2]}"
+        with total_deadline(self._total, where=where, backend=self._backend) as deadline:
+            response = super().send(request, stream=True, timeout=(self._total, self._total),
+                                    verify=verify, cert=cert, proxies=proxies)
+            body = read_bounded(response.raw, deadline=deadline, max_bytes=self._max_bytes,
+                                where=where, decode_content=True, backend=self._backend)
         response._content = body
         response._content_consumed = True
         return response

@@ -79,7 +79,14 @@ from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from .._cache import CacheObserver, CachePolicy
 from .._resolver import BackendKeyResolver, KeyMaterial, StoredKey, check_key_id
-from .._transport import INSECURE_OPT_IN, MAX_RESPONSE_BYTES, check_transport, read_bounded
+from .._transport import (
+    INSECURE_OPT_IN,
+    MAX_RESPONSE_BYTES,
+    bounded_pools,
+    check_transport,
+    read_bounded,
+    total_deadline,
+)
 from .._url import ResolverURL
 from ..errors import (
     BackendUnavailable,
@@ -830,26 +837,33 @@ def _bound_requests(client: Any, *, total: float, backend: str) -> None:
     """Give every HTTP request of ``client`` a total deadline and a response size cap.
 
     botocore limits each read (``read_timeout``), not the request, and reads
-    any body whole. Its HTTP session's ``send`` is wrapped so the body is left
-    unread by botocore (``stream_output``) and read here by
-    :func:`~tenuo_keys._transport.read_bounded` instead; the parser then
-    finds it in place as the response's content.
+    any body whole. Its ``urllib3`` pool managers are made deadline-aware
+    (:func:`~tenuo_keys._transport.bounded_pools`), and its HTTP session's
+    ``send`` is wrapped so the body is left unread by botocore
+    (``stream_output``) and read here by
+    :func:`~tenuo_keys._transport.read_bounded`; the parser then finds it in
+    place as the response's content.
     """
     http = client._endpoint.http_session
     send = http.send
+    get_manager = http._get_connection_manager
     where = f"Secrets Manager at {_redact_url(str(client.meta.endpoint_url or ''))}"
 
+    def bounded_manager(*args: Any, **kwargs: Any) -> Any:
+        return bounded_pools(get_manager(*args, **kwargs))
+
     def bounded_send(request: Any) -> Any:
-        deadline = time.monotonic() + total
-        streamed = request.stream_output
-        request.stream_output = True
-        response = send(request)
-        if not streamed:
-            response._content = read_bounded(
-                response.raw, deadline=deadline, max_bytes=MAX_RESPONSE_BYTES, where=where,
-                decode_content=False, backend=backend)
+        with total_deadline(total, where=where, backend=backend) as deadline:
+            streamed = request.stream_output
+            request.stream_output = True
+            response = send(request)
+            if not streamed:
+                response._content = read_bounded(
+                    response.raw, deadline=deadline, max_bytes=MAX_RESPONSE_BYTES,
+                    where=where, decode_content=False, backend=backend)
         return response
 
+    http._get_connection_manager = bounded_manager
     http.send = bounded_send
 
 
