@@ -313,3 +313,31 @@ def test_gcp_slow_response_is_cut_at_the_call_deadline():
         with pytest.raises(BackendUnavailable):
             resolver.fetch("agent")
         assert time.monotonic() - started < 3
+
+
+# --------------------------------------------------------------------------- revocation runbook
+
+
+def test_aws_removing_awsprevious_revokes_the_previous_version(aws_env, moto_server):
+    """The runbook's AWS step: take AWSPREVIOUS off a version; nothing older takes its place."""
+    keys = [tenuo_core.SigningKey.generate() for _ in range(3)]
+    name = unique("revoke")
+    secret = f"tenuo/keys/{name}"
+    client = moto_server.client()
+    created = client.create_secret(Name=secret, SecretString=encode_signing_key(keys[0]))
+    versions = [created["VersionId"]]
+    for key in keys[1:]:
+        versions.append(client.put_secret_value(
+            SecretId=secret, SecretString=encode_signing_key(key))["VersionId"])
+    with aws_at(moto_server.endpoint) as resolver:
+        assert resolver.preload([name]) == 1
+        assert [v.version for v in resolver.resolve_versions_sync(name).versions] == [
+            versions[2], versions[1]]
+        client.update_secret_version_stage(SecretId=secret, VersionStage="AWSPREVIOUS",
+                                           RemoveFromVersionId=versions[1])
+        resolver.cache.refresh(name).result(10)
+        assert [v.version for v in resolver.resolve_versions_sync(name).versions] == [
+            versions[2]]
+        for old in keys[:2]:
+            with pytest.raises(HolderMismatch):
+                resolver.resolve_for_holder_sync(name, old.public_key)
