@@ -122,7 +122,7 @@ def origin(url: str) -> tuple[str, str, int | None]:
 
 def read_bounded(
     raw: Any, *, deadline: float, max_bytes: int, where: str, decode_content: bool,
-    backend: str | None = None,
+    backend: str | None = None, budget: float | None = None,
 ) -> bytes:
     """Read a ``urllib3`` response body within a total deadline and a size cap.
 
@@ -138,6 +138,7 @@ def read_bounded(
         where: Who answered, for messages (an address, no secrets).
         decode_content: Undo ``Content-Encoding`` while reading.
         backend: The backend name errors carry.
+        budget: The request's whole budget in seconds, for the message.
 
     Returns:
         The body.
@@ -156,14 +157,14 @@ def read_bounded(
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise _too_slow(where, backend)
+                raise _too_slow(where, backend, budget)
             if sock is not None:
                 sock.settimeout(remaining)
             try:
                 chunk = raw.read1(_CHUNK, decode_content=decode_content)
             except Exception as exc:
                 if _is_timeout(exc):
-                    raise _too_slow(where, backend) from None
+                    raise _too_slow(where, backend, budget) from None
                 raise
             if not chunk:
                 break
@@ -281,7 +282,7 @@ def total_deadline(seconds: float, *, where: str, backend: str | None = None,
         yield expiry.deadline
     except Exception:
         if expiry.fired:
-            raise _too_slow(where, backend) from None
+            raise _too_slow(where, backend, seconds) from None
         raise
     finally:
         _current.reset(token)
@@ -351,6 +352,7 @@ def _too_large(where: str, max_bytes: int, backend: str | None) -> BackendUnavai
         retryable=False)
 
 
-def _too_slow(where: str, backend: str | None) -> BackendUnavailable:
-    return BackendUnavailable(f"response from {where} did not complete within its deadline",
+def _too_slow(where: str, backend: str | None, budget: float | None) -> BackendUnavailable:
+    within = f"within {budget:g}s" if budget is not None else "in time"
+    return BackendUnavailable(f"{where} did not answer {within} (the request's total deadline)",
                               backend=backend)

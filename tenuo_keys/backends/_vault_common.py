@@ -444,7 +444,8 @@ class _BoundedAdapter(HTTPAdapter):
             response = super().send(request, stream=True, timeout=(self._total, self._total),
                                     verify=verify, cert=cert, proxies=proxies)
             body = read_bounded(response.raw, deadline=deadline, max_bytes=self._max_bytes,
-                                where=where, decode_content=True, backend=self._backend)
+                                where=where, decode_content=True, backend=self._backend,
+                                budget=self._total)
         response._content = body
         response._content_consumed = True
         return response

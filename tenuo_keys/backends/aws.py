@@ -860,7 +860,7 @@ def _bound_requests(client: Any, *, total: float, backend: str) -> None:
             if not streamed:
                 response._content = read_bounded(
                     response.raw, deadline=deadline, max_bytes=MAX_RESPONSE_BYTES,
-                    where=where, decode_content=False, backend=backend)
+                    where=where, decode_content=False, backend=backend, budget=total)
         return response
 
     http._get_connection_manager = bounded_manager
