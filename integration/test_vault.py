@@ -193,17 +193,22 @@ async def test_rotation_holds_current_and_previous_by_holder(vault_server, space
             resolver.resolve_for_holder_sync("agent", tenuo_core.SigningKey.generate().public_key)
 
 
-async def test_previous_versions_skip_deleted_and_destroyed(vault_server, vault_client, space):
+async def test_deleted_and_destroyed_previous_versions_are_holes(vault_server, vault_client,
+                                                                  space):
     keys = [tenuo_core.SigningKey.generate() for _ in range(5)]
     for key in keys:
         space.put("agent", key)  # versions 1..5
     kv2 = vault_client.secrets.kv.v2
     kv2.delete_secret_versions(path=space.path("agent"), versions=[4], mount_point="secret")
     kv2.destroy_secret_versions(path=space.path("agent"), versions=[3], mount_point="secret")
+    # The held window is versions 4 and 3; both are gone, and 2 and 1 stay out of it.
     with make_resolver(vault_server, space, previous_versions=2) as resolver:
         versions = await resolver.resolve_versions("agent")
-    assert [v.version for v in versions.versions] == ["5", "2", "1"]
-    assert [v.public for v in versions.versions] == [pub(keys[4]), pub(keys[1]), pub(keys[0])]
+    assert [v.version for v in versions.versions] == ["5"]
+    with make_resolver(vault_server, space, previous_versions=3) as resolver:
+        versions = await resolver.resolve_versions("agent")
+    assert [v.version for v in versions.versions] == ["5", "2"]
+    assert [v.public for v in versions.versions] == [pub(keys[4]), pub(keys[1])]
     with make_resolver(vault_server, space, previous_versions=0) as resolver:
         versions = await resolver.resolve_versions("agent")
     assert [v.version for v in versions.versions] == ["5"]

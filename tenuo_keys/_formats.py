@@ -7,7 +7,8 @@ Accepted forms of an Ed25519 holder key:
 * hex of either (64 or 128 hex digits);
 * base64 of either, standard or URL-safe, padded or not;
 * PEM PKCS#8 (``-----BEGIN PRIVATE KEY-----``);
-* a JSON object holding any of the text forms under a configurable field.
+* a JSON object holding any of the text forms under a configurable field
+  (an object that names any field twice, at any depth, is refused).
 
 Surrounding whitespace is ignored. Anything else raises
 :class:`~tenuo_keys.errors.KeyFormatError` that names the key id and the forms
@@ -203,9 +204,29 @@ def _from_pem(s: str, fail: Any) -> Any:
         raise fail("PEM PKCS#8 block is not an Ed25519 private key") from None
 
 
+class _DuplicateField(Exception):
+    def __init__(self, name: str) -> None:
+        super().__init__("duplicate JSON field")
+        self.name = name
+
+
+def _unique_fields(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object's fields, refusing a name given twice (``json`` keeps the last)."""
+    doc: dict[str, Any] = {}
+    for name, value in pairs:
+        if name in doc:
+            raise _DuplicateField(name)
+        doc[name] = value
+    return doc
+
+
 def _from_json(s: str, fail: Any, field: str) -> Any:
     try:
-        doc = json.loads(s)
+        doc = json.loads(s, object_pairs_hook=_unique_fields)
+    except _DuplicateField as exc:
+        # Which field is not said when it is not the key field: a name could be a secret.
+        named = f"field {field!r}" if exc.name == field else "a field"
+        raise fail(f"JSON object gives {named} more than once; refused as ambiguous") from None
     except (ValueError, RecursionError):
         raise fail("value starts like JSON but is not valid JSON") from None
     if not isinstance(doc, dict):

@@ -15,7 +15,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 from ._cache import CachePolicy
 from .errors import ResolverConfigError
 
-__all__ = ["ResolverURL"]
+__all__ = ["ResolverURL", "redact_url"]
 
 SECRET_PARAMS = frozenset({
     "token", "password", "secret", "secret_id", "secret_access_key", "aws_secret_access_key",
@@ -24,6 +24,42 @@ SECRET_PARAMS = frozenset({
 _FLOAT_POLICY = ("ttl", "jitter", "refresh_ahead", "max_staleness", "negative_ttl",
                  "error_backoff", "max_backoff")
 _INT_POLICY = ("maxsize", "max_workers")
+
+
+def redact_url(url: str, limit: int = 80) -> str:
+    """``url`` fit to echo in a message: user info, query and fragment replaced.
+
+    A user name or password in the authority becomes ``***@``, every query
+    value ``***`` and a fragment ``#***``; the result is capped at ``limit``
+    characters. Only the scheme, host, port and path survive, so a secret
+    typed anywhere else in the URL is not repeated.
+
+    Args:
+        url: The URL as given (possibly malformed).
+        limit: Longest result.
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return f"<{len(url)} characters>"
+    rest, hash_sign, _ = rest.partition("#")
+    rest, question, query = rest.partition("?")
+    authority, slash, path = rest.partition("/")
+    if "@" in authority:
+        authority = "***@" + authority.rpartition("@")[2]
+    text = f"{scheme}://{authority}{slash}{path}"
+    if question:
+        names = [pair.partition("=")[0] for pair in query.split("&") if pair]
+        text += "?" + "&".join(f"{name}=***" for name in names)
+    if hash_sign:
+        text += "#***"
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _url_problem(exc: ValueError) -> str:
+    message = str(exc)
+    if "port" in message.lower():
+        return "the port is not a number from 0 to 65535"
+    return "it cannot be parsed"
 
 
 class ResolverURL:
@@ -39,14 +75,20 @@ class ResolverURL:
 
     def __init__(self, url: str) -> None:
         if not isinstance(url, str) or "://" not in url:
+            # Not echoed: a key pasted into TENUO_KEY_RESOLVER by mistake lands here.
             raise ResolverConfigError(
-                f"resolver URL must look like 'scheme://...', got {str(url)[:80]!r}"
+                "resolver URL must look like 'scheme://...', got "
+                + (f"a value of {len(url)} characters" if isinstance(url, str)
+                   else type(url).__name__)
             )
         try:
             parts = urlsplit(url)
             port = parts.port
         except ValueError as exc:
-            raise ResolverConfigError(f"malformed resolver URL {url[:80]!r}: {exc}") from None
+            # The reason from urllib may quote the port text, so only its type is named.
+            raise ResolverConfigError(
+                f"malformed resolver URL {redact_url(url)!r} ({_url_problem(exc)})"
+            ) from None
         if parts.password is not None:
             raise ResolverConfigError(
                 f"{parts.scheme}:// URLs must not carry a password; pass secrets through "

@@ -115,3 +115,19 @@ def test_any_32_byte_seed_round_trips_through_every_form(seed):
 def test_any_json_document_gives_a_key_or_key_format_error(doc, field):
     with contextlib.suppress(KeyFormatError):
         decode_signing_key(json.dumps(doc), field=field)
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [
+        '{"key": "%s", "key": "%s"}',
+        '{"key": "%s", "note": 1, "note": 2, "x": "%s"}',
+        '{"key": "%s", "nested": {"a": 1, "a": "%s"}}',
+    ],
+)
+def test_json_with_a_field_given_twice_is_refused(doc):
+    other = tenuo_core.SigningKey.generate()
+    text = doc % (encode_signing_key(KEY), encode_signing_key(other))
+    with pytest.raises(KeyFormatError, match="more than once") as info:
+        decode_signing_key(text, key_id="k", backend="b")
+    assert_no_secret(str(info.value) + repr(info.value), [KEY, other])

@@ -180,7 +180,7 @@ def test_url_maps_one_to_one_onto_constructor_arguments() -> None:
         assert resolver._field == "seed"
         assert repr(resolver) == (
             "GCPSecretManagerKeyResolver(project='my-project', template='svc_{key_id}-holder', "
-            "endpoint='127.0.0.1:8085', held=0)"
+            "endpoint='127.0.0.1:8085', plaintext=True, held=0)"
         )
 
 
@@ -384,7 +384,11 @@ def test_previous_versions_newest_first_and_reused(make: Any, client: FakeClient
     for key in keys:
         client.add("tenuo-keys-agent1", encode_signing_key(key))
     client.secrets["tenuo-keys-agent1"][1][1] = "DISABLED"  # version 2
-    resolver = make(previous_versions=2, timeout=3.0)
+    # The window is versions 3 and 2; the disabled 2 is a hole, and 1 stays out of it.
+    assert [v.version for v in _resolve(make(previous_versions=2), "agent1").versions] == [
+        "4", "3"]
+    client.calls.clear()
+    resolver = make(previous_versions=3, timeout=3.0)
     versions = _resolve(resolver, "agent1")
     assert [v.version for v in versions.versions] == ["4", "3", "1"]
     assert [v.public for v in versions.versions] == [_pub(keys[3]), _pub(keys[2]), _pub(keys[0])]

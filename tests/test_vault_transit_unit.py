@@ -40,7 +40,7 @@ from tenuo_keys.testing import assert_no_secret
 from tenuo_keys.testing._signer_conformance import SignerConformance, SignerHarness
 
 TOKEN = "hvs.UNITTESTTOKENVALUE"
-ADDR = "http://vault.test:8200"
+ADDR = "https://vault.test:8200"  # never contacted: the client is a fake
 ENV = {"VAULT_ADDR": ADDR, "VAULT_TOKEN": TOKEN}
 ISSUER = tenuo_core.SigningKey.generate()
 
@@ -75,8 +75,10 @@ class FakeTransit:
         self.clients: list[FakeClient] = []
 
     def add(self, name: str, *versions: Any, kind: str = "ed25519", derived: bool = False,
-            imported: bool = False, allow_rotation: bool = True) -> None:
+            imported: bool = False, allow_rotation: bool = True,
+            exportable: bool = False) -> None:
         self.keys[name] = {"type": kind, "derived": derived, "imported": imported,
+                           "exportable": exportable,
                            "allow_rotation": allow_rotation, "min_enc": 0,
                            "versions": list(versions) or [tenuo_core.SigningKey.generate()]}
 
@@ -106,7 +108,8 @@ class FakeTransit:
                 public = "-----BEGIN PUBLIC KEY-----\nMFkw...\n-----END PUBLIC KEY-----\n"
             keys[str(n)] = {"name": key["type"], "public_key": public}
         return {"data": {
-            "type": key["type"], "derived": key["derived"], "exportable": False,
+            "type": key["type"], "derived": key["derived"],
+            "exportable": key.get("exportable", False),
             "imported_key": key["imported"], "supports_signing": True, "keys": keys,
             "latest_version": len(key["versions"]), "min_encryption_version": key["min_enc"],
         }}
@@ -303,6 +306,7 @@ class TestFakeTransitConformance(SignerConformance):
         ({"kind": "ecdsa-p256"}, "has type 'ecdsa-p256'; a Tenuo holder key must be ed25519"),
         ({"kind": "rsa-2048"}, "must be ed25519"),
         ({"derived": True}, "is derived"),
+        ({"exportable": True}, "is exportable.*dangerously_allow_exportable"),
     ],
 )
 def test_unsuitable_keys_are_refused_at_construction(transit, options, expected):
@@ -311,6 +315,19 @@ def test_unsuitable_keys_are_refused_at_construction(transit, options, expected)
         make("k")
     assert "key 'k'" in str(info.value)
     assert all(client.closed for client in transit.clients)  # nothing left open
+
+
+def test_exportable_key_signs_only_with_the_loud_opt_in(transit, caplog):
+    key = tenuo_core.SigningKey.generate()
+    transit.add("k", key, exportable=True)
+    with make("k", dangerously_allow_exportable=True) as signer:
+        assert signer.sign(b"m") == bytes(key.sign_raw(b"m"))
+    assert "EXPORTABLE" in caplog.text
+    url = "vault-transit://vault.test/transit/k?dangerously_allow_exportable=1"
+    with VaultTransitSigner.from_url(url, environ=ENV) as signer:
+        assert signer.sign(b"m") == bytes(key.sign_raw(b"m"))
+    with pytest.raises(ResolverConfigError, match="exportable"):
+        VaultTransitSigner.from_url("vault-transit://vault.test/transit/k", environ=ENV)
 
 
 def test_unsuitable_key_with_lazy_fails_each_call_typed(transit):
@@ -680,7 +697,7 @@ def test_public_current_and_by_holder(transit):
     assert bytes(found.public_key.to_bytes()) == found.public
     with pytest.raises(HolderMismatch):
         vt.public("k", environ=ENV, holder=tenuo_core.SigningKey.generate().public_key)
-    via_url = vt.public("k", "vault-transit://vault.test/transit/{key_id}?tls=0",
+    via_url = vt.public("k", "vault-transit://vault.test/transit/{key_id}",
                         environ={"VAULT_TOKEN": TOKEN})
     assert via_url.version == 2
 

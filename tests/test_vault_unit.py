@@ -68,8 +68,8 @@ def test_url_defaults_and_plain_http():
 
 def test_url_without_host_uses_vault_addr():
     r = from_url("vault:///secret/x/{key_id}",
-                 environ={"VAULT_ADDR": "http://10.0.0.1:8200/", **ENV})
-    assert r.addr == "http://10.0.0.1:8200"
+                 environ={"VAULT_ADDR": "https://10.0.0.1:8200/", **ENV})
+    assert r.addr == "https://10.0.0.1:8200"
     assert from_url("vault://", environ=ENV).addr == "https://127.0.0.1:8200"  # the CLI default
     with pytest.raises(ResolverConfigError, match="without a host"):
         from_url("vault:///secret?tls=0")

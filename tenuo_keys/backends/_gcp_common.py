@@ -8,7 +8,6 @@ the status codes that mean the same for every GCP API onto our errors.
 from __future__ import annotations
 
 import functools
-import ipaddress
 import re
 from collections.abc import Callable
 from typing import Any, Final, TypeVar
@@ -18,6 +17,7 @@ from google.api_core import exceptions as gexc
 from google.auth import exceptions as auth_exc
 from google.auth.credentials import AnonymousCredentials, Credentials
 
+from .._transport import GRPC_SIZE_OPTIONS, MAX_RESPONSE_BYTES, check_transport
 from ..errors import (
     BackendUnavailable,
     KeyAccessDenied,
@@ -29,6 +29,7 @@ from ..errors import (
 __all__ = [
     "PROJECT",
     "SHARED_CODES",
+    "bounded_options",
     "build_client",
     "check_client_options",
     "check_insecure",
@@ -52,17 +53,37 @@ SHARED_CODES: Final = (gexc.NotFound, gexc.PermissionDenied, gexc.Unauthenticate
 """Status codes whose meaning is the same for every GCP API (:func:`map_error` maps them)."""
 
 
+def bounded_options(options: Any = ()) -> list[tuple[str, Any]]:
+    """``options`` with the shared response size cap in place of any receive limit.
+
+    gapic transports ask for unlimited messages (``-1``); every channel we
+    build caps what it receives at :data:`~tenuo_keys._transport.MAX_RESPONSE_BYTES`.
+    """
+    capped = {name for name, _ in GRPC_SIZE_OPTIONS}
+    return [*(o for o in options or () if o[0] not in capped), *GRPC_SIZE_OPTIONS]
+
+
 def insecure_channel(host: str, **kwargs: Any) -> grpc.Channel:
     """A plaintext gRPC channel to a loopback test server that reconnects quickly."""
     # A loopback test server comes and goes (the fault tests restart it), so
     # reconnect quickly instead of gRPC's default backoff of up to two minutes.
     options = [
-        *kwargs.get("options", ()),
+        *bounded_options(kwargs.get("options", ())),
         ("grpc.initial_reconnect_backoff_ms", 100),
         ("grpc.min_reconnect_backoff_ms", 100),
         ("grpc.max_reconnect_backoff_ms", 1000),
     ]
     return grpc.insecure_channel(host, options=options)
+
+
+def _secure_channel(transport_type: Any) -> Callable[..., grpc.Channel]:
+    """The transport's own channel factory (TLS, credentials), with the size cap."""
+
+    def create(host: str, **kwargs: Any) -> grpc.Channel:
+        kwargs["options"] = bounded_options(kwargs.get("options", ()))
+        return transport_type.create_channel(host, **kwargs)
+
+    return create
 
 
 def check_project(project: str) -> None:
@@ -76,7 +97,8 @@ def check_project(project: str) -> None:
 
 
 def check_client_options(client: object | None, api_endpoint: str | None, insecure: bool,
-                         credentials: Credentials | None) -> None:
+                         credentials: Credentials | None, *,
+                         allow_insecure_transport: bool = False) -> None:
     """Refuse a client given with settings for building one, and an unsafe ``insecure``.
 
     Raises:
@@ -87,35 +109,38 @@ def check_client_options(client: object | None, api_endpoint: str | None, insecu
         raise ResolverConfigError(
             "pass either client= or api_endpoint/insecure/credentials, not both")
     if insecure:
-        check_insecure(api_endpoint, credentials)
+        check_insecure(api_endpoint, credentials, allowed=allow_insecure_transport)
 
 
-def check_insecure(api_endpoint: str | None, credentials: Credentials | None) -> None:
-    """Allow ``insecure=True`` only towards a loopback endpoint and without credentials.
+def check_insecure(api_endpoint: str | None, credentials: Credentials | None, *,
+                   allowed: bool = False) -> None:
+    """Allow ``insecure=True`` only without credentials, and to loopback unless ``allowed``.
+
+    The loopback rule is the shared transport policy
+    (:func:`~tenuo_keys._transport.check_transport`); ``allowed`` is the
+    ``dangerously_allow_insecure_transport`` opt-in.
 
     Raises:
-        ResolverConfigError: No endpoint, credentials given, or not loopback.
+        ResolverConfigError: No endpoint, credentials given, or not loopback
+            without the opt-in.
     """
     if not api_endpoint:
         raise ResolverConfigError("insecure=True needs api_endpoint (a loopback test server)")
     if credentials is not None:
         raise ResolverConfigError("insecure=True sends no credentials; do not pass credentials=")
     host = api_endpoint.rsplit(":", 1)[0].strip("[]") if ":" in api_endpoint else api_endpoint
-    try:
-        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        loopback = False
-    if not loopback:
-        raise ResolverConfigError(
-            f"insecure=True is only for a test server on loopback, not {api_endpoint!r}: "
-            "keys would cross the network in plaintext"
-        )
+    check_transport(host=host, plaintext=True, unverified=False, allowed=allowed,
+                    what=f"insecure=True (plaintext gRPC, for a test server) to {api_endpoint!r}")
 
 
 def build_client(client_type: Callable[..., ClientT], transport_type: Callable[..., Any], *,
                  api_endpoint: str | None, insecure: bool, credentials: Credentials | None,
                  key_id: str | None, backend: str) -> ClientT:
     """A gapic client: plaintext to a loopback ``api_endpoint`` when ``insecure``, else TLS.
+
+    Either way its channel refuses a message larger than
+    :data:`~tenuo_keys._transport.MAX_RESPONSE_BYTES`; every call passes its
+    own ``timeout``, which gRPC enforces as a deadline for the whole call.
 
     Args:
         client_type: The client class (``SecretManagerServiceClient``...).
@@ -138,7 +163,10 @@ def build_client(client_type: Callable[..., ClientT], transport_type: Callable[.
                 transport=transport,
             )
         options = {"api_endpoint": api_endpoint} if api_endpoint else None
-        return client_type(credentials=credentials, client_options=options)
+        return client_type(
+            credentials=credentials, client_options=options,
+            transport=functools.partial(transport_type, channel=_secure_channel(transport_type)),
+        )
     except auth_exc.DefaultCredentialsError:
         raise KeyAccessDenied(
             "access denied: no Google credentials found; set up Application Default "
@@ -202,6 +230,10 @@ def map_error(exc: BaseException, *, key_id: str | None, what: str, backend: str
             f"the endpoint does not implement this call ({detail(exc)}); is api_endpoint "
             f"a {service}?", key_id=key_id, backend=backend,
         )
+    if isinstance(exc, gexc.ResourceExhausted) and "larger than max" in str(exc.message or ""):
+        return BackendUnavailable(
+            f"response from {service} reading {what} is larger than {MAX_RESPONSE_BYTES} "
+            "bytes; refused", key_id=key_id, backend=backend, retryable=False)
     if isinstance(exc, _UNAVAILABLE):
         return BackendUnavailable(
             f"backend unreachable: {code_name(exc)} reading {what}: {detail(exc)}",

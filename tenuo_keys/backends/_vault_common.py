@@ -22,12 +22,22 @@ import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, TypeVar
+from urllib.parse import urljoin, urlsplit
 
 import hvac
 import hvac.exceptions
 import requests
 from requests.adapters import HTTPAdapter
 
+from .._transport import (
+    INSECURE_OPT_IN,
+    MAX_RESPONSE_BYTES,
+    bounded_pools,
+    check_transport,
+    origin,
+    read_bounded,
+    total_deadline,
+)
 from .._url import ResolverURL
 from ..errors import (
     BackendUnavailable,
@@ -219,10 +229,16 @@ class Connection:
     cert: str | tuple[str, str] | None
     timeout: float
     renew: bool
+    insecure_allowed: bool = False
 
     def __repr__(self) -> str:
         return (f"Connection(addr={self.addr!r}, auth={self.credentials.method!r}, "
-                f"namespace={self.namespace!r})")
+                f"namespace={self.namespace!r}{self.transport_note})")
+
+    @property
+    def transport_note(self) -> str:
+        """``", verify=False"`` (for a repr) when TLS certificates are not verified, else ''."""
+        return ", verify=False" if self.verify is False and self.addr.startswith("https:") else ""
 
     @classmethod
     def build(
@@ -230,12 +246,18 @@ class Connection:
         secret_id: str | None, role: str | None, jwt: str | None, jwt_path: str | None,
         auth_mount: str | None, namespace: str | None, verify: bool | None,
         ca_cert: str | None, client_cert: str | None, client_key: str | None, timeout: float,
-        renew: bool, env: Mapping[str, str],
+        renew: bool, env: Mapping[str, str], insecure_allowed: bool = False,
     ) -> Connection:
         """Settle the arguments against the environment; no I/O.
 
+        Plaintext (``http://``) or an unverified certificate (``verify=False``,
+        ``$VAULT_SKIP_VERIFY``) to a host that is not loopback is refused
+        unless ``insecure_allowed`` (the ``dangerously_allow_insecure_transport``
+        opt-in, see :mod:`tenuo_keys._transport`).
+
         Raises:
-            ResolverConfigError: A bad address or timeout, missing credentials, ...
+            ResolverConfigError: A bad address or timeout, missing credentials,
+                insecure transport to a remote host, ...
         """
         checked_addr = check_addr(addr or env.get("VAULT_ADDR") or DEFAULT_ADDR)
         if not (timeout > 0 and math.isfinite(timeout)):
@@ -256,6 +278,11 @@ class Connection:
         cert: str | tuple[str, str] | None = client_cert
         if client_cert and client_key:
             cert = (client_cert, client_key)
+        check_transport(
+            host=urlsplit(checked_addr).hostname or "", plaintext=checked_addr.startswith("http:"),
+            unverified=not verify and checked_addr.startswith("https:"),
+            allowed=insecure_allowed, what="Vault address",
+        )
         return cls(
             addr=checked_addr,
             credentials=credentials,
@@ -265,6 +292,7 @@ class Connection:
             cert=cert,
             timeout=float(timeout),
             renew=renew,
+            insecure_allowed=insecure_allowed,
         )
 
     def open_session(self, *, pool_size: int, backend: str = BACKEND) -> Session:
@@ -307,7 +335,7 @@ def _connection_options(url: ResolverURL) -> dict[str, Any]:
         value = url.pop_optional(name)
         if value is not None:
             options[name] = value
-    for name in ("verify", "renew"):
+    for name in ("verify", "renew", INSECURE_OPT_IN):
         flag = pop_opt_bool(url, name)
         if flag is not None:
             options[name] = flag
@@ -348,6 +376,81 @@ def url_options(url: ResolverURL, template_option: str) -> dict[str, Any]:
     return options
 
 
+# --------------------------------------------------------------------------- HTTP
+
+
+class _SameOriginSession(requests.Session):
+    """A ``requests`` session that follows redirects only within the same origin.
+
+    ``requests`` strips ``Authorization`` on a cross-origin redirect but not
+    ``X-Vault-Token``, and a 307/308 re-sends the body (a new key on a
+    write). Vault's standby redirect points at the active node's address, so
+    a redirect to another scheme, host or port is refused instead.
+    """
+
+    def __init__(self, backend: str) -> None:
+        super().__init__()
+        self._backend = backend
+
+    def get_redirect_target(self, resp: requests.Response) -> str | None:
+        target = super().get_redirect_target(resp)
+        if target is None:
+            return None
+        here = resp.url or ""
+        there = urljoin(here, target)
+        if origin(there) != origin(here):
+            scheme, host, port = origin(there)
+            raise BackendUnavailable(
+                f"Vault at {_origin_text(origin(here))} redirected to another origin "
+                f"({scheme}://{host}:{port}); refused, since the token and any key being written "
+                "would go with it (point addr at the active node)",
+                backend=self._backend, retryable=False,
+            )
+        return target
+
+
+def _origin_text(parts: tuple[str, str, int | None]) -> str:
+    scheme, host, port = parts
+    return f"{scheme}://{host}:{port}"
+
+
+class _BoundedAdapter(HTTPAdapter):
+    """An ``HTTPAdapter`` that gives each request a total deadline and a size cap.
+
+    The shared mechanism of :mod:`tenuo_keys._transport`: its pools cut a
+    request whose connect, send or headers outlast ``total``; the body is
+    read by :func:`~tenuo_keys._transport.read_bounded` within what is left.
+    """
+
+    def __init__(self, *, total: float, max_bytes: int, backend: str, **kwargs: Any) -> None:
+        self._total = total
+        self._max_bytes = max_bytes
+        self._backend = backend
+        super().__init__(**kwargs)
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        bounded_pools(self.poolmanager)
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
+        return bounded_pools(super().proxy_manager_for(proxy, **proxy_kwargs))
+
+    def send(self, request: requests.PreparedRequest, stream: bool = False,
+             timeout: Any = None, verify: bool | str = True, cert: Any = None,
+             proxies: dict[str, str] | None = None) -> requests.Response:
+        parts = urlsplit(request.url or "")
+        where = f"Vault at {parts.scheme}://{parts.netloc.rpartition('@')[2]}"
+        with total_deadline(self._total, where=where, backend=self._backend) as deadline:
+            response = super().send(request, stream=True, timeout=(self._total, self._total),
+                                    verify=verify, cert=cert, proxies=proxies)
+            body = read_bounded(response.raw, deadline=deadline, max_bytes=self._max_bytes,
+                                where=where, decode_content=True, backend=self._backend,
+                                budget=self._total)
+        response._content = body
+        response._content_consumed = True
+        return response
+
+
 # --------------------------------------------------------------------------- session
 
 
@@ -369,8 +472,9 @@ class Session:
         verify: bool | str, cert: str | tuple[str, str] | None, timeout: float, renew: bool,
         pool_size: int, backend: str = BACKEND,
     ) -> None:
-        session = requests.Session()
-        adapter = HTTPAdapter(pool_connections=2, pool_maxsize=max(10, pool_size))
+        session = _SameOriginSession(backend)
+        adapter = _BoundedAdapter(total=timeout, max_bytes=MAX_RESPONSE_BYTES, backend=backend,
+                                  pool_connections=2, pool_maxsize=max(10, pool_size))
         session.mount("http://", adapter)
         session.mount("https://", adapter)
         # hvac prefers a given session's verify/cert over its own arguments.
@@ -426,8 +530,8 @@ class Session:
                     f"access denied: Vault policy does not allow {what} on {where}",
                     key_id=key_id, backend=self.backend,
                 ) from None
-            except KeyResolutionError:
-                raise
+            except KeyResolutionError as exc:
+                raise exc.with_context(key_id=key_id, backend=self.backend) from None
             except Exception as exc:
                 raise map_error(exc, key_id=key_id, what=what, where=where, addr=self.addr,
                                  timeout=self.timeout, backend=self.backend) from None

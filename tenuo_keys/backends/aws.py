@@ -79,6 +79,14 @@ from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from .._cache import CacheObserver, CachePolicy
 from .._resolver import BackendKeyResolver, KeyMaterial, StoredKey, check_key_id
+from .._transport import (
+    INSECURE_OPT_IN,
+    MAX_RESPONSE_BYTES,
+    bounded_pools,
+    check_transport,
+    read_bounded,
+    total_deadline,
+)
 from .._url import ResolverURL
 from ..errors import (
     BackendUnavailable,
@@ -186,17 +194,31 @@ class AWSSecretsManagerKeyResolver(BackendKeyResolver):
             it is not closed by :meth:`close`. Excludes the client options.
         config: A ``botocore.config.Config`` merged over the defaults below.
         connect_timeout: Seconds to connect (default 2).
-        read_timeout: Seconds to wait for a response (default 5).
+        read_timeout: Seconds to wait for each read of a response (default 5).
+        request_timeout: Total seconds one HTTP request may take, its whole
+            body included, which is also capped at 4 MiB (default: connect
+            plus read timeout). A server that drips its answer cannot hold a
+            worker longer.
         max_attempts: Total attempts per call, retries included, with
             botocore's ``standard`` retry mode (default 3).
         cache: Cache policy. When None, ``$SECRETS_MANAGER_TTL`` (seconds), if
             set, is the TTL; otherwise the default policy.
         observers: Cache event observers.
         field: JSON field holding the key when a secret is a JSON object.
+        dangerously_allow_insecure_transport: Allow a plaintext ``http://``
+            endpoint (``endpoint_url`` or botocore's ``$AWS_ENDPOINT_URL...``)
+            on a host that is not loopback. Without it that is refused at
+            construction: requests are signed, but secret values would
+            cross the network in plaintext. URL:
+            ``?dangerously_allow_insecure_transport=1``.
+
+    With ``client=`` the caller's client is used as is: the transport
+    policy and the request bounds apply to clients this resolver builds.
 
     Raises:
         ResolverConfigError: A bad template, region, profile or ``$SECRETS_MANAGER_TTL``,
-            or ``client`` together with client options.
+            or ``client`` together with client options, or a plaintext
+            endpoint that is not loopback.
     """
 
     backend = "awssm"
@@ -216,6 +238,8 @@ class AWSSecretsManagerKeyResolver(BackendKeyResolver):
         cache: CachePolicy | None = None,
         observers: Iterable[CacheObserver] = (),
         field: str = "key",
+        request_timeout: float | None = None,
+        dangerously_allow_insecure_transport: bool = False,
     ) -> None:
         self._prefix, self._suffix = _split_template(template)
         self.template = template
@@ -225,7 +249,7 @@ class AWSSecretsManagerKeyResolver(BackendKeyResolver):
             "region_name": region_name, "profile_name": profile_name,
             "endpoint_url": endpoint_url, "config": config,
             "connect_timeout": connect_timeout, "read_timeout": read_timeout,
-            "max_attempts": max_attempts,
+            "max_attempts": max_attempts, "request_timeout": request_timeout,
         }
         if client is not None:
             given = sorted(name for name, value in options.items() if value is not None)
@@ -242,6 +266,20 @@ class AWSSecretsManagerKeyResolver(BackendKeyResolver):
                 max_attempts=max_attempts, pool=self.cache.policy.max_workers + 2,
             )
             self._owns_client = True
+            endpoint = str(self._client.meta.endpoint_url or "")
+            check_transport(
+                host=urlsplit(endpoint).hostname or "", plaintext=endpoint.startswith("http:"),
+                unverified=False, allowed=dangerously_allow_insecure_transport,
+                what="Secrets Manager endpoint",
+            )
+            if request_timeout is None:
+                request_timeout = ((2.0 if connect_timeout is None else connect_timeout)
+                                   + (5.0 if read_timeout is None else read_timeout))
+            if not (request_timeout > 0 and math.isfinite(request_timeout)):
+                raise ResolverConfigError(
+                    f"request_timeout must be a positive number of seconds, got "
+                    f"{request_timeout!r}")
+            _bound_requests(self._client, total=float(request_timeout), backend=self.backend)
         self._lock = threading.Lock()
         # Parsed keys by version id, per key id. Version ids are immutable, so
         # a version held here never needs downloading again.
@@ -263,7 +301,8 @@ class AWSSecretsManagerKeyResolver(BackendKeyResolver):
         (``awssm://us-east-1/tenuo/keys/`` means ``tenuo/keys/{key_id}``), and
         no path means :data:`DEFAULT_TEMPLATE`. Parameters: ``field``,
         ``endpoint_url``, ``profile``, ``connect_timeout``, ``read_timeout``,
-        ``max_attempts`` and the shared cache parameters (``ttl``,
+        ``request_timeout``, ``max_attempts``,
+        ``dangerously_allow_insecure_transport`` and the shared cache parameters (``ttl``,
         ``max_staleness``, ...), over ``$SECRETS_MANAGER_TTL`` when set.
         Credentials never go in the URL.
         """
@@ -291,6 +330,8 @@ class AWSSecretsManagerKeyResolver(BackendKeyResolver):
         profile = url.pop_optional("profile")
         connect_timeout = url.pop_float("connect_timeout", None)
         read_timeout = url.pop_float("read_timeout", None)
+        request_timeout = url.pop_float("request_timeout", None)
+        insecure = url.pop_bool(INSECURE_OPT_IN, False)
         attempts = url.pop_optional("max_attempts")
         max_attempts = None if attempts is None else _int_param("max_attempts", attempts)
         base = kwargs.pop("cache", None) or policy_from_env() or CachePolicy()
@@ -299,7 +340,9 @@ class AWSSecretsManagerKeyResolver(BackendKeyResolver):
         return cls(
             template, region_name=region, profile_name=profile, endpoint_url=endpoint_url,
             connect_timeout=connect_timeout, read_timeout=read_timeout,
-            max_attempts=max_attempts, cache=cache, field=field, **kwargs,
+            max_attempts=max_attempts, cache=cache, field=field,
+            request_timeout=request_timeout, dangerously_allow_insecure_transport=insecure,
+            **kwargs,
         )
 
     @property
@@ -640,6 +683,8 @@ class AWSSecretsManagerKeyResolver(BackendKeyResolver):
               **kwargs: Any) -> _T:
         try:
             return fn(**kwargs)
+        except KeyResolutionError as exc:  # from the request bounds (_bound_requests)
+            raise exc.with_context(key_id=key_id, backend=self.backend) from None
         except (ClientError, BotoCoreError) as exc:
             raise self._error(exc, op, key_id, name) from None
 
@@ -786,6 +831,40 @@ def _build_client(
         ) from None
     except ValueError as exc:  # e.g. a malformed endpoint_url
         raise ResolverConfigError(f"cannot build the Secrets Manager client: {exc}") from None
+
+
+def _bound_requests(client: Any, *, total: float, backend: str) -> None:
+    """Give every HTTP request of ``client`` a total deadline and a response size cap.
+
+    botocore limits each read (``read_timeout``), not the request, and reads
+    any body whole. Its ``urllib3`` pool managers are made deadline-aware
+    (:func:`~tenuo_keys._transport.bounded_pools`), and its HTTP session's
+    ``send`` is wrapped so the body is left unread by botocore
+    (``stream_output``) and read here by
+    :func:`~tenuo_keys._transport.read_bounded`; the parser then finds it in
+    place as the response's content.
+    """
+    http = client._endpoint.http_session
+    send = http.send
+    get_manager = http._get_connection_manager
+    where = f"Secrets Manager at {_redact_url(str(client.meta.endpoint_url or ''))}"
+
+    def bounded_manager(*args: Any, **kwargs: Any) -> Any:
+        return bounded_pools(get_manager(*args, **kwargs))
+
+    def bounded_send(request: Any) -> Any:
+        with total_deadline(total, where=where, backend=backend) as deadline:
+            streamed = request.stream_output
+            request.stream_output = True
+            response = send(request)
+            if not streamed:
+                response._content = read_bounded(
+                    response.raw, deadline=deadline, max_bytes=MAX_RESPONSE_BYTES,
+                    where=where, decode_content=False, backend=backend, budget=total)
+        return response
+
+    http._get_connection_manager = bounded_manager
+    http.send = bounded_send
 
 
 def _stage_ids(stages: Mapping[str, Sequence[str]]) -> tuple[str | None, str | None]:

@@ -166,14 +166,17 @@ class GCPSecretManagerKeyResolver(BackendKeyResolver):
         project: Project id or number.
         template: Secret id of a key, with ``{key_id}`` where the id goes.
         version: ``"latest"`` or a version number to pin (``"3"``).
-        previous_versions: How many previous ENABLED versions (older than the
-            current one) to hold for rotation; 0 saves a list call per refresh.
+        previous_versions: How many version numbers just below the current
+            one to hold for rotation (those that are ENABLED; a disabled or
+            destroyed one is a hole, not replaced by an older one); 0 saves a
+            list call per refresh.
         label: ``"key=value"``: :meth:`list_key_ids` lists secrets with this
             label instead of by name prefix, and :meth:`store_key` sets it on
             the secrets it creates.
         api_endpoint: ``host:port`` of another endpoint (regional, private, test).
         insecure: Talk plaintext gRPC to ``api_endpoint`` without credentials.
-            Only for a test server on loopback; other hosts are refused.
+            Only for a test server on loopback; other hosts are refused
+            unless ``dangerously_allow_insecure_transport``.
         timeout: Deadline in seconds of each backend call.
         retry: A ``google.api_core.retry.Retry`` for reads; default none (the
             cache retries). Writes are never retried.
@@ -182,6 +185,10 @@ class GCPSecretManagerKeyResolver(BackendKeyResolver):
         cache: Cache policy.
         observers: Cache event observers.
         field: JSON field holding the key when a payload is a JSON object.
+        dangerously_allow_insecure_transport: Allow ``insecure`` towards a
+            host that is not loopback (e.g. an emulator on another host);
+            keys then cross the network in plaintext. URL:
+            ``?dangerously_allow_insecure_transport=1``.
 
     Raises:
         ResolverConfigError: An argument is invalid or two conflict.
@@ -206,6 +213,7 @@ class GCPSecretManagerKeyResolver(BackendKeyResolver):
         cache: CachePolicy | None = None,
         observers: Iterable[CacheObserver] = (),
         field: str = "key",
+        dangerously_allow_insecure_transport: bool = False,
     ) -> None:
         check_project(project)
         version = str(version)
@@ -221,7 +229,8 @@ class GCPSecretManagerKeyResolver(BackendKeyResolver):
             raise ResolverConfigError(f"timeout must be > 0 seconds, got {timeout!r}")
         self._template = _Template(template)
         self._label = _parse_label(label)
-        check_client_options(client, api_endpoint, insecure, credentials)
+        check_client_options(client, api_endpoint, insecure, credentials,
+                             allow_insecure_transport=dangerously_allow_insecure_transport)
         super().__init__(cache=cache, observers=observers, field=field)
         self.project = project
         self.template = template
@@ -250,10 +259,11 @@ class GCPSecretManagerKeyResolver(BackendKeyResolver):
 
         Query parameters, one per constructor argument: ``field``, ``version``,
         ``previous_versions``, ``label``, ``api_endpoint``, ``insecure``,
-        ``timeout``, plus the shared cache parameters (``ttl``,
-        ``max_staleness``...). The template defaults to ``tenuo-keys-{key_id}``.
-        Clients and credentials are passed as keyword arguments, never in the URL;
-        keyword arguments override the URL's values.
+        ``dangerously_allow_insecure_transport``, ``timeout``, plus the shared
+        cache parameters (``ttl``, ``max_staleness``...). The template defaults
+        to ``tenuo-keys-{key_id}``. Clients and credentials are passed as
+        keyword arguments, never in the URL; keyword arguments override the
+        URL's values.
         """
         if not url.host or url.port is not None or url.username is not None:
             raise ResolverConfigError(
@@ -271,6 +281,8 @@ class GCPSecretManagerKeyResolver(BackendKeyResolver):
             "label": url.pop_optional("label"),
             "api_endpoint": url.pop_optional("api_endpoint"),
             "insecure": url.pop_bool("insecure", False),
+            "dangerously_allow_insecure_transport": url.pop_bool(
+                "dangerously_allow_insecure_transport", False),
             "timeout": timeout,
             "cache": url.pop_cache_policy(),
         }
@@ -341,7 +353,11 @@ class GCPSecretManagerKeyResolver(BackendKeyResolver):
                              "page_size": _VERSIONS_PAGE},
                     retry=self._retry, timeout=self.timeout,
                 )
-                if (number := _version_of(v.name)) is not None and number < current
+                # The held window is the `previous_versions` numbers just below the
+                # current one: a disabled or destroyed version in it is a hole, never a
+                # reason to reach further back (that would revive a rotated-out key).
+                if (number := _version_of(v.name)) is not None
+                and current - self.previous_versions <= number < current
             ]
         except gexc.PermissionDenied:
             self._warn_once(
@@ -521,7 +537,8 @@ class GCPSecretManagerKeyResolver(BackendKeyResolver):
         endpoint = self.api_endpoint or DEFAULT_ENDPOINT
         return (
             f"GCPSecretManagerKeyResolver(project={self.project!r}, "
-            f"template={self.template!r}, endpoint={endpoint!r}, held={len(self.cache)})"
+            f"template={self.template!r}, endpoint={endpoint!r}"
+            f"{', plaintext=True' if self.insecure else ''}, held={len(self.cache)})"
         )
 
 

@@ -286,8 +286,8 @@ class GCPKMSSigner(RemoteSigner[KMSKeyInfo, _Settings, _SharedClient]):
 
     e.g. ``gcpkms://my-project/global/tenuo/tenuo-{key_id}``. Parameters:
     ``api_endpoint``, ``insecure`` (plaintext to a loopback test server),
-    ``timeout``, ``refresh_interval``, ``max_age``, ``max_data_bytes``,
-    ``lazy``. Credentials never go in URLs.
+    ``dangerously_allow_insecure_transport``, ``timeout``,
+    ``refresh_interval``, ``max_age``, ``max_data_bytes``, ``lazy``. Credentials never go in URLs.
 
     Errors: NOT_FOUND is ``KeyNotFound``; PERMISSION_DENIED and
     UNAUTHENTICATED are ``KeyAccessDenied``; UNAVAILABLE, DEADLINE_EXCEEDED,
@@ -311,7 +311,8 @@ class GCPKMSSigner(RemoteSigner[KMSKeyInfo, _Settings, _SharedClient]):
         name_template: CryptoKey id, with at most one ``{key_id}``.
         api_endpoint: ``host:port`` of another endpoint (regional, private, test).
         insecure: Plaintext gRPC to ``api_endpoint`` without credentials;
-            only for a test server on loopback (other hosts are refused).
+            only for a test server on loopback (other hosts are refused
+            unless ``dangerously_allow_insecure_transport``).
         credentials: ``google.auth`` credentials (default: ADC).
         client: A ``KeyManagementServiceClient`` to use (never closed by us).
         timeout: Deadline in seconds of each call.
@@ -324,6 +325,9 @@ class GCPKMSSigner(RemoteSigner[KMSKeyInfo, _Settings, _SharedClient]):
         lazy: Read the key on first use instead of in the constructor; a key
             that turns out unsuitable then fails each call with
             ``KeyResolutionError``.
+        dangerously_allow_insecure_transport: Allow ``insecure`` towards a
+            host that is not loopback (an emulator on another host). URL:
+            ``?dangerously_allow_insecure_transport=1``.
 
     Raises:
         ResolverConfigError: Bad settings, or a key that cannot sign PoPs.
@@ -352,6 +356,7 @@ class GCPKMSSigner(RemoteSigner[KMSKeyInfo, _Settings, _SharedClient]):
         max_age: float = MAX_AGE,
         max_data_bytes: int = MAX_DATA_BYTES,
         lazy: bool = False,
+        dangerously_allow_insecure_transport: bool = False,
     ) -> None:
         check_project(project)
         if not isinstance(location, str) or not _LOCATION.fullmatch(location):
@@ -368,7 +373,8 @@ class GCPKMSSigner(RemoteSigner[KMSKeyInfo, _Settings, _SharedClient]):
                 or max_data_bytes <= 0:
             raise ResolverConfigError(
                 f"max_data_bytes must be a positive integer, got {max_data_bytes!r}")
-        check_client_options(client, api_endpoint, insecure, credentials)
+        check_client_options(client, api_endpoint, insecure, credentials,
+                             allow_insecure_transport=dangerously_allow_insecure_transport)
         settings = _Settings(project, location, key_ring, name_template, float(timeout), retry,
                              float(refresh_interval), float(max_age), max_data_bytes,
                              api_endpoint or DEFAULT_ENDPOINT)
@@ -439,8 +445,8 @@ class GCPKMSSigner(RemoteSigner[KMSKeyInfo, _Settings, _SharedClient]):
         endpoint = parsed.pop_optional("api_endpoint")
         if endpoint is not None:
             options["api_endpoint"] = endpoint
-        for flag in ("insecure", "lazy"):
-            if parsed.pop_bool(flag, False):  # both default to False
+        for flag in ("insecure", "lazy", "dangerously_allow_insecure_transport"):
+            if parsed.pop_bool(flag, False):  # all default to False
                 options[flag] = True
         for name in ("timeout", "refresh_interval", "max_age"):
             number = parsed.pop_float(name, None)

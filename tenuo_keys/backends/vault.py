@@ -60,8 +60,6 @@ __all__ = ["VaultKeyResolver"]
 logger = logging.getLogger("tenuo_keys.vault")
 
 MAX_PREVIOUS_VERSIONS: Final = 20
-_EXTRA_PROBES: Final = 8
-"""Deleted or destroyed KV versions skipped, at most, while looking for previous versions."""
 _KEY_ID_PART = re.compile(r"[A-Za-z0-9._@:+=,~-]+")
 
 
@@ -75,9 +73,11 @@ class VaultKeyResolver(BackendKeyResolver):
     ``/`` only with ``allow_slash=True`` (then ``.``/``..``/empty segments are
     still refused), so an id can never escape the template.
 
-    **Versions.** On KV v2 the current version and up to ``previous_versions``
-    earlier ones are read (deleted and destroyed versions are skipped), so a
-    warrant minted before a rotation still finds its holder key; version
+    **Versions.** On KV v2 the current version and the ``previous_versions``
+    version numbers just below it are held, so a warrant minted before a
+    rotation still finds its holder key. A deleted or destroyed version
+    among those is a hole, not a reason to reach further back: deleting a
+    previous version revokes it without bringing an older one back; version
     labels are the KV version numbers. The current version number comes from
     the metadata that the data endpoint returns with the latest version, so
     reads need only ``read`` on ``<mount>/data/...`` (``list`` on
@@ -121,14 +121,19 @@ class VaultKeyResolver(BackendKeyResolver):
     The first path segment is the mount and the rest the template (both
     optional); ``mount=a/b`` names a nested mount, and the whole path is
     then the template. ``vault:///...`` with no host uses ``$VAULT_ADDR``.
-    HTTPS is the default; ``tls=0`` means plain HTTP (development only).
+    HTTPS is the default; ``tls=0`` means plain HTTP, accepted only to a
+    loopback host (or with ``dangerously_allow_insecure_transport=1``);
+    ``verify=0`` likewise. Redirects are followed only within the same
+    origin (scheme, host and port): one to anywhere else is refused, since
+    the token (and a key being written) would go with it.
     Other parameters map one-to-one onto the arguments below: ``kv`` (1 or
     2), ``field``, ``transit``, ``previous_versions``, ``allow_slash``,
     ``auth``, ``auth_mount``, ``role``, ``jwt_path``, ``namespace``,
     ``verify``, ``ca_cert``, ``client_cert``, ``client_key``, ``timeout``,
-    ``renew``, plus the shared cache parameters (``ttl``, ``max_staleness``,
-    ...). Secrets (tokens, secret ids, JWTs) never go in URLs: they come
-    from the environment or from keyword arguments of ``resolver_from_url``.
+    ``renew``, ``dangerously_allow_insecure_transport``, plus the shared
+    cache parameters (``ttl``, ``max_staleness``, ...). Secrets (tokens,
+    secret ids, JWTs) never go in URLs: they come from the environment or
+    from keyword arguments of ``resolver_from_url``.
 
     Errors: 403 is :class:`~tenuo_keys.errors.KeyAccessDenied`; a missing
     secret, version or Transit key is ``KeyNotFound``; a secret without the
@@ -145,8 +150,9 @@ class VaultKeyResolver(BackendKeyResolver):
         field: Field of the KV secret that holds the key.
         kv_version: 1 or 2, the KV engine version of ``mount``.
         transit: Read exportable Transit keys instead of KV secrets.
-        previous_versions: Versions before the current one to hold (KV v2
-            and Transit) for rotation; 0 holds only the current one.
+        previous_versions: Versions just before the current one to hold (KV v2
+            and Transit) for rotation; 0 holds only the current one. Deleted
+            or destroyed versions among them count (they are holes).
         allow_slash: Let key ids contain ``/`` (sub-paths of the template).
         auth: ``"token"``, ``"approle"``, ``"kubernetes"`` or ``"jwt"``.
         token: Vault token (``auth="token"``).
@@ -162,11 +168,17 @@ class VaultKeyResolver(BackendKeyResolver):
         ca_cert: CA bundle file (or directory) to verify it with.
         client_cert: Client certificate file for TLS client authentication.
         client_key: Its private key file.
-        timeout: Seconds to wait for each Vault request.
+        timeout: Total seconds each Vault request may take (connecting,
+            the headers and the whole body, which is also capped at 4 MiB).
         renew: Renew renewable tokens in the background before they expire.
         cache: The cache policy.
         observers: Cache event observers.
         environ: Mapping read instead of ``os.environ`` (for tests).
+        dangerously_allow_insecure_transport: Allow plaintext HTTP or an
+            unverified certificate (``verify=False``, ``$VAULT_SKIP_VERIFY``)
+            to a host that is not loopback. Without it that is refused:
+            the token and keys would be exposed on the network. Loopback
+            needs no opt-in. URL: ``?dangerously_allow_insecure_transport=1``.
 
     Raises:
         ResolverConfigError: Inconsistent or missing settings (no credentials,
@@ -204,6 +216,7 @@ class VaultKeyResolver(BackendKeyResolver):
         cache: CachePolicy | None = None,
         observers: Iterable[CacheObserver] = (),
         environ: Mapping[str, str] | None = None,
+        dangerously_allow_insecure_transport: bool = False,
     ) -> None:
         env: Mapping[str, str] = os.environ if environ is None else environ
         check_addr(addr or env.get("VAULT_ADDR") or DEFAULT_ADDR)
@@ -231,7 +244,9 @@ class VaultKeyResolver(BackendKeyResolver):
             jwt=jwt, jwt_path=jwt_path, auth_mount=auth_mount, namespace=namespace,
             verify=verify, ca_cert=ca_cert, client_cert=client_cert, client_key=client_key,
             timeout=timeout, renew=renew, env=env,
+            insecure_allowed=dangerously_allow_insecure_transport,
         )
+        self._transport_note = connection.transport_note
         self.addr = connection.addr
         self.namespace = connection.namespace
         self.timeout = connection.timeout
@@ -305,11 +320,11 @@ class VaultKeyResolver(BackendKeyResolver):
                 key_id=key_id, backend=self.backend,
             )
         versions = [StoredKey(self._material(key_id, data, where), str(current))]
-        version = current - 1
-        probes = self.previous_versions + _EXTRA_PROBES
-        while version >= 1 and len(versions) <= self.previous_versions and probes > 0:
-            probes -= 1
-            wanted = version
+        # Held versions are the `previous_versions` numbers just below the current one,
+        # in Vault's own ordering. A deleted or destroyed one is a hole: looking further
+        # back would bring a version rotated out earlier back to life (deleting a
+        # compromised version must never resurrect an older one).
+        for wanted in range(current - 1, max(0, current - 1 - self.previous_versions), -1):
             try:
                 _, old, gone = self._session.call(
                     functools.partial(self._kv2_read, path, wanted), key_id=key_id, what="read",
@@ -323,9 +338,8 @@ class VaultKeyResolver(BackendKeyResolver):
                 logger.warning("tenuo_keys: cannot read older versions of key %r: %s",
                                key_id, exc.reason)
                 break
-            version -= 1
             if old is None:
-                logger.debug("tenuo_keys: %s version %d is %s; skipped", where, wanted, gone)
+                logger.debug("tenuo_keys: %s version %d is %s; not held", where, wanted, gone)
                 continue
             try:
                 versions.append(StoredKey(self._material(key_id, old, where), str(wanted)))
@@ -543,7 +557,7 @@ class VaultKeyResolver(BackendKeyResolver):
         return (
             f"VaultKeyResolver(addr={self.addr!r}, source={source!r}, mount={self.mount!r}, "
             f"template={self.path_template!r}, field={self.field!r}, auth={self.auth_method!r}, "
-            f"namespace={self.namespace!r}, held={len(self.cache)})"
+            f"namespace={self.namespace!r}{self._transport_note}, held={len(self.cache)})"
         )
 
 

@@ -159,8 +159,14 @@ class TransitKeyInfo:
         return next((v for v in self.versions if v.public == raw), None)
 
 
-def _parse_key(name: str, data: Any) -> TransitKeyInfo:
+def _parse_key(name: str, data: Any, *, allow_exportable: bool = False) -> TransitKeyInfo:
     """Check a ``read_key`` answer and keep its public keys.
+
+    Args:
+        name: The Transit key name.
+        data: The answer's ``data``.
+        allow_exportable: Accept a key whose private half can be exported
+            (``dangerously_allow_exportable``); it is logged as a warning.
 
     Raises:
         ValueError: The key cannot sign Tenuo PoPs; the message says why.
@@ -177,6 +183,15 @@ def _parse_key(name: str, data: Any) -> TransitKeyInfo:
             "a per-context key, not the holder's; create the key without derived")
     if data.get("supports_signing") is False:
         raise ValueError(f"Transit key {name!r} does not support signing")
+    if data.get("exportable"):
+        if not allow_exportable:
+            raise ValueError(
+                f"Transit key {name!r} is exportable: its private key can be read out of "
+                "Vault, so it is not a sealed signing key. Use a non-exportable key "
+                "(create_key / import_key), or pass dangerously_allow_exportable=True "
+                "(URL: ?dangerously_allow_exportable=1) to accept the risk")
+        logger.warning("tenuo_keys: Transit key %r is EXPORTABLE and used for signing "
+                       "(dangerously_allow_exportable is set)", name)
     keys = data.get("keys")
     if not isinstance(keys, dict) or not keys:
         raise ValueError(f"Transit key {name!r} holds no key versions")
@@ -227,6 +242,7 @@ class _Settings:
     refresh_interval: float
     max_age: float
     connection: Connection
+    allow_exportable: bool = False
 
 
 # --------------------------------------------------------------------------- the signer
@@ -271,9 +287,10 @@ class VaultTransitSigner(RemoteSigner[TransitKeyInfo, _Settings, _SharedSession]
     ``vault-transit://vault:8200/transit/agent1`` (one fixed key). Parameters
     are those of ``vault://`` for the connection (``tls``, ``auth``,
     ``auth_mount``, ``role``, ``jwt_path``, ``namespace``, ``verify``,
-    ``ca_cert``, ``client_cert``, ``client_key``, ``timeout``, ``renew``),
-    plus ``mount`` (a nested mount), ``refresh_interval``, ``max_age`` and
-    ``lazy``. Secrets never go in URLs.
+    ``ca_cert``, ``client_cert``, ``client_key``, ``timeout``, ``renew``,
+    ``dangerously_allow_insecure_transport``), plus ``mount`` (a nested
+    mount), ``refresh_interval``, ``max_age``, ``lazy`` and
+    ``dangerously_allow_exportable``. Secrets never go in URLs.
 
     Errors: 403 is ``KeyAccessDenied`` (a rejected token, or a policy without
     ``update`` on ``MOUNT/sign/NAME`` / ``read`` on ``MOUNT/keys/NAME``); a
@@ -301,7 +318,12 @@ class VaultTransitSigner(RemoteSigner[TransitKeyInfo, _Settings, _SharedSession]
             a Tenuo PoP. Accepted only to refuse it clearly.
         auth, token, role_id, secret_id, role, jwt, jwt_path, auth_mount,
         namespace, verify, ca_cert, client_cert, client_key, timeout, renew,
-        environ: As for :class:`~tenuo_keys.backends.vault.VaultKeyResolver`.
+        environ, dangerously_allow_insecure_transport: As for
+            :class:`~tenuo_keys.backends.vault.VaultKeyResolver`.
+        dangerously_allow_exportable: Sign with a Transit key marked
+            ``exportable`` (its private half can be read out of Vault).
+            Without it such a key is refused. URL:
+            ``?dangerously_allow_exportable=1``.
 
     Raises:
         ResolverConfigError: Bad settings, or a key that cannot sign PoPs.
@@ -339,6 +361,8 @@ class VaultTransitSigner(RemoteSigner[TransitKeyInfo, _Settings, _SharedSession]
         timeout: float = 5.0,
         renew: bool = True,
         environ: Mapping[str, str] | None = None,
+        dangerously_allow_insecure_transport: bool = False,
+        dangerously_allow_exportable: bool = False,
     ) -> None:
         if prehashed:
             raise ResolverConfigError(
@@ -353,9 +377,11 @@ class VaultTransitSigner(RemoteSigner[TransitKeyInfo, _Settings, _SharedSession]
             jwt=jwt, jwt_path=jwt_path, auth_mount=auth_mount, namespace=namespace,
             verify=verify, ca_cert=ca_cert, client_cert=client_cert, client_key=client_key,
             timeout=timeout, renew=renew, env=env,
+            insecure_allowed=dangerously_allow_insecure_transport,
         )
         settings = _Settings(clean_mount(mount), name_template.strip("/"),
-                             float(refresh_interval), float(max_age), connection)
+                             float(refresh_interval), float(max_age), connection,
+                             dangerously_allow_exportable)
         shared = _SharedSession(connection.open_session(pool_size=_POOL_SIZE, backend=BACKEND))
         self._setup(key_id, settings, shared, lazy=lazy)
 
@@ -399,7 +425,7 @@ class VaultTransitSigner(RemoteSigner[TransitKeyInfo, _Settings, _SharedSession]
             number = parsed.pop_float(name, None)
             if number is not None:
                 options[name] = number
-        for name in ("lazy", "prehashed"):
+        for name in ("lazy", "prehashed", "dangerously_allow_exportable"):
             flag = pop_opt_bool(parsed, name)
             if flag is not None:
                 options[name] = flag
@@ -462,7 +488,8 @@ class VaultTransitSigner(RemoteSigner[TransitKeyInfo, _Settings, _SharedSession]
 
         data = self._call(read, what="read", where=where)
         try:
-            info = _parse_key(self.key_name, data)
+            info = _parse_key(self.key_name, data,
+                              allow_exportable=self._settings.allow_exportable)
         except ValueError as exc:
             self._snapshot = None
             if construction:
@@ -537,7 +564,8 @@ class VaultTransitSigner(RemoteSigner[TransitKeyInfo, _Settings, _SharedSession]
         return (
             f"VaultTransitSigner(key_id={self.key_id!r}, "
             f"key={self.mount + '/keys/' + self.key_name!r}, addr={self.addr!r}, "
-            f"auth={self.auth_method!r}, namespace={self.namespace!r})"
+            f"auth={self.auth_method!r}, namespace={self.namespace!r}"
+            f"{self._settings.connection.transport_note})"
         )
 
 
