@@ -345,9 +345,32 @@ CONTEXT_CACHE_BYTES: Final = 8 * 1024 * 1024
 """What the decoded-context map may hold in all, charged per context."""
 _CONTEXT_OVERHEAD: Final = 4096  # the decoded objects beside the raw bytes
 _cache_lock = threading.Lock()
-_context_cache: cachetools.FIFOCache[tuple[Any, ...], WarrantContext] = cachetools.FIFOCache(
-    maxsize=CONTEXT_CACHE_BYTES, getsizeof=lambda context: context.cost)
-_context_get = _context_cache.get  # lock-free read: a FIFO cache does not reorder on a hit
+
+
+class _HeldContexts(cachetools.FIFOCache[tuple[Any, ...], WarrantContext]):
+    """A byte-bounded FIFO cache whose hits are one plain dict read.
+
+    ``view`` mirrors the cache's entries (kept in step on every insert and
+    eviction, under the module lock), so the hot path reads a dict instead of
+    going through the cache's Python-level ``get``.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(maxsize=CONTEXT_CACHE_BYTES, getsizeof=lambda context: context.cost)
+        self.view: dict[tuple[Any, ...], WarrantContext] = {}
+
+    def __setitem__(self, key: tuple[Any, ...], value: WarrantContext) -> None:
+        super().__setitem__(key, value)
+        self.view[key] = value
+
+    def popitem(self) -> tuple[tuple[Any, ...], WarrantContext]:
+        key, value = super().popitem()
+        self.view.pop(key, None)
+        return key, value
+
+
+_context_cache = _HeldContexts()
+_context_get = _context_cache.view.get  # lock-free: a dict read is atomic
 
 
 def _decode_context(raw: Mapping[str, bytes], digest: tuple[Any, ...] | None = None

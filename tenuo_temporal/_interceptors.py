@@ -139,6 +139,9 @@ class TenuoInterceptor(temporalio.client.Interceptor, temporalio.worker.Intercep
         self._per_tool: dict[str, tuple[Any, Any]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._pending: set[asyncio.Future[None]] = set()
+        # A claim's shortest life: the PoP windows, both ways, plus clock tolerance.
+        self._window_ttl = (POP_WINDOW_SECS * (config.pop_max_windows + 2) * 2
+                            + config.clock_tolerance_secs)
 
     def run_policy(self) -> RunPolicy:
         """The read-only facts a workflow run's helpers may see (no keys, no resolver)."""
@@ -427,9 +430,8 @@ class TenuoInterceptor(temporalio.client.Interceptor, temporalio.worker.Intercep
         at least the PoP windows, and until the chain's earliest expiry (plus
         clock tolerance) when that is later.
         """
-        cfg = self.config
-        until_expiry = context.expires_at - time.time() + cfg.clock_tolerance_secs
-        windows = POP_WINDOW_SECS * (cfg.pop_max_windows + 2) * 2 + cfg.clock_tolerance_secs
+        until_expiry = context.expires_at - time.time() + self.config.clock_tolerance_secs
+        windows = self._window_ttl
         return until_expiry if until_expiry > windows else windows
 
     def _classify(

@@ -200,6 +200,7 @@ def test_decoded_contexts_are_bounded_by_the_bytes_they_hold():
         H.decode_context({**H.WarrantContext.build(WARRANT, f"key-{i}").payloads})
     assert H._context_cache.currsize <= H.CONTEXT_CACHE_BYTES
     assert len(H._context_cache) < count
+    assert H._context_cache.view.keys() == set(H._context_cache.keys())  # the hot path's view
 
 
 def test_the_activity_side_keeps_a_context_only_once_it_is_remembered():
