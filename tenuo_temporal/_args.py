@@ -154,9 +154,22 @@ def positional_names(count: int) -> list[str]:
     return list(positional(count))
 
 
-@functools.lru_cache(maxsize=64)
 def positional(count: int) -> tuple[str, ...]:
-    """:func:`positional_names` as a tuple, memoized (the hot path)."""
+    """:func:`positional_names` as a tuple, memoized up to 64 arguments (the hot path).
+
+    The count comes from the delivered arguments, which a sender chooses: a
+    longer list is built afresh, never kept.
+    """
+    if count <= _POSITIONAL_MEMO:
+        return _positional(count)
+    return tuple(f"arg{i}" for i in range(count))
+
+
+_POSITIONAL_MEMO = 64
+
+
+@functools.lru_cache(maxsize=_POSITIONAL_MEMO + 1)
+def _positional(count: int) -> tuple[str, ...]:
     return tuple(f"arg{i}" for i in range(count))
 
 

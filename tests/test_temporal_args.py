@@ -172,3 +172,12 @@ def test_canonical_args_are_signable_and_stable(values):
     assert canonical(first) == first  # idempotent
     # tenuo_core accepts every canonical form for signing.
     assert len(bytes(WARRANT.sign(KEY, "t", first, 1_700_000_000))) == 64
+
+
+def test_positional_names_are_memoized_only_for_short_lists():
+    from tenuo_temporal import _args
+
+    assert _args.positional(3) is _args.positional(3)
+    held = _args._positional.cache_info().currsize
+    assert len(_args.positional(100_000)) == 100_000  # a sender's count: built, never kept
+    assert _args._positional.cache_info().currsize == held
