@@ -68,13 +68,20 @@ TENUO_HEADERS: Final = frozenset({WARRANT, COMPRESSED, WIRE_FORMAT, KEY_ID, CHAI
 
 
 class ContextMarks:
-    """Process-local marks on a :class:`WarrantContext`, read on the hot path."""
+    """Process-local marks on a :class:`WarrantContext`, read on the hot path.
+
+    Attributes:
+        held: The context is in the context map.
+        noted_at: Per plugin interceptor (its serial number), when it last noted
+            the context's key as in use (contexts are shared by every worker of
+            the process; each worker keeps its own keys warm).
+    """
 
     __slots__ = ("held", "noted_at")
 
     def __init__(self) -> None:
         self.held = False
-        self.noted_at = -1e18
+        self.noted_at: dict[int, float] = {}
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import binascii
 import inspect
+import itertools
 import logging
 import math
 import threading
@@ -82,6 +83,7 @@ class KeyNotReady(RuntimeError):
 
 
 _LOCAL_POPS_HELD = 4096
+_serials = itertools.count()
 KEYS_IN_USE_HELD = 10_000
 """Most key ids kept warm: only ids that resolved to their warrant's holder count."""
 KEEP_WARM_SECONDS = 1800.0
@@ -130,6 +132,7 @@ class TenuoInterceptor(temporalio.client.Interceptor, temporalio.worker.Intercep
         self.keys_in_use: cachetools.TTLCache[str, float] = cachetools.TTLCache(
             KEYS_IN_USE_HELD, KEEP_WARM_SECONDS, timer=time.monotonic)
         self._keys_lock = threading.Lock()
+        self._serial = next(_serials)  # names this interceptor in contexts' marks
         # PoP -> the workflow's clock when a local activity was signed (in-process
         # only: never read from the wire), bounded.
         self._local_signed_at: dict[bytes, int] = {}
@@ -160,10 +163,10 @@ class TenuoInterceptor(temporalio.client.Interceptor, temporalio.worker.Intercep
         without a lock), so the bounded map is not touched per activity.
         """
         now = time.monotonic()
-        marks = context.local
-        if marks.noted_at > now - _TOUCH_EVERY:
+        noted = context.local.noted_at
+        if noted.get(self._serial, -_TOUCH_EVERY) > now - _TOUCH_EVERY:
             return
-        marks.noted_at = now
+        noted[self._serial] = now
         with self._keys_lock:
             self.keys_in_use[key_id] = now
 

@@ -270,3 +270,13 @@ def test_local_records_are_bounded():
         tenuo.remember_local_pop(i.to_bytes(64, "big"), i)
     assert len(tenuo._local_signed_at) <= 4096
     assert tenuo._local_signed_at[(4999).to_bytes(64, "big")] == 4999
+
+
+def test_each_worker_keeps_its_own_keys_warm_from_a_shared_context():
+    # Decoded contexts are shared by every worker of the process: a key noted
+    # by one plugin must still be noted by the next (a worker replaced in place).
+    context = H.WarrantContext.build(WARRANT, "agent1")
+    first, second = interceptor(), interceptor()
+    first.note_key_in_use("agent1", context)
+    second.note_key_in_use("agent1", context)
+    assert first.keys_to_keep_warm() == ["agent1"] == second.keys_to_keep_warm()
