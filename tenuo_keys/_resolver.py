@@ -228,6 +228,7 @@ class BackendKeyResolver(KeyResolver):
             policy=cache,
             observers=observers,
             batch_loader=self._load_many if batches else None,
+            check_id=self._check_id,
         )
         self._mismatch_lock = threading.Lock()
         policy = self._cache.policy
@@ -298,8 +299,15 @@ class BackendKeyResolver(KeyResolver):
         return await self._cache.get(check_key_id(key_id, self.backend))
 
     def resolve_versions_sync(self, key_id: str) -> KeyVersions:
-        """Return every held version of ``key_id`` from memory (no I/O)."""
+        """Return every held version of ``key_id`` from memory (no I/O).
+
+        An id that is not held is validated (:func:`check_key_id`) before it
+        reaches the negative cache or the backend, as on the async path.
+        """
         return self._cache.get_sync(key_id)
+
+    def _check_id(self, key_id: str) -> None:
+        check_key_id(key_id, self.backend)
 
     def resolve_for_holder_sync(self, key_id: str, holder: Any) -> Any:
         """Return the version whose public key is ``holder``, from memory.

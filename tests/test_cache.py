@@ -8,6 +8,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import cachetools
 import pytest
 import tenuo_core
 
@@ -376,3 +377,128 @@ def test_ttl_none_never_expires(backend, clock):
     cache.get_sync("a")
     assert backend.calls == 1
     cache.close()
+
+
+# -- bounded per-id state (issue 14.5) -------------------------------------
+
+
+def per_id_state(cache: KeyCache) -> dict[str, int]:
+    """Sizes of every map the cache keeps, whatever its name: none may grow per id."""
+    return {name: len(value) for name, value in vars(cache).items()
+            if isinstance(value, (dict, cachetools.Cache))}
+
+
+def test_invalidate_keeps_no_state_per_id_after_100k_ids(backend, clock):
+    cache = make(backend, clock, maxsize=100)
+    for i in range(100_000):
+        cache.invalidate(f"id-{i}")
+    assert max(per_id_state(cache).values()) == 0
+    cache.close()
+
+
+def test_load_begun_before_invalidate_is_not_stored_after_100k_other_invalidates(
+    backend, clock
+):
+    # The race a per-id generation counter guarded: a bounded counter that
+    # forgot "a" would let this stale load store the key invalidate() dropped.
+    backend.set("a")
+    backend.gate = threading.Event()
+    cache = make(backend, clock, maxsize=100)
+    future = cache.get_future("a")
+    cache.invalidate("a")
+    for i in range(100_000):
+        cache.invalidate(f"other-{i}")
+    backend.gate.set()
+    future.result(5)  # its waiter still gets an answer
+    assert "a" not in cache
+    backend.gate = None
+    cache.get_blocking("a")  # the next caller asks the backend again
+    assert backend.calls == 2
+    cache.close()
+
+
+def test_load_begun_before_clear_is_not_stored(backend, clock):
+    backend.set("a")
+    backend.gate = threading.Event()
+    cache = make(backend, clock)
+    future = cache.get_future("a")
+    cache.clear()
+    backend.gate.set()
+    future.result(5)
+    assert "a" not in cache
+    cache.close()
+
+
+def test_unknown_id_repeated_costs_one_read_per_negative_ttl(backend, clock):
+    cache = make(backend, clock, negative_ttl=5.0)
+
+    async def async_calls() -> None:
+        for _ in range(100):
+            with pytest.raises(KeyNotFound):
+                await cache.get("ghost")
+
+    asyncio.run(async_calls())
+    for _ in range(100):
+        with pytest.raises(KeyNotFound):
+            cache.get_sync("ghost")
+    assert backend.calls == 1
+    clock.advance(5.1)
+    # Past the negative TTL the sync path says the same and starts one reload.
+    for _ in range(100):
+        with pytest.raises(KeyNotFound):
+            cache.get_sync("ghost")
+    wait_done(cache, "ghost")
+    assert backend.calls == 2
+    cache.close()
+
+
+def test_flood_of_distinct_unknown_ids_reads_each_once_and_stays_bounded(backend, clock):
+    stats = CacheStats()
+    cache = make(backend, clock, stats, maxsize=1_000, negative_ttl=60.0)
+    ids = [f"ghost-{i}" for i in range(1_000)]
+    for key_id in ids:
+        with pytest.raises(KeyNotFound):
+            cache.get_blocking(key_id)
+    for _ in range(3):  # repeats, sync and async, within the negative TTL
+        for key_id in ids:
+            with pytest.raises(KeyNotFound):
+                cache.get_sync(key_id)
+            with pytest.raises(KeyNotFound):
+                cache.get_future(key_id).result(5)
+    assert backend.calls == 1_000
+    # 100k distinct ids: at most one read each, and the maps stay bounded.
+    for start in range(0, 100_000, 500):  # in waves the pending-load bound admits
+        futures = [cache.get_future(f"flood-{i}") for i in range(start, start + 500)]
+        for future in futures:
+            with pytest.raises(KeyNotFound):
+                future.result(5)
+    assert backend.calls == 101_000
+    sizes = per_id_state(cache)
+    assert max(sizes.values()) <= cache.policy.negative_maxsize, sizes
+    assert len(cache) == 0
+    cache.close()
+
+
+def test_sync_misses_queue_a_bounded_number_of_loads(backend, clock):
+    # resolve_sync never waits, so without a bound a flood of ids queues one
+    # background load each while the backend is slow.
+    backend.gate = threading.Event()
+    cache = make(backend, clock, maxsize=500)
+    busy = 0
+    for i in range(100_000):
+        try:
+            cache.get_sync(f"flood-{i}")
+        except KeyNotLoaded as exc:
+            busy += "pending" in exc.reason
+    assert len(cache._inflight) == cache.policy.negative_maxsize == 500
+    assert busy == 100_000 - 500
+    with pytest.raises(BackendUnavailable, match="pending"):
+        cache.get_future("one-more").result(1)
+    backend.gate.set()
+    deadline = time.monotonic() + 10
+    while cache._inflight:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    assert backend.calls == 500
+    cache.close()
+

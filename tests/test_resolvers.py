@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
+import time
 
+import cachetools
 import pytest
 import tenuo_core
 
 from tenuo_keys import (
+    BackendKeyResolver,
     BackendUnavailable,
+    CachePolicy,
     CompositeKeyResolver,
     EnvKeyResolver,
     HolderMismatch,
@@ -17,6 +22,7 @@ from tenuo_keys import (
     KeyFormatError,
     KeyNotFound,
     KeyNotLoaded,
+    KeyResolutionError,
     KeyResolver,
     KeyVersion,
     KeyVersions,
@@ -191,3 +197,120 @@ async def test_async_context_manager_closes():
         assert pub(await r.resolve("k")) == pub(key)
     assert r.cache.closed
     await asyncio.sleep(0)
+
+
+# -- attacker-chosen key ids (issue 14.5) -----------------------------------
+
+
+class Counting(BackendKeyResolver):
+    """A backend that counts reads; holds ``keys``, answers not found otherwise."""
+
+    backend = "counting"
+
+    def __init__(self, keys=None, **kwargs):
+        super().__init__(**kwargs)
+        self.keys = dict(keys or {})
+        self.reads = 0
+        self.lock = threading.Lock()
+
+    def fetch(self, key_id):
+        with self.lock:
+            self.reads += 1
+        if key_id not in self.keys:
+            raise KeyNotFound(key_id=key_id, backend=self.backend)
+        return self.keys[key_id]
+
+    def list_key_ids(self):
+        return sorted(self.keys)
+
+
+def settle(resolver):
+    """Wait until no background load is under way."""
+    deadline = time.monotonic() + 10
+    while resolver.cache._inflight:
+        assert time.monotonic() < deadline
+        time.sleep(0.005)
+
+
+HOLDER = tenuo_core.SigningKey.generate().public_key
+
+METHODS = {
+    "resolve": lambda r, k: r.resolve(k),
+    "resolve_for_holder": lambda r, k: r.resolve_for_holder(k, HOLDER),
+    "resolve_sync": lambda r, k: r.resolve_sync(k),
+    "resolve_for_holder_sync": lambda r, k: r.resolve_for_holder_sync(k, HOLDER),
+}
+
+
+def ask(resolver, method, key_id):
+    """One call of ``method``; returns the error it raised."""
+    try:
+        result = METHODS[method](resolver, key_id)
+        if asyncio.iscoroutine(result):
+            asyncio.get_event_loop().run_until_complete(result)
+    except KeyResolutionError as exc:
+        return exc
+    raise AssertionError("an unknown id resolved")
+
+
+@pytest.mark.parametrize("method", list(METHODS))
+def test_unknown_ids_cost_one_backend_read_each_per_negative_ttl(method):
+    resolver = Counting(cache=CachePolicy(negative_ttl=60.0, maxsize=5_000))
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        ghosts = [f"ghost-{i}" for i in range(2_000)]
+        for key_id in ghosts:  # a flood of distinct unknown ids
+            ask(resolver, method, key_id)
+        settle(resolver)
+        assert resolver.reads == 2_000
+        for _ in range(3):  # and each again, repeatedly
+            for key_id in ghosts:
+                assert isinstance(ask(resolver, method, key_id), KeyNotFound)
+        for _ in range(1_000):  # the same unknown id over and over
+            ask(resolver, method, "one-ghost")
+        settle(resolver)
+        assert resolver.reads == 2_001
+        sizes = per_id_state(resolver.cache)
+        assert max(sizes.values()) <= resolver.cache.policy.negative_maxsize, sizes
+    finally:
+        resolver.close()
+        loop.close()
+        asyncio.set_event_loop(None)
+
+
+def test_resolve_sync_flood_of_100k_distinct_ids_stays_bounded():
+    resolver = Counting()
+    refused = 0
+    for i in range(100_000):
+        try:
+            resolver.resolve_sync(f"flood-{i}")
+        except KeyNotLoaded as exc:
+            refused += "pending" in exc.reason
+        except KeyNotFound:
+            pass
+    settle(resolver)
+    # One read at most per id: refused misses started none.
+    assert resolver.reads + refused <= 100_000
+    sizes = per_id_state(resolver.cache)
+    assert max(sizes.values()) <= resolver.cache.policy.negative_maxsize, sizes
+    resolver.close()
+
+
+@pytest.mark.parametrize("key_id", ["x" * 10_000, "bad\nid", ""])
+def test_sync_path_validates_key_ids_before_any_backend_read(key_id):
+    resolver = Counting()
+    for call in (resolver.resolve_sync,
+                 lambda k: resolver.resolve_for_holder_sync(k, HOLDER)):
+        with pytest.raises(KeyResolutionError, match="invalid key id") as info:
+            call(key_id)
+        assert not isinstance(info.value, KeyNotLoaded)
+    settle(resolver)
+    assert resolver.reads == 0
+    assert max(per_id_state(resolver.cache).values()) == 0
+    resolver.close()
+
+
+def per_id_state(cache):
+    return {name: len(value) for name, value in vars(cache).items()
+            if isinstance(value, (dict, cachetools.Cache))}
