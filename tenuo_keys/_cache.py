@@ -15,7 +15,11 @@ signature) and gives every resolver, for free:
   not asked again on every call;
 * single-flight: concurrent misses of one key, from threads or event loops,
   share one backend call;
-* a bounded store with least-recently-used eviction (CLOCK, second chance);
+* a bounded store with least-recently-used eviction (CLOCK, second chance),
+  which a preload never turns on the keys it loads: left at its default size
+  the cache grows to fit what a preload asks for, and an explicitly set
+  ``maxsize`` too small for the preload is refused with
+  :class:`~tenuo_keys.errors.ResolverConfigError`;
 * a bounded amount of state per key id it was asked about and does not hold
   (negative cache, last errors, pending loads), so attacker-chosen ids cost
   memory and backend reads that are bounded, not a map that grows per id;
@@ -53,6 +57,7 @@ from .errors import (
 )
 
 __all__ = [
+    "DEFAULT_MAXSIZE",
     "NEGATIVE_MAXSIZE",
     "CacheEvent",
     "CacheObserver",
@@ -90,12 +95,27 @@ class CacheEvent:
     error: KeyResolutionError | None = None
 
 
+DEFAULT_MAXSIZE = 65_536
+"""Key ids a cache holds before least-recently-used eviction, unless told
+otherwise. A held key costs about 1 KB of live memory (0.85 KB of Python objects
+plus the key's own 0.25 KB), about 3 KB of process RSS when loaded by a
+preload; the size only bounds memory when that many distinct keys are in use."""
+
 NEGATIVE_MAXSIZE = 8_192
 """Most key ids remembered per cache for what they are *not*: the negative
 cache, the last error per id, and background loads under way. These are the
 maps an attacker who picks key ids can fill, so they do not grow with the
 cache; past this many distinct unknown ids per ``negative_ttl``, an unknown id
 costs one backend read per call instead of one per ``negative_ttl``."""
+
+
+class _DefaultSize(int):
+    """The default ``CachePolicy.maxsize``, which a preload may grow.
+
+    An explicitly chosen size is a plain ``int`` and never grows.
+    """
+
+    __slots__ = ()
 
 
 CacheObserver = Callable[[CacheEvent], None]
@@ -160,7 +180,12 @@ class CachePolicy:
         error_backoff: Initial seconds between refresh attempts of a stale key
             whose refreshes fail; doubles on each failure up to ``max_backoff``.
         max_backoff: Cap of that backoff.
-        maxsize: Most key ids held; a key not read since the last sweep is evicted.
+        maxsize: Most key ids held; past it, a key not read since the last
+            sweep is evicted. Left at its default (:data:`DEFAULT_MAXSIZE`), the
+            cache grows to fit whatever a preload asks for. Set explicitly, it is
+            a hard cap: a preload of more ids than ``maxsize`` raises
+            :class:`~tenuo_keys.errors.ResolverConfigError` instead of loading
+            keys that would evict each other.
         max_workers: Threads that do backend I/O for this cache.
     """
 
@@ -171,7 +196,7 @@ class CachePolicy:
     negative_ttl: float = 5.0
     error_backoff: float = 1.0
     max_backoff: float = 60.0
-    maxsize: int = 1024
+    maxsize: int = _DefaultSize(DEFAULT_MAXSIZE)
     max_workers: int = 8
 
     def __post_init__(self) -> None:
@@ -192,6 +217,11 @@ class CachePolicy:
             raise bad("maxsize", f"must be >= 1, got {self.maxsize!r}")
         if self.max_workers < 1:
             raise bad("max_workers", f"must be >= 1, got {self.max_workers!r}")
+
+    @property
+    def grows(self) -> bool:
+        """True when ``maxsize`` was left at its default, so a preload may grow it."""
+        return isinstance(self.maxsize, _DefaultSize)
 
     @property
     def negative_maxsize(self) -> int:
@@ -263,6 +293,10 @@ class KeyCache:
         # approximates LRU without reordering anything on the read path.
         self._store: dict[str, _Entry] = {}
         self._order: OrderedDict[str, None] = OrderedDict()
+        self._maxsize = int(self.policy.maxsize)
+        # Ids a preload under way is loading, with how many preloads want each:
+        # eviction passes over them, so a preload never evicts its own keys.
+        self._pinned: dict[str, int] = {}
         negative = self.policy.negative_maxsize
         self._failures: cachetools.TTLCache[str, KeyResolutionError] = cachetools.TTLCache(
             maxsize=negative, ttl=max(self.policy.negative_ttl, 1e-9), timer=timer
@@ -611,12 +645,20 @@ class KeyCache:
         self._store[key_id] = entry
         self._order[key_id] = None
         self._order.move_to_end(key_id)
-        while len(self._store) > self.policy.maxsize:
+        spared = 0
+        while len(self._store) > self._maxsize:
             victim, _ = self._order.popitem(last=False)
             held = self._store.get(victim)
-            if held is not None and held.used:
-                held.used = False  # read since the last sweep: a second chance
+            if held is None:
+                continue
+            # Read since the last sweep, or loaded by a preload under way: a
+            # second chance. Only concurrent preloads that together ask for more
+            # than maxsize pin every entry; then one is evicted all the same,
+            # and those preloads count it as not held.
+            if (held.used or victim in self._pinned) and spared <= 2 * len(self._order):
+                held.used = False
                 self._order[victim] = None
+                spared += 1
                 continue
             self._store.pop(victim, None)
 
@@ -663,12 +705,20 @@ class KeyCache:
 
         Returns:
             For each id, its versions or the error that loading it raised.
+
+        Raises:
+            ResolverConfigError: ``maxsize`` was set explicitly and is smaller
+                than the number of ids; nothing was loaded. (Left at its
+                default, the cache grows to fit instead.)
         """
         ids = list(dict.fromkeys(key_ids))
-        now = self._timer()
         out: dict[str, KeyVersions | KeyResolutionError] = {}
         todo: list[str] = []
         with self._lock:
+            self._reserve(ids)
+            for key_id in ids:
+                self._pinned[key_id] = self._pinned.get(key_id, 0) + 1
+            now = self._timer()
             for key_id in ids:
                 entry = self._store.get(key_id)
                 if entry is not None and now < entry.refresh_at:
@@ -676,15 +726,57 @@ class KeyCache:
                 else:
                     self._failures.pop(key_id, None)
                     todo.append(key_id)
-        futures = self._start_batch(todo) if self._batch_loader and len(todo) > 1 else {
-            key_id: self._start_load(key_id) for key_id in todo
-        }
-        for key_id, future in futures.items():
-            try:
-                out[key_id] = future.result(timeout)
-            except KeyResolutionError as exc:
-                out[key_id] = exc
+        try:
+            futures = self._start_batch(todo) if self._batch_loader and len(todo) > 1 else {
+                key_id: self._start_load(key_id) for key_id in todo
+            }
+            for key_id, future in futures.items():
+                try:
+                    out[key_id] = future.result(timeout)
+                except KeyResolutionError as exc:
+                    out[key_id] = exc
+        finally:
+            with self._lock:
+                for key_id in ids:
+                    left = self._pinned.pop(key_id, 1) - 1
+                    if left:
+                        self._pinned[key_id] = left
         return {key_id: out[key_id] for key_id in ids}
+
+    def _reserve(self, ids: Sequence[str]) -> None:
+        """Make room for a preload of ``ids`` without evicting any of them.
+
+        Caller holds the lock.
+
+        Raises:
+            ResolverConfigError: ``maxsize`` was set explicitly and is smaller
+                than the number of ids asked for.
+        """
+        if not self.policy.grows:
+            if len(ids) > self._maxsize:
+                raise ResolverConfigError(
+                    f"cannot preload {len(ids)} keys into the {self.backend} cache: "
+                    f"CachePolicy.maxsize={self._maxsize} holds fewer, so they would evict "
+                    f"each other. Set maxsize to at least {len(ids)}, or leave it at its "
+                    f"default so the cache grows to fit"
+                )
+            return
+        # Every id held now stays: the cache grows to hold them and the new
+        # ones, plus a quarter for keys first asked for after the preload, so
+        # those do not evict preloaded keys at once.
+        needed = len(self._store) + sum(1 for key_id in ids if key_id not in self._store)
+        if needed > self._maxsize:
+            grown = needed + needed // 4
+            logger.info(
+                "tenuo_keys: %s cache grows from %d to %d keys to fit a preload of %d",
+                self.backend, self._maxsize, grown, len(ids),
+            )
+            self._maxsize = grown
+
+    @property
+    def maxsize(self) -> int:
+        """How many keys this cache holds before evicting (it may have grown)."""
+        return self._maxsize
 
     def _start_batch(self, key_ids: Sequence[str]) -> dict[str, Future[KeyVersions]]:
         mine: dict[str, Future[KeyVersions]] = {}
@@ -799,7 +891,7 @@ class KeyCache:
     def __repr__(self) -> str:
         return (
             f"KeyCache(backend={self.backend!r}, held={len(self._store)}, "
-            f"maxsize={self.policy.maxsize}, ttl={self.policy.ttl!r}, closed={self._closed})"
+            f"maxsize={self._maxsize}, ttl={self.policy.ttl!r}, closed={self._closed})"
         )
 
 

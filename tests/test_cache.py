@@ -27,6 +27,7 @@ from tenuo_keys import (
     ResolverClosed,
     ResolverConfigError,
 )
+from tenuo_keys._cache import DEFAULT_MAXSIZE, _DefaultSize
 from tenuo_keys.testing import io_guard
 
 
@@ -502,3 +503,95 @@ def test_sync_misses_queue_a_bounded_number_of_loads(backend, clock):
     assert backend.calls == 500
     cache.close()
 
+
+# -- preloading sizes the cache for what was asked (issue 14.6) ------------
+
+
+class Cheap:
+    """A loader that serves any id from one shared key; counts calls."""
+
+    def __init__(self) -> None:
+        self.versions = KeyVersions("shared", [KeyVersion.of(tenuo_core.SigningKey.generate())])
+        self.calls = 0
+        self.lock = threading.Lock()
+        self.known: set[str] | None = None
+
+    def __call__(self, key_id: str) -> KeyVersions:
+        with self.lock:
+            self.calls += 1
+        if self.known is not None and key_id not in self.known:
+            raise KeyNotFound(key_id=key_id)
+        return self.versions
+
+
+def test_default_maxsize_is_sized_for_fleets_and_grows_to_fit_a_preload():
+    loader = Cheap()
+    cache = KeyCache(loader, backend="test")
+    assert CachePolicy().maxsize == DEFAULT_MAXSIZE >= 65_536
+    assert CachePolicy().grows and not CachePolicy(maxsize=DEFAULT_MAXSIZE).grows
+    ids = [f"agent-{i}" for i in range(DEFAULT_MAXSIZE + 5_000)]
+    results = cache.preload(ids)
+    assert len(results) == len(cache) == len(ids)
+    assert cache.maxsize >= len(ids)
+    calls = loader.calls
+    for key_id in ids:
+        cache.get_sync(key_id)
+    assert loader.calls == calls  # every id from memory
+    cache.close()
+
+
+def test_grown_cache_keeps_what_it_held_and_leaves_room_for_new_keys():
+    loader = Cheap()
+    cache = KeyCache(loader, backend="test", policy=CachePolicy(maxsize=_DefaultSize(100)))
+    before = [f"early-{i}" for i in range(60)]
+    cache.preload(before)
+    later = [f"agent-{i}" for i in range(1_000)]
+    cache.preload(later)
+    assert all(k in cache for k in before + later)
+    assert cache.maxsize == 1_060 + 1_060 // 4
+    for i in range(200):  # keys first asked after the preload fit too
+        cache.get_blocking(f"new-{i}")
+    assert len(cache) == 1_260
+    cache.close()
+
+
+def test_explicit_maxsize_refuses_a_bigger_preload_before_any_read():
+    loader = Cheap()
+    cache = KeyCache(loader, backend="test", policy=CachePolicy(maxsize=1_000))
+    with pytest.raises(ResolverConfigError) as info:
+        cache.preload([f"agent-{i}" for i in range(1_001)])
+    assert "maxsize=1000" in str(info.value) and "1001" in str(info.value)
+    assert loader.calls == 0 and len(cache) == 0
+    assert cache.maxsize == 1_000
+    assert len(cache.preload([f"agent-{i}" for i in range(1_000)])) == len(cache) == 1_000
+    cache.close()
+
+
+def test_preload_under_an_explicit_cap_evicts_others_never_its_own_keys():
+    loader = Cheap()
+    cache = KeyCache(loader, backend="test", policy=CachePolicy(maxsize=3))
+    cache.get_blocking("x")
+    cache.get_blocking("y")
+    cache.get_sync("x")
+    cache.get_sync("y")  # both read since the last sweep: second chances
+    cache.preload(["a", "b", "c"])
+    assert sorted(cache.key_ids()) == ["a", "b", "c"]
+    cache.close()
+
+
+def test_preload_of_5000_with_old_default_size_thrashed_now_all_held():
+    # The soak's symptom: 5,000 preloaded, 1,024 held, then a resolve_sync
+    # pass where each miss evicted another held key.
+    loader = Cheap()
+    cache = KeyCache(loader, backend="test")
+    ids = [f"agent-{i}" for i in range(5_000)]
+    cache.preload(ids)
+    calls = loader.calls
+    missed = 0
+    for key_id in ids:
+        try:
+            cache.get_sync(key_id)
+        except KeyNotLoaded:
+            missed += 1
+    assert missed == 0 and loader.calls == calls == 5_000
+    cache.close()

@@ -15,6 +15,7 @@ from tenuo_keys import (
     BackendKeyResolver,
     BackendUnavailable,
     CachePolicy,
+    CacheStats,
     CompositeKeyResolver,
     EnvKeyResolver,
     HolderMismatch,
@@ -314,3 +315,67 @@ def test_sync_path_validates_key_ids_before_any_backend_read(key_id):
 def per_id_state(cache):
     return {name: len(value) for name, value in vars(cache).items()
             if isinstance(value, (dict, cachetools.Cache))}
+
+
+# -- preloading holds what it loads (issue 14.6) ----------------------------
+
+
+def fleet_environ(count, prefix="TENUO_KEY_"):
+    """``count`` distinct keys as environment variables, and their public keys."""
+    environ, public = {}, {}
+    for i in range(count):
+        key = tenuo_core.SigningKey.generate()
+        environ[f"{prefix}agent-{i:05d}"] = encode_signing_key(key)
+        public[f"agent-{i:05d}"] = pub(key)
+    return environ, public
+
+
+def test_env_preload_all_of_10k_keys_serves_every_id_from_memory():
+    environ, public = fleet_environ(10_000)
+    stats = CacheStats()
+    with EnvKeyResolver(environ=environ, observers=[stats]) as resolver:
+        assert resolver.preload_all() == 10_000 == len(resolver.cache)
+        reads = stats.backend_calls
+        with io_guard() as seen:
+            for key_id, public_key in public.items():
+                assert pub(resolver.resolve_sync(key_id)) == public_key
+                resolver.resolve_for_holder_sync(key_id, public_key)
+        assert stats.backend_calls == reads == 10_000
+        assert seen.events == []
+
+
+def test_env_preload_all_beyond_an_explicit_maxsize_is_refused_before_any_read():
+    environ, _ = fleet_environ(1_500)
+    stats = CacheStats()
+    resolver = EnvKeyResolver(environ=environ, observers=[stats],
+                              cache=CachePolicy(maxsize=1_024))
+    with pytest.raises(ResolverConfigError) as info:
+        resolver.preload_all()
+    assert "maxsize=1024" in str(info.value) and "1500" in str(info.value)
+    assert stats.backend_calls == 0 and len(resolver.cache) == 0
+    resolver.close()
+
+
+def test_preload_counts_only_what_is_still_held():
+    gate = threading.Event()
+
+    class Slow(Counting):
+        def fetch(self, key_id):
+            assert gate.wait(5)
+            return super().fetch(key_id)
+
+    keys = {f"k{i}": tenuo_core.SigningKey.generate() for i in range(3)}
+    resolver = Slow(keys)
+    done = []
+    worker = threading.Thread(target=lambda: done.append(resolver.preload_all()))
+    worker.start()
+    deadline = time.monotonic() + 5
+    while len(resolver.cache._inflight) < 3:
+        assert time.monotonic() < deadline
+        time.sleep(0.005)
+    resolver.invalidate("k1")  # its load is under way: it will not be stored
+    gate.set()
+    worker.join(5)
+    assert done == [2]
+    assert sorted(resolver.cache.key_ids()) == ["k0", "k2"]
+    resolver.close()
