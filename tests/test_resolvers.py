@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
@@ -32,6 +33,7 @@ from tenuo_keys import (
     StoredKey,
     encode_signing_key,
 )
+from tenuo_keys._cache import DEFAULT_MAXSIZE
 from tenuo_keys.testing import io_guard, wait_for_sync
 
 
@@ -320,10 +322,10 @@ def per_id_state(cache):
 # -- preloading holds what it loads (issue 14.6) ----------------------------
 
 
-def fleet_environ(count, prefix="TENUO_KEY_"):
+def fleet_environ(count, prefix="TENUO_KEY_", start=0):
     """``count`` distinct keys as environment variables, and their public keys."""
     environ, public = {}, {}
-    for i in range(count):
+    for i in range(start, start + count):
         key = tenuo_core.SigningKey.generate()
         environ[f"{prefix}agent-{i:05d}"] = encode_signing_key(key)
         public[f"agent-{i:05d}"] = pub(key)
@@ -379,3 +381,96 @@ def test_preload_counts_only_what_is_still_held():
     assert done == [2]
     assert sorted(resolver.cache.key_ids()) == ["k0", "k2"]
     resolver.close()
+
+
+# -- the composite: bounded routes, one preload per resolver ----------------
+
+
+class Anything(KeyResolver):
+    """Serves every id starting with ``prefix`` from one key; counts calls."""
+
+    backend = "anything"
+
+    def __init__(self, prefix):
+        self.prefix = prefix
+        self.versions = KeyVersions("shared", [KeyVersion.of(tenuo_core.SigningKey.generate())])
+        self.calls = 0
+
+    async def resolve_versions(self, key_id):
+        return self.resolve_versions_sync(key_id)
+
+    def resolve_versions_sync(self, key_id):
+        self.calls += 1
+        if not key_id.startswith(self.prefix):
+            raise KeyNotFound(key_id=key_id, backend=self.backend)
+        return self.versions
+
+
+def test_composite_routes_stay_bounded_after_100k_distinct_ids():
+    first, second = Anything("a-"), Anything("b-")
+    composite = CompositeKeyResolver([first, second])
+    for i in range(100_000):
+        composite.resolve_sync(f"b-{i}")
+    assert len(composite._answered) <= DEFAULT_MAXSIZE
+    composite.close()
+
+
+def test_composite_forgotten_route_is_found_again_in_order():
+    first, second = Anything("a-"), Anything("b-")
+    composite = CompositeKeyResolver([first, second], max_routes=100)
+    for i in range(1_000):
+        composite.resolve_sync(f"b-{i}")
+    assert len(composite._answered) == 100
+    first.calls = 0
+    composite.resolve_sync("b-999")  # remembered: straight to the second
+    assert first.calls == 0 and composite.answered_by("b-999") is second
+    assert composite.answered_by("b-0") is None  # forgotten ...
+    assert composite.resolve_sync("b-0") is second.versions.current  # ... found again
+    assert first.calls == 1 and composite.answered_by("b-0") is second
+    with pytest.raises(ResolverConfigError):
+        CompositeKeyResolver([first], max_routes=0)
+
+
+def test_composite_unknown_ids_cost_each_resolver_one_read_per_id():
+    first, second = Counting(), Counting()
+    composite = CompositeKeyResolver([first, second])
+    ghosts = [f"ghost-{i}" for i in range(2_000)]
+    for _ in range(4):
+        for key_id in ghosts:
+            with contextlib.suppress(KeyNotLoaded, KeyNotFound):
+                composite.resolve_sync(key_id)
+        settle(first)
+        settle(second)
+    assert first.reads == second.reads == 2_000
+    assert len(composite._answered) == 0
+    composite.close()
+
+
+def test_composite_preload_asks_each_resolver_once_for_all_its_ids():
+    a_keys = {f"a{i}": tenuo_core.SigningKey.generate() for i in range(50)}
+    b_keys = {f"b{i}": tenuo_core.SigningKey.generate() for i in range(50)}
+    first, second = Counting(a_keys), Counting(b_keys)
+    asked = []
+    for resolver in (first, second):
+        preload = resolver.cache.preload
+        resolver.cache.preload = lambda ids, *a, _p=preload, **k: asked.append(len(ids)) or _p(ids)
+    composite = CompositeKeyResolver([first, second])
+    assert composite.preload_all() == 100
+    assert asked == [100, 50]
+    assert composite.answered_by("a7") is first and composite.answered_by("b7") is second
+    composite.close()
+
+
+def test_composite_preload_all_of_10k_keys_serves_every_id_from_memory():
+    env_a, public_a = fleet_environ(6_000, "A_")
+    env_b, public_b = fleet_environ(4_000, "B_", start=6_000)
+    stats = CacheStats()
+    first = EnvKeyResolver("A_", environ=env_a, observers=[stats])
+    second = EnvKeyResolver("B_", environ=env_b, observers=[stats])
+    composite = CompositeKeyResolver([first, second])
+    assert composite.preload_all() == 10_000
+    reads = stats.backend_calls
+    for key_id, public_key in {**public_a, **public_b}.items():
+        assert pub(composite.resolve_sync(key_id)) == public_key
+    assert stats.backend_calls == reads
+    composite.close()
