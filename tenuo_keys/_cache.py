@@ -15,7 +15,14 @@ signature) and gives every resolver, for free:
   not asked again on every call;
 * single-flight: concurrent misses of one key, from threads or event loops,
   share one backend call;
-* a bounded store with least-recently-used eviction (CLOCK, second chance);
+* a bounded store with least-recently-used eviction (CLOCK, second chance),
+  which a preload never turns on the keys it loads: left at its default size
+  the cache grows to fit what a preload asks for, and an explicitly set
+  ``maxsize`` too small for the preload is refused with
+  :class:`~tenuo_keys.errors.ResolverConfigError`;
+* a bounded amount of state per key id it was asked about and does not hold
+  (negative cache, last errors, pending loads), so attacker-chosen ids cost
+  memory and backend reads that are bounded, not a map that grows per id;
 * ``invalidate`` and ``clear`` that only take a lock, never wait for I/O;
 * observer hooks for metrics.
 
@@ -50,6 +57,8 @@ from .errors import (
 )
 
 __all__ = [
+    "DEFAULT_MAXSIZE",
+    "NEGATIVE_MAXSIZE",
     "CacheEvent",
     "CacheObserver",
     "CachePolicy",
@@ -84,6 +93,29 @@ class CacheEvent:
     key_id: str
     latency: float | None = None
     error: KeyResolutionError | None = None
+
+
+DEFAULT_MAXSIZE = 65_536
+"""Key ids a cache holds before least-recently-used eviction, unless told
+otherwise. A held key costs about 1 KB of live memory (0.85 KB of Python objects
+plus the key's own 0.25 KB), about 3 KB of process RSS when loaded by a
+preload; the size only bounds memory when that many distinct keys are in use."""
+
+NEGATIVE_MAXSIZE = 8_192
+"""Most key ids remembered per cache for what they are *not*: the negative
+cache, the last error per id, and background loads under way. These are the
+maps an attacker who picks key ids can fill, so they do not grow with the
+cache; past this many distinct unknown ids per ``negative_ttl``, an unknown id
+costs one backend read per call instead of one per ``negative_ttl``."""
+
+
+class _DefaultSize(int):
+    """The default ``CachePolicy.maxsize``, which a preload may grow.
+
+    An explicitly chosen size is a plain ``int`` and never grows.
+    """
+
+    __slots__ = ()
 
 
 CacheObserver = Callable[[CacheEvent], None]
@@ -148,7 +180,12 @@ class CachePolicy:
         error_backoff: Initial seconds between refresh attempts of a stale key
             whose refreshes fail; doubles on each failure up to ``max_backoff``.
         max_backoff: Cap of that backoff.
-        maxsize: Most key ids held; a key not read since the last sweep is evicted.
+        maxsize: Most key ids held; past it, a key not read since the last
+            sweep is evicted. Left at its default (:data:`DEFAULT_MAXSIZE`), the
+            cache grows to fit whatever a preload asks for. Set explicitly, it is
+            a hard cap: a preload of more ids than ``maxsize`` raises
+            :class:`~tenuo_keys.errors.ResolverConfigError` instead of loading
+            keys that would evict each other.
         max_workers: Threads that do backend I/O for this cache.
     """
 
@@ -159,7 +196,7 @@ class CachePolicy:
     negative_ttl: float = 5.0
     error_backoff: float = 1.0
     max_backoff: float = 60.0
-    maxsize: int = 1024
+    maxsize: int = _DefaultSize(DEFAULT_MAXSIZE)
     max_workers: int = 8
 
     def __post_init__(self) -> None:
@@ -180,6 +217,16 @@ class CachePolicy:
             raise bad("maxsize", f"must be >= 1, got {self.maxsize!r}")
         if self.max_workers < 1:
             raise bad("max_workers", f"must be >= 1, got {self.max_workers!r}")
+
+    @property
+    def grows(self) -> bool:
+        """True when ``maxsize`` was left at its default, so a preload may grow it."""
+        return isinstance(self.maxsize, _DefaultSize)
+
+    @property
+    def negative_maxsize(self) -> int:
+        """Bound of the per-id maps for ids not held (see :data:`NEGATIVE_MAXSIZE`)."""
+        return min(self.maxsize, NEGATIVE_MAXSIZE)
 
 
 class _Entry:
@@ -213,6 +260,9 @@ class KeyCache:
         observers: Called with each :class:`CacheEvent`.
         batch_loader: Optional loader of many ids in one backend call, used by
             :meth:`preload`.
+        check_id: Optional validation of a key id not held, run before it
+            reaches the negative cache or the loader; raises
+            ``KeyResolutionError`` for an id no backend should be asked about.
         timer: Monotonic clock in seconds (injectable for tests).
         rng: Random source for TTL jitter (injectable for tests).
     """
@@ -225,6 +275,7 @@ class KeyCache:
         policy: CachePolicy | None = None,
         observers: Iterable[CacheObserver] = (),
         batch_loader: BatchLoader | None = None,
+        check_id: Callable[[str], object] | None = None,
         timer: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
     ) -> None:
@@ -232,6 +283,7 @@ class KeyCache:
         self.backend = backend
         self._loader = loader
         self._batch_loader = batch_loader
+        self._check_id = check_id
         self._timer = timer
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not crypto
         self._observers: tuple[CacheObserver, ...] = tuple(observers)
@@ -241,23 +293,30 @@ class KeyCache:
         # approximates LRU without reordering anything on the read path.
         self._store: dict[str, _Entry] = {}
         self._order: OrderedDict[str, None] = OrderedDict()
+        self._maxsize = int(self.policy.maxsize)
+        # Ids a preload under way is loading, with how many preloads want each:
+        # eviction passes over them, so a preload never evicts its own keys.
+        self._pinned: dict[str, int] = {}
+        negative = self.policy.negative_maxsize
         self._failures: cachetools.TTLCache[str, KeyResolutionError] = cachetools.TTLCache(
-            maxsize=self.policy.maxsize, ttl=max(self.policy.negative_ttl, 1e-9), timer=timer
+            maxsize=negative, ttl=max(self.policy.negative_ttl, 1e-9), timer=timer
         )
         # What to say while a key is unavailable and a new load is under way:
         # outlives the negative TTL so an outage reads the same on every call.
         self._last_error: cachetools.LRUCache[str, KeyResolutionError] = cachetools.LRUCache(
-            self.policy.maxsize
+            negative
         )
         # Keys dropped past max_staleness while their backend kept failing, with
         # the count of background reloads since. Such a key is reloaded in the
         # background (with backoff) until it loads or fails definitively, so it
         # is back before the next caller asks, and its errors keep saying why.
-        self._expired: cachetools.LRUCache[str, int] = cachetools.LRUCache(self.policy.maxsize)
+        self._expired: cachetools.LRUCache[str, int] = cachetools.LRUCache(negative)
         self._retry_timers: dict[str, threading.Timer] = {}
+        # One future per load under way. A load stores its result only while its
+        # future is still the one registered here: invalidate() and clear()
+        # unregister it, so a load that started before them cannot store a key
+        # they meant to forget. No per-id counter outlives the load.
         self._inflight: dict[str, Future[KeyVersions]] = {}
-        self._generation: dict[str, int] = {}
-        self._epoch = 0
         self._executor: ThreadPoolExecutor | None = None
         self._closed = False
 
@@ -319,12 +378,20 @@ class KeyCache:
             return entry.versions
         if self._closed:
             raise ResolverClosed(key_id=key_id, backend=self.backend)
-        failure = self._failures.get(key_id)
+        if self._check_id is not None:
+            self._check_id(key_id)
+        # The negative maps reorder on reads, so they are read under the lock.
+        with self._lock:
+            failure = self._failures.get(key_id)
+            last = self._last_error.get(key_id)
         if failure is not None:
             raise failure.with_context(key_id=key_id, backend=self.backend)
         self._emit("miss", key_id)
-        self._start_load(key_id)
-        last = self._last_error.get(key_id)
+        started = self._start_miss(key_id)
+        if started is None:
+            raise self._busy(key_id, sync=True)
+        if isinstance(started, KeyResolutionError):
+            raise started
         if last is None and entry is not None and entry.last_error is not None:
             # Past max_staleness while refreshes fail: an outage, not a cold key.
             raise BackendUnavailable(
@@ -365,12 +432,22 @@ class KeyCache:
                 return _done(entry.versions)
         if self._closed:
             return _failed(ResolverClosed(key_id=key_id, backend=self.backend))
-        failure = self._failures.get(key_id)
+        if self._check_id is not None:
+            try:
+                self._check_id(key_id)
+            except KeyResolutionError as exc:
+                return _failed(exc)
+        with self._lock:
+            failure = self._failures.get(key_id)
         if failure is not None:
             return _failed(failure.with_context(key_id=key_id, backend=self.backend))
-        if entry is None:
-            self._emit("miss", key_id)
-        return self._start_load(key_id, refresh=entry is not None)
+        if entry is not None:
+            return self._start_load(key_id, refresh=True)
+        self._emit("miss", key_id)
+        started = self._start_miss(key_id)
+        if started is None:
+            return _failed(self._busy(key_id, sync=False))
+        return _failed(started) if isinstance(started, KeyResolutionError) else started
 
     async def get(self, key_id: str) -> KeyVersions:
         """Async form of :meth:`get_future`; the event loop is never blocked."""
@@ -408,36 +485,65 @@ class KeyCache:
                 return _failed(ResolverClosed(key_id=key_id, backend=self.backend))
             future = Future()
             self._inflight[key_id] = future
-            token = (self._epoch, self._generation.get(key_id, 0))
             if refresh:
                 self._emit("refresh", key_id)
-            self._pool().submit(self._run_load, key_id, future, token)
+            self._pool().submit(self._run_load, key_id, future)
             return future
 
-    def _run_load(self, key_id: str, future: Future[KeyVersions], token: tuple[int, int]) -> None:
+    def _start_miss(self, key_id: str) -> Future[KeyVersions] | KeyResolutionError | None:
+        """Start (or join) the load of a key not held.
+
+        Misses are what a caller who picks key ids controls, so the loads they
+        queue are bounded: past ``negative_maxsize`` loads under way, a miss of
+        another id starts nothing and fails retryably. Preloads and refreshes of
+        held keys are not limited.
+
+        Returns:
+            The load's future; the negative answer of a load that failed since
+            the caller looked; or None when too many loads are pending.
+        """
+        with self._lock:
+            failure = self._failures.get(key_id)
+            if failure is not None:
+                # A load failed since the caller looked: that answer stands for
+                # negative_ttl, so asking the backend again now would be a second read.
+                return failure.with_context(key_id=key_id, backend=self.backend)
+            if (key_id not in self._inflight
+                    and len(self._inflight) >= self.policy.negative_maxsize):
+                return None
+            return self._start_load(key_id)
+
+    def _busy(self, key_id: str, *, sync: bool) -> KeyResolutionError:
+        reason = f"{len(self._inflight)} key loads already pending; this one was not started"
+        if sync:
+            return KeyNotLoaded(f"not loaded in memory yet; {reason}", key_id=key_id,
+                                backend=self.backend)
+        return BackendUnavailable(reason, key_id=key_id, backend=self.backend)
+
+    def _run_load(self, key_id: str, future: Future[KeyVersions]) -> None:
         started = self._timer()
         try:
             versions = self._loader(key_id)
         except BaseException as exc:
             error = _as_resolution_error(exc, key_id, self.backend)
             self._emit("error", key_id, self._timer() - started, error)
-            self._finish(key_id, future, token, None, error)
+            self._finish(key_id, future, None, error)
         else:
             self._emit("fetch", key_id, self._timer() - started)
-            self._finish(key_id, future, token, versions, None)
+            self._finish(key_id, future, versions, None)
 
     def _finish(
         self,
         key_id: str,
         future: Future[KeyVersions],
-        token: tuple[int, int],
         versions: KeyVersions | None,
         error: KeyResolutionError | None,
     ) -> None:
         result: KeyVersions | None = None
         with self._lock:
-            current = (self._epoch, self._generation.get(key_id, 0)) == token
-            if self._inflight.get(key_id) is future:
+            # Still registered: no invalidate() or clear() since this load began.
+            current = self._inflight.get(key_id) is future
+            if current:
                 del self._inflight[key_id]
             if versions is not None:
                 result = versions
@@ -539,12 +645,20 @@ class KeyCache:
         self._store[key_id] = entry
         self._order[key_id] = None
         self._order.move_to_end(key_id)
-        while len(self._store) > self.policy.maxsize:
+        spared = 0
+        while len(self._store) > self._maxsize:
             victim, _ = self._order.popitem(last=False)
             held = self._store.get(victim)
-            if held is not None and held.used:
-                held.used = False  # read since the last sweep: a second chance
+            if held is None:
+                continue
+            # Read since the last sweep, or loaded by a preload under way: a
+            # second chance. Only concurrent preloads that together ask for more
+            # than maxsize pin every entry; then one is evicted all the same,
+            # and those preloads count it as not held.
+            if (held.used or victim in self._pinned) and spared <= 2 * len(self._order):
+                held.used = False
                 self._order[victim] = None
+                spared += 1
                 continue
             self._store.pop(victim, None)
 
@@ -591,12 +705,20 @@ class KeyCache:
 
         Returns:
             For each id, its versions or the error that loading it raised.
+
+        Raises:
+            ResolverConfigError: ``maxsize`` was set explicitly and is smaller
+                than the number of ids; nothing was loaded. (Left at its
+                default, the cache grows to fit instead.)
         """
         ids = list(dict.fromkeys(key_ids))
-        now = self._timer()
         out: dict[str, KeyVersions | KeyResolutionError] = {}
         todo: list[str] = []
         with self._lock:
+            self._reserve(ids)
+            for key_id in ids:
+                self._pinned[key_id] = self._pinned.get(key_id, 0) + 1
+            now = self._timer()
             for key_id in ids:
                 entry = self._store.get(key_id)
                 if entry is not None and now < entry.refresh_at:
@@ -604,15 +726,57 @@ class KeyCache:
                 else:
                     self._failures.pop(key_id, None)
                     todo.append(key_id)
-        futures = self._start_batch(todo) if self._batch_loader and len(todo) > 1 else {
-            key_id: self._start_load(key_id) for key_id in todo
-        }
-        for key_id, future in futures.items():
-            try:
-                out[key_id] = future.result(timeout)
-            except KeyResolutionError as exc:
-                out[key_id] = exc
+        try:
+            futures = self._start_batch(todo) if self._batch_loader and len(todo) > 1 else {
+                key_id: self._start_load(key_id) for key_id in todo
+            }
+            for key_id, future in futures.items():
+                try:
+                    out[key_id] = future.result(timeout)
+                except KeyResolutionError as exc:
+                    out[key_id] = exc
+        finally:
+            with self._lock:
+                for key_id in ids:
+                    left = self._pinned.pop(key_id, 1) - 1
+                    if left:
+                        self._pinned[key_id] = left
         return {key_id: out[key_id] for key_id in ids}
+
+    def _reserve(self, ids: Sequence[str]) -> None:
+        """Make room for a preload of ``ids`` without evicting any of them.
+
+        Caller holds the lock.
+
+        Raises:
+            ResolverConfigError: ``maxsize`` was set explicitly and is smaller
+                than the number of ids asked for.
+        """
+        if not self.policy.grows:
+            if len(ids) > self._maxsize:
+                raise ResolverConfigError(
+                    f"cannot preload {len(ids)} keys into the {self.backend} cache: "
+                    f"CachePolicy.maxsize={self._maxsize} holds fewer, so they would evict "
+                    f"each other. Set maxsize to at least {len(ids)}, or leave it at its "
+                    f"default so the cache grows to fit"
+                )
+            return
+        # Every id held now stays: the cache grows to hold them and the new
+        # ones, plus a quarter for keys first asked for after the preload, so
+        # those do not evict preloaded keys at once.
+        needed = len(self._store) + sum(1 for key_id in ids if key_id not in self._store)
+        if needed > self._maxsize:
+            grown = needed + needed // 4
+            logger.info(
+                "tenuo_keys: %s cache grows from %d to %d keys to fit a preload of %d",
+                self.backend, self._maxsize, grown, len(ids),
+            )
+            self._maxsize = grown
+
+    @property
+    def maxsize(self) -> int:
+        """How many keys this cache holds before evicting (it may have grown)."""
+        return self._maxsize
 
     def _start_batch(self, key_ids: Sequence[str]) -> dict[str, Future[KeyVersions]]:
         mine: dict[str, Future[KeyVersions]] = {}
@@ -621,7 +785,6 @@ class KeyCache:
             if self._closed:
                 return {k: _failed(ResolverClosed(key_id=k, backend=self.backend))
                         for k in key_ids}
-            tokens: dict[str, tuple[int, int]] = {}
             for key_id in key_ids:
                 existing = self._inflight.get(key_id)
                 if existing is not None:
@@ -630,14 +793,11 @@ class KeyCache:
                 future: Future[KeyVersions] = Future()
                 self._inflight[key_id] = future
                 mine[key_id] = futures[key_id] = future
-                tokens[key_id] = (self._epoch, self._generation.get(key_id, 0))
             if mine:
-                self._pool().submit(self._run_batch, mine, tokens)
+                self._pool().submit(self._run_batch, mine)
         return futures
 
-    def _run_batch(
-        self, futures: dict[str, Future[KeyVersions]], tokens: dict[str, tuple[int, int]]
-    ) -> None:
+    def _run_batch(self, futures: dict[str, Future[KeyVersions]]) -> None:
         assert self._batch_loader is not None
         ids = list(futures)
         started = self._timer()
@@ -651,14 +811,14 @@ class KeyCache:
             result = results.get(key_id)
             if isinstance(result, KeyVersions):
                 self._emit("fetch", key_id, latency)
-                self._finish(key_id, future, tokens[key_id], result, None)
+                self._finish(key_id, future, result, None)
             else:
                 error = result if result is not None else KeyResolutionError(
                     "batch load returned nothing for this key", key_id=key_id,
                     backend=self.backend,
                 )
                 self._emit("error", key_id, latency, error)
-                self._finish(key_id, future, tokens[key_id], None, error)
+                self._finish(key_id, future, None, error)
 
     # -- invalidation and lifecycle -------------------------------------
 
@@ -668,7 +828,6 @@ class KeyCache:
         Takes the lock only; never waits for I/O.
         """
         with self._lock:
-            self._generation[key_id] = self._generation.get(key_id, 0) + 1
             self._drop(key_id)
             self._failures.pop(key_id, None)
             self._last_error.pop(key_id, None)
@@ -678,8 +837,6 @@ class KeyCache:
     def clear(self) -> None:
         """Forget every key; loads already running are not stored. Never waits."""
         with self._lock:
-            self._epoch += 1
-            self._generation.clear()
             self._store.clear()
             self._order.clear()
             self._failures.clear()
@@ -734,7 +891,7 @@ class KeyCache:
     def __repr__(self) -> str:
         return (
             f"KeyCache(backend={self.backend!r}, held={len(self._store)}, "
-            f"maxsize={self.policy.maxsize}, ttl={self.policy.ttl!r}, closed={self._closed})"
+            f"maxsize={self._maxsize}, ttl={self.policy.ttl!r}, closed={self._closed})"
         )
 
 

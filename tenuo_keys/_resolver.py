@@ -17,7 +17,7 @@ import tenuo_core
 from ._cache import CacheObserver, CachePolicy, KeyCache
 from ._formats import decode_signing_key
 from ._keyset import KeyVersion, KeyVersions
-from .errors import HolderMismatch, KeyFormatError, KeyResolutionError
+from .errors import HolderMismatch, KeyFormatError, KeyNotLoaded, KeyResolutionError
 
 __all__ = ["BackendKeyResolver", "KeyMaterial", "KeyResolver", "StoredKey", "check_key_id"]
 
@@ -135,6 +135,23 @@ class KeyResolver(abc.ABC):
             count += 1
         return count
 
+    def _preload_many(self, key_ids: Sequence[str]) -> dict[str, KeyResolutionError | None]:
+        """Preload ``key_ids``, saying per id whether it is held (None) or why not.
+
+        What :class:`~tenuo_keys.CompositeKeyResolver` calls on each of its
+        resolvers, so it can hand every id to the next resolver in one batch.
+        This default preloads one id at a time; resolvers with a cache batch.
+        """
+        out: dict[str, KeyResolutionError | None] = {}
+        for key_id in key_ids:
+            try:
+                self.preload([key_id])
+            except KeyResolutionError as exc:
+                out[key_id] = exc
+            else:
+                out[key_id] = None
+        return out
+
     def preload_all(self, strict: bool = False) -> int:
         """Discover every key id the backend can list and load them all.
 
@@ -228,6 +245,7 @@ class BackendKeyResolver(KeyResolver):
             policy=cache,
             observers=observers,
             batch_loader=self._load_many if batches else None,
+            check_id=self._check_id,
         )
         self._mismatch_lock = threading.Lock()
         policy = self._cache.policy
@@ -298,8 +316,15 @@ class BackendKeyResolver(KeyResolver):
         return await self._cache.get(check_key_id(key_id, self.backend))
 
     def resolve_versions_sync(self, key_id: str) -> KeyVersions:
-        """Return every held version of ``key_id`` from memory (no I/O)."""
+        """Return every held version of ``key_id`` from memory (no I/O).
+
+        An id that is not held is validated (:func:`check_key_id`) before it
+        reaches the negative cache or the backend, as on the async path.
+        """
         return self._cache.get_sync(key_id)
+
+    def _check_id(self, key_id: str) -> None:
+        check_key_id(key_id, self.backend)
 
     def resolve_for_holder_sync(self, key_id: str, holder: Any) -> Any:
         """Return the version whose public key is ``holder``, from memory.
@@ -340,20 +365,41 @@ class BackendKeyResolver(KeyResolver):
     def preload(self, key_ids: Iterable[str]) -> int:
         """Load ``key_ids`` now, batched or in parallel; blocks until done.
 
+        The cache makes room for all of them first (see
+        :attr:`CachePolicy.maxsize <tenuo_keys.CachePolicy>`), so none evicts another.
+
         Returns:
-            How many were loaded.
+            How many are held now.
 
         Raises:
             KeyResolutionError: The first failure, after every id was tried.
+            ResolverConfigError: An explicit ``maxsize`` is smaller than the
+                number of ids; nothing was loaded.
         """
-        ids = [check_key_id(k, self.backend) for k in key_ids]
-        results = self._cache.preload(ids)
-        errors = [r for r in results.values() if isinstance(r, KeyResolutionError)]
+        outcome = self._preload_many([check_key_id(k, self.backend) for k in key_ids])
+        errors = [e for e in outcome.values() if e is not None]
         for error in errors[1:]:
             logger.warning("tenuo_keys: preload failed: %s", error)
         if errors:
             raise errors[0]
-        return len(results)
+        return len(outcome)
+
+    def _preload_many(self, key_ids: Sequence[str]) -> dict[str, KeyResolutionError | None]:
+        results = self._cache.preload(key_ids)
+        out: dict[str, KeyResolutionError | None] = {}
+        for key_id, result in results.items():
+            if isinstance(result, KeyResolutionError):
+                out[key_id] = result
+            elif key_id in self._cache:
+                out[key_id] = None
+            else:
+                # Loaded, then invalidated (or cleared) before the preload
+                # returned: not held, so not counted as preloaded.
+                out[key_id] = KeyNotLoaded(
+                    "loaded by the preload but no longer held (invalidated meanwhile)",
+                    key_id=key_id, backend=self.backend,
+                )
+        return out
 
     def preload_all(self, strict: bool = False) -> int:
         """List every key id the backend holds and load them all.
@@ -366,10 +412,13 @@ class BackendKeyResolver(KeyResolver):
             strict: Raise the first per-key failure after trying every key.
 
         Returns:
-            How many keys were loaded.
+            How many keys are held now: what was loaded, never more.
+
+        Raises:
+            ResolverConfigError: An explicit ``maxsize`` is smaller than the
+                number of keys listed; nothing was loaded.
         """
-        results = self._cache.preload(self.list_key_ids())
-        return _count_loaded(results, strict)
+        return _count_loaded(self._preload_many(self.list_key_ids()), strict)
 
     def invalidate(self, key_id: str) -> None:
         """Forget ``key_id`` so the next resolve fetches it again."""
@@ -440,10 +489,10 @@ class BackendKeyResolver(KeyResolver):
 
 
 
-def _count_loaded(results: Mapping[str, KeyVersions | KeyResolutionError], strict: bool) -> int:
-    errors = [r for r in results.values() if isinstance(r, KeyResolutionError)]
+def _count_loaded(outcome: Mapping[str, KeyResolutionError | None], strict: bool) -> int:
+    errors = [e for e in outcome.values() if e is not None]
     for error in errors:
         logger.error("tenuo_keys: preload_all could not load a key: %s", error)
     if strict and errors:
         raise errors[0]
-    return len(results) - len(errors)
+    return len(outcome) - len(errors)

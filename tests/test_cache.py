@@ -8,6 +8,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import cachetools
 import pytest
 import tenuo_core
 
@@ -26,6 +27,7 @@ from tenuo_keys import (
     ResolverClosed,
     ResolverConfigError,
 )
+from tenuo_keys._cache import DEFAULT_MAXSIZE, _DefaultSize
 from tenuo_keys.testing import io_guard
 
 
@@ -375,4 +377,219 @@ def test_ttl_none_never_expires(backend, clock):
     clock.advance(10**9)
     cache.get_sync("a")
     assert backend.calls == 1
+    cache.close()
+
+
+# -- bounded per-id state (issue 14.5) -------------------------------------
+
+
+def per_id_state(cache: KeyCache) -> dict[str, int]:
+    """Sizes of every map the cache keeps, whatever its name: none may grow per id."""
+    return {name: len(value) for name, value in vars(cache).items()
+            if isinstance(value, (dict, cachetools.Cache))}
+
+
+def test_invalidate_keeps_no_state_per_id_after_100k_ids(backend, clock):
+    cache = make(backend, clock, maxsize=100)
+    for i in range(100_000):
+        cache.invalidate(f"id-{i}")
+    assert max(per_id_state(cache).values()) == 0
+    cache.close()
+
+
+def test_load_begun_before_invalidate_is_not_stored_after_100k_other_invalidates(
+    backend, clock
+):
+    # The race a per-id generation counter guarded: a bounded counter that
+    # forgot "a" would let this stale load store the key invalidate() dropped.
+    backend.set("a")
+    backend.gate = threading.Event()
+    cache = make(backend, clock, maxsize=100)
+    future = cache.get_future("a")
+    cache.invalidate("a")
+    for i in range(100_000):
+        cache.invalidate(f"other-{i}")
+    backend.gate.set()
+    future.result(5)  # its waiter still gets an answer
+    assert "a" not in cache
+    backend.gate = None
+    cache.get_blocking("a")  # the next caller asks the backend again
+    assert backend.calls == 2
+    cache.close()
+
+
+def test_load_begun_before_clear_is_not_stored(backend, clock):
+    backend.set("a")
+    backend.gate = threading.Event()
+    cache = make(backend, clock)
+    future = cache.get_future("a")
+    cache.clear()
+    backend.gate.set()
+    future.result(5)
+    assert "a" not in cache
+    cache.close()
+
+
+def test_unknown_id_repeated_costs_one_read_per_negative_ttl(backend, clock):
+    cache = make(backend, clock, negative_ttl=5.0)
+
+    async def async_calls() -> None:
+        for _ in range(100):
+            with pytest.raises(KeyNotFound):
+                await cache.get("ghost")
+
+    asyncio.run(async_calls())
+    for _ in range(100):
+        with pytest.raises(KeyNotFound):
+            cache.get_sync("ghost")
+    assert backend.calls == 1
+    clock.advance(5.1)
+    # Past the negative TTL the sync path says the same and starts one reload.
+    for _ in range(100):
+        with pytest.raises(KeyNotFound):
+            cache.get_sync("ghost")
+    wait_done(cache, "ghost")
+    assert backend.calls == 2
+    cache.close()
+
+
+def test_flood_of_distinct_unknown_ids_reads_each_once_and_stays_bounded(backend, clock):
+    stats = CacheStats()
+    cache = make(backend, clock, stats, maxsize=1_000, negative_ttl=60.0)
+    ids = [f"ghost-{i}" for i in range(1_000)]
+    for key_id in ids:
+        with pytest.raises(KeyNotFound):
+            cache.get_blocking(key_id)
+    for _ in range(3):  # repeats, sync and async, within the negative TTL
+        for key_id in ids:
+            with pytest.raises(KeyNotFound):
+                cache.get_sync(key_id)
+            with pytest.raises(KeyNotFound):
+                cache.get_future(key_id).result(5)
+    assert backend.calls == 1_000
+    # 100k distinct ids: at most one read each, and the maps stay bounded.
+    for start in range(0, 100_000, 500):  # in waves the pending-load bound admits
+        futures = [cache.get_future(f"flood-{i}") for i in range(start, start + 500)]
+        for future in futures:
+            with pytest.raises(KeyNotFound):
+                future.result(5)
+    assert backend.calls == 101_000
+    sizes = per_id_state(cache)
+    assert max(sizes.values()) <= 1_000, sizes
+    assert len(cache) == 0
+    cache.close()
+
+
+def test_sync_misses_queue_a_bounded_number_of_loads(backend, clock):
+    # resolve_sync never waits, so without a bound a flood of ids queues one
+    # background load each while the backend is slow.
+    backend.gate = threading.Event()
+    cache = make(backend, clock, maxsize=500)
+    try:
+        busy = 0
+        for i in range(100_000):
+            try:
+                cache.get_sync(f"flood-{i}")
+            except KeyNotLoaded as exc:
+                busy += "pending" in exc.reason
+        assert len(cache._inflight) == 500
+        assert busy == 100_000 - 500
+        with pytest.raises(BackendUnavailable, match="pending"):
+            cache.get_future("one-more").result(1)
+    finally:
+        backend.gate.set()
+        cache.close(wait=False)  # a failed bound leaves loads queued: cancel them
+    assert backend.calls <= 500  # only the admitted loads ever reached the backend
+
+
+# -- preloading sizes the cache for what was asked (issue 14.6) ------------
+
+
+class Cheap:
+    """A loader that serves any id from one shared key; counts calls."""
+
+    def __init__(self) -> None:
+        self.versions = KeyVersions("shared", [KeyVersion.of(tenuo_core.SigningKey.generate())])
+        self.calls = 0
+        self.lock = threading.Lock()
+        self.known: set[str] | None = None
+
+    def __call__(self, key_id: str) -> KeyVersions:
+        with self.lock:
+            self.calls += 1
+        if self.known is not None and key_id not in self.known:
+            raise KeyNotFound(key_id=key_id)
+        return self.versions
+
+
+def test_default_maxsize_is_sized_for_fleets_and_grows_to_fit_a_preload():
+    loader = Cheap()
+    cache = KeyCache(loader, backend="test")
+    assert CachePolicy().maxsize == DEFAULT_MAXSIZE >= 65_536
+    assert CachePolicy().grows and not CachePolicy(maxsize=DEFAULT_MAXSIZE).grows
+    ids = [f"agent-{i}" for i in range(DEFAULT_MAXSIZE + 5_000)]
+    results = cache.preload(ids)
+    assert len(results) == len(cache) == len(ids)
+    assert cache.maxsize >= len(ids)
+    calls = loader.calls
+    for key_id in ids:
+        cache.get_sync(key_id)
+    assert loader.calls == calls  # every id from memory
+    cache.close()
+
+
+def test_grown_cache_keeps_what_it_held_and_leaves_room_for_new_keys():
+    loader = Cheap()
+    cache = KeyCache(loader, backend="test", policy=CachePolicy(maxsize=_DefaultSize(100)))
+    before = [f"early-{i}" for i in range(60)]
+    cache.preload(before)
+    later = [f"agent-{i}" for i in range(1_000)]
+    cache.preload(later)
+    assert all(k in cache for k in before + later)
+    assert cache.maxsize == 1_060 + 1_060 // 4
+    for i in range(200):  # keys first asked after the preload fit too
+        cache.get_blocking(f"new-{i}")
+    assert len(cache) == 1_260
+    cache.close()
+
+
+def test_explicit_maxsize_refuses_a_bigger_preload_before_any_read():
+    loader = Cheap()
+    cache = KeyCache(loader, backend="test", policy=CachePolicy(maxsize=1_000))
+    with pytest.raises(ResolverConfigError) as info:
+        cache.preload([f"agent-{i}" for i in range(1_001)])
+    assert "maxsize=1000" in str(info.value) and "1001" in str(info.value)
+    assert loader.calls == 0 and len(cache) == 0
+    assert cache.maxsize == 1_000
+    assert len(cache.preload([f"agent-{i}" for i in range(1_000)])) == len(cache) == 1_000
+    cache.close()
+
+
+def test_preload_under_an_explicit_cap_evicts_others_never_its_own_keys():
+    loader = Cheap()
+    cache = KeyCache(loader, backend="test", policy=CachePolicy(maxsize=3))
+    cache.get_blocking("x")
+    cache.get_blocking("y")
+    cache.get_sync("x")
+    cache.get_sync("y")  # both read since the last sweep: second chances
+    cache.preload(["a", "b", "c"])
+    assert sorted(cache.key_ids()) == ["a", "b", "c"]
+    cache.close()
+
+
+def test_preload_of_5000_with_old_default_size_thrashed_now_all_held():
+    # The soak's symptom: 5,000 preloaded, 1,024 held, then a resolve_sync
+    # pass where each miss evicted another held key.
+    loader = Cheap()
+    cache = KeyCache(loader, backend="test")
+    ids = [f"agent-{i}" for i in range(5_000)]
+    cache.preload(ids)
+    calls = loader.calls
+    missed = 0
+    for key_id in ids:
+        try:
+            cache.get_sync(key_id)
+        except KeyNotLoaded:
+            missed += 1
+    assert missed == 0 and loader.calls == calls == 5_000
     cache.close()

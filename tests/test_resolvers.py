@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import threading
+import time
 
+import cachetools
 import pytest
 import tenuo_core
 
 from tenuo_keys import (
+    BackendKeyResolver,
     BackendUnavailable,
+    CachePolicy,
+    CacheStats,
     CompositeKeyResolver,
     EnvKeyResolver,
     HolderMismatch,
@@ -17,6 +24,7 @@ from tenuo_keys import (
     KeyFormatError,
     KeyNotFound,
     KeyNotLoaded,
+    KeyResolutionError,
     KeyResolver,
     KeyVersion,
     KeyVersions,
@@ -25,6 +33,7 @@ from tenuo_keys import (
     StoredKey,
     encode_signing_key,
 )
+from tenuo_keys._cache import DEFAULT_MAXSIZE
 from tenuo_keys.testing import io_guard, wait_for_sync
 
 
@@ -191,3 +200,277 @@ async def test_async_context_manager_closes():
         assert pub(await r.resolve("k")) == pub(key)
     assert r.cache.closed
     await asyncio.sleep(0)
+
+
+# -- attacker-chosen key ids (issue 14.5) -----------------------------------
+
+
+class Counting(BackendKeyResolver):
+    """A backend that counts reads; holds ``keys``, answers not found otherwise."""
+
+    backend = "counting"
+
+    def __init__(self, keys=None, **kwargs):
+        super().__init__(**kwargs)
+        self.keys = dict(keys or {})
+        self.reads = 0
+        self.lock = threading.Lock()
+
+    def fetch(self, key_id):
+        with self.lock:
+            self.reads += 1
+        if key_id not in self.keys:
+            raise KeyNotFound(key_id=key_id, backend=self.backend)
+        return self.keys[key_id]
+
+    def list_key_ids(self):
+        return sorted(self.keys)
+
+
+def settle(resolver):
+    """Wait until no background load is under way."""
+    deadline = time.monotonic() + 10
+    while resolver.cache._inflight:
+        assert time.monotonic() < deadline
+        time.sleep(0.005)
+
+
+HOLDER = tenuo_core.SigningKey.generate().public_key
+
+METHODS = {
+    "resolve": lambda r, k: r.resolve(k),
+    "resolve_for_holder": lambda r, k: r.resolve_for_holder(k, HOLDER),
+    "resolve_sync": lambda r, k: r.resolve_sync(k),
+    "resolve_for_holder_sync": lambda r, k: r.resolve_for_holder_sync(k, HOLDER),
+}
+
+
+def ask(resolver, method, key_id):
+    """One call of ``method``; returns the error it raised."""
+    try:
+        result = METHODS[method](resolver, key_id)
+        if asyncio.iscoroutine(result):
+            asyncio.get_event_loop().run_until_complete(result)
+    except KeyResolutionError as exc:
+        return exc
+    raise AssertionError("an unknown id resolved")
+
+
+@pytest.mark.parametrize("method", list(METHODS))
+def test_unknown_ids_cost_one_backend_read_each_per_negative_ttl(method):
+    resolver = Counting(cache=CachePolicy(negative_ttl=60.0, maxsize=5_000))
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        ghosts = [f"ghost-{i}" for i in range(2_000)]
+        for key_id in ghosts:  # a flood of distinct unknown ids
+            ask(resolver, method, key_id)
+        settle(resolver)
+        assert resolver.reads == 2_000
+        for _ in range(3):  # and each again, repeatedly
+            for key_id in ghosts:
+                assert isinstance(ask(resolver, method, key_id), KeyNotFound)
+        for _ in range(1_000):  # the same unknown id over and over
+            ask(resolver, method, "one-ghost")
+        settle(resolver)
+        assert resolver.reads == 2_001
+        sizes = per_id_state(resolver.cache)
+        assert max(sizes.values()) <= 5_000, sizes
+    finally:
+        resolver.close()
+        loop.close()
+        asyncio.set_event_loop(None)
+
+
+def test_resolve_sync_flood_of_100k_distinct_ids_stays_bounded():
+    resolver = Counting()
+    refused = 0
+    for i in range(100_000):
+        try:
+            resolver.resolve_sync(f"flood-{i}")
+        except KeyNotLoaded as exc:
+            refused += "pending" in exc.reason
+        except KeyNotFound:
+            pass
+    settle(resolver)
+    # One read at most per id: refused misses started none.
+    assert resolver.reads + refused <= 100_000
+    sizes = per_id_state(resolver.cache)
+    assert max(sizes.values()) <= 8_192, sizes
+    resolver.close()
+
+
+@pytest.mark.parametrize("key_id", ["x" * 10_000, "bad\nid", ""])
+def test_sync_path_validates_key_ids_before_any_backend_read(key_id):
+    resolver = Counting()
+    for call in (resolver.resolve_sync,
+                 lambda k: resolver.resolve_for_holder_sync(k, HOLDER)):
+        with pytest.raises(KeyResolutionError, match="invalid key id") as info:
+            call(key_id)
+        assert not isinstance(info.value, KeyNotLoaded)
+    settle(resolver)
+    assert resolver.reads == 0
+    assert max(per_id_state(resolver.cache).values()) == 0
+    resolver.close()
+
+
+def per_id_state(cache):
+    return {name: len(value) for name, value in vars(cache).items()
+            if isinstance(value, (dict, cachetools.Cache))}
+
+
+# -- preloading holds what it loads (issue 14.6) ----------------------------
+
+
+def fleet_environ(count, prefix="TENUO_KEY_", start=0):
+    """``count`` distinct keys as environment variables, and their public keys."""
+    environ, public = {}, {}
+    for i in range(start, start + count):
+        key = tenuo_core.SigningKey.generate()
+        environ[f"{prefix}agent-{i:05d}"] = encode_signing_key(key)
+        public[f"agent-{i:05d}"] = pub(key)
+    return environ, public
+
+
+def test_env_preload_all_of_10k_keys_serves_every_id_from_memory():
+    environ, public = fleet_environ(10_000)
+    stats = CacheStats()
+    with EnvKeyResolver(environ=environ, observers=[stats]) as resolver:
+        assert resolver.preload_all() == 10_000 == len(resolver.cache)
+        reads = stats.backend_calls
+        with io_guard() as seen:
+            for key_id, public_key in public.items():
+                assert pub(resolver.resolve_sync(key_id)) == public_key
+                resolver.resolve_for_holder_sync(key_id, public_key)
+        assert stats.backend_calls == reads == 10_000
+        assert seen.events == []
+
+
+def test_env_preload_all_beyond_an_explicit_maxsize_is_refused_before_any_read():
+    environ, _ = fleet_environ(1_500)
+    stats = CacheStats()
+    resolver = EnvKeyResolver(environ=environ, observers=[stats],
+                              cache=CachePolicy(maxsize=1_024))
+    with pytest.raises(ResolverConfigError) as info:
+        resolver.preload_all()
+    assert "maxsize=1024" in str(info.value) and "1500" in str(info.value)
+    assert stats.backend_calls == 0 and len(resolver.cache) == 0
+    resolver.close()
+
+
+def test_preload_counts_only_what_is_still_held():
+    gate = threading.Event()
+
+    class Slow(Counting):
+        def fetch(self, key_id):
+            assert gate.wait(5)
+            return super().fetch(key_id)
+
+    keys = {f"k{i}": tenuo_core.SigningKey.generate() for i in range(3)}
+    resolver = Slow(keys)
+    done = []
+    worker = threading.Thread(target=lambda: done.append(resolver.preload_all()))
+    worker.start()
+    deadline = time.monotonic() + 5
+    while len(resolver.cache._inflight) < 3:
+        assert time.monotonic() < deadline
+        time.sleep(0.005)
+    resolver.invalidate("k1")  # its load is under way: it will not be stored
+    gate.set()
+    worker.join(5)
+    assert done == [2]
+    assert sorted(resolver.cache.key_ids()) == ["k0", "k2"]
+    resolver.close()
+
+
+# -- the composite: bounded routes, one preload per resolver ----------------
+
+
+class Anything(KeyResolver):
+    """Serves every id starting with ``prefix`` from one key; counts calls."""
+
+    backend = "anything"
+
+    def __init__(self, prefix):
+        self.prefix = prefix
+        self.versions = KeyVersions("shared", [KeyVersion.of(tenuo_core.SigningKey.generate())])
+        self.calls = 0
+
+    async def resolve_versions(self, key_id):
+        return self.resolve_versions_sync(key_id)
+
+    def resolve_versions_sync(self, key_id):
+        self.calls += 1
+        if not key_id.startswith(self.prefix):
+            raise KeyNotFound(key_id=key_id, backend=self.backend)
+        return self.versions
+
+
+def test_composite_routes_stay_bounded_after_100k_distinct_ids():
+    first, second = Anything("a-"), Anything("b-")
+    composite = CompositeKeyResolver([first, second])
+    for i in range(100_000):
+        composite.resolve_sync(f"b-{i}")
+    assert len(composite._answered) <= DEFAULT_MAXSIZE
+    composite.close()
+
+
+def test_composite_forgotten_route_is_found_again_in_order():
+    first, second = Anything("a-"), Anything("b-")
+    composite = CompositeKeyResolver([first, second], max_routes=100)
+    for i in range(1_000):
+        composite.resolve_sync(f"b-{i}")
+    assert len(composite._answered) == 100
+    first.calls = 0
+    composite.resolve_sync("b-999")  # remembered: straight to the second
+    assert first.calls == 0 and composite.answered_by("b-999") is second
+    assert composite.answered_by("b-0") is None  # forgotten ...
+    assert composite.resolve_sync("b-0") is second.versions.current  # ... found again
+    assert first.calls == 1 and composite.answered_by("b-0") is second
+    with pytest.raises(ResolverConfigError):
+        CompositeKeyResolver([first], max_routes=0)
+
+
+def test_composite_unknown_ids_cost_each_resolver_one_read_per_id():
+    first, second = Counting(), Counting()
+    composite = CompositeKeyResolver([first, second])
+    ghosts = [f"ghost-{i}" for i in range(2_000)]
+    for _ in range(4):
+        for key_id in ghosts:
+            with contextlib.suppress(KeyNotLoaded, KeyNotFound):
+                composite.resolve_sync(key_id)
+        settle(first)
+        settle(second)
+    assert first.reads == second.reads == 2_000
+    assert len(composite._answered) == 0
+    composite.close()
+
+
+def test_composite_preload_asks_each_resolver_once_for_all_its_ids():
+    a_keys = {f"a{i}": tenuo_core.SigningKey.generate() for i in range(50)}
+    b_keys = {f"b{i}": tenuo_core.SigningKey.generate() for i in range(50)}
+    first, second = Counting(a_keys), Counting(b_keys)
+    asked = []
+    for resolver in (first, second):
+        preload = resolver.cache.preload
+        resolver.cache.preload = lambda ids, *a, _p=preload, **k: asked.append(len(ids)) or _p(ids)
+    composite = CompositeKeyResolver([first, second])
+    assert composite.preload_all() == 100
+    assert asked == [100, 50]
+    assert composite.answered_by("a7") is first and composite.answered_by("b7") is second
+    composite.close()
+
+
+def test_composite_preload_all_of_10k_keys_serves_every_id_from_memory():
+    env_a, public_a = fleet_environ(6_000, "A_")
+    env_b, public_b = fleet_environ(4_000, "B_", start=6_000)
+    stats = CacheStats()
+    first = EnvKeyResolver("A_", environ=env_a, observers=[stats])
+    second = EnvKeyResolver("B_", environ=env_b, observers=[stats])
+    composite = CompositeKeyResolver([first, second])
+    assert composite.preload_all() == 10_000
+    reads = stats.backend_calls
+    for key_id, public_key in {**public_a, **public_b}.items():
+        assert pub(composite.resolve_sync(key_id)) == public_key
+    assert stats.backend_calls == reads
+    composite.close()

@@ -7,6 +7,9 @@ import threading
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
+import cachetools
+
+from .._cache import DEFAULT_MAXSIZE
 from .._keyset import KeyVersions
 from .._resolver import KeyResolver, check_key_id
 from ..errors import KeyNotFound, KeyResolutionError, ResolverConfigError
@@ -29,16 +32,27 @@ class CompositeKeyResolver(KeyResolver):
 
     Args:
         resolvers: The resolvers, first asked first.
+        max_routes: Most key ids whose serving resolver is remembered (least
+            recently used forgotten first); a preload of more ids grows it to fit.
+            A forgotten route only costs the memory-only path a walk down the
+            list again, as for an id never served.
     """
 
     backend = "composite"
 
-    def __init__(self, resolvers: Sequence[KeyResolver]) -> None:
+    def __init__(
+        self, resolvers: Sequence[KeyResolver], *, max_routes: int = DEFAULT_MAXSIZE
+    ) -> None:
         if not resolvers:
             raise ResolverConfigError("CompositeKeyResolver needs at least one resolver")
+        if max_routes < 1:
+            raise ResolverConfigError(f"max_routes must be >= 1, got {max_routes!r}")
         self.resolvers: tuple[KeyResolver, ...] = tuple(resolvers)
         self._lock = threading.Lock()
-        self._answered: dict[str, int] = {}
+        # Sticky routing of the memory-only path. Bounded: it is an optimisation
+        # (and what lets earlier resolvers' negative answers expire), never the
+        # source of truth, because the order of ``resolvers`` decides who serves.
+        self._answered: cachetools.LRUCache[str, int] = cachetools.LRUCache(max_routes)
 
     def answered_by(self, key_id: str) -> KeyResolver | None:
         """The resolver that last served ``key_id``, or None."""
@@ -52,6 +66,17 @@ class CompositeKeyResolver(KeyResolver):
                 self._answered[key_id] = index
                 logger.debug("tenuo_keys: key %r served by %s", key_id,
                              _name(self.resolvers[index]))
+
+    def _make_room(self, count: int) -> None:
+        """Grow the routes to remember ``count`` more ids (for a preload)."""
+        with self._lock:
+            needed = len(self._answered) + count
+            if needed > self._answered.maxsize:
+                grown: cachetools.LRUCache[str, int] = cachetools.LRUCache(
+                    needed + needed // 4
+                )
+                grown.update(self._answered)
+                self._answered = grown
 
     def _not_found(self, key_id: str) -> KeyNotFound:
         tried = ", ".join(_name(r) for r in self.resolvers)
@@ -81,7 +106,8 @@ class CompositeKeyResolver(KeyResolver):
         return self._first_sync(key_id, lambda r: r.resolve_for_holder_sync(key_id, holder))
 
     def _first_sync(self, key_id: str, call: Callable[[KeyResolver], T]) -> T:
-        index = self._answered.get(key_id)
+        with self._lock:
+            index = self._answered.get(key_id)
         if index is not None:
             try:
                 return call(self.resolvers[index])
@@ -113,49 +139,62 @@ class CompositeKeyResolver(KeyResolver):
     def preload(self, key_ids: Iterable[str]) -> int:
         """Preload each id from the first resolver that has it (blocking).
 
+        Each resolver is asked for every id the ones before it did not have, in
+        one preload, so its cache makes room for all of them at once.
+
+        Returns:
+            How many are held now.
+
         Raises:
             KeyResolutionError: The first failure, after every id was tried.
+            ResolverConfigError: A resolver's explicit ``maxsize`` is smaller
+                than the ids asked of it.
         """
-        errors: list[KeyResolutionError] = []
-        loaded = 0
-        for key_id in key_ids:
-            try:
-                self._preload_one(check_key_id(key_id, self.backend))
-                loaded += 1
-            except KeyResolutionError as exc:
-                errors.append(exc)
+        outcome = self._preload_many([check_key_id(k, self.backend) for k in key_ids])
+        errors = [e for e in outcome.values() if e is not None]
         if errors:
             raise errors[0]
-        return loaded
+        return len(outcome)
 
-    def _preload_one(self, key_id: str) -> None:
+    def _preload_many(self, key_ids: Sequence[str]) -> dict[str, KeyResolutionError | None]:
+        ids = list(dict.fromkeys(key_ids))
+        self._make_room(len(ids))
+        out: dict[str, KeyResolutionError | None] = {}
+        remaining = ids
         for index, resolver in enumerate(self.resolvers):
-            try:
-                resolver.preload([key_id])
-            except KeyNotFound:
-                continue
-            self._record(key_id, index)
-            return
-        raise self._not_found(key_id)
+            if not remaining:
+                break
+            outcome = resolver._preload_many(remaining)
+            missing: list[str] = []
+            for key_id in remaining:
+                error = outcome[key_id] if key_id in outcome else self._not_found(key_id)
+                if isinstance(error, KeyNotFound):
+                    missing.append(key_id)
+                    continue
+                if error is None:
+                    self._record(key_id, index)
+                out[key_id] = error
+            remaining = missing
+        for key_id in remaining:
+            out[key_id] = self._not_found(key_id)
+        return {key_id: out[key_id] for key_id in ids}
 
     def preload_all(self, strict: bool = False) -> int:
         """Preload every listable id, each from the first resolver that has it.
 
         Ids that fail are logged and skipped, as in the backends' own
         ``preload_all``; with ``strict=True`` the first failure raises.
+
+        Returns:
+            How many keys are held now.
         """
-        loaded = 0
-        errors: list[KeyResolutionError] = []
-        for key_id in self.list_key_ids():
-            try:
-                self._preload_one(key_id)
-                loaded += 1
-            except KeyResolutionError as exc:
-                errors.append(exc)
-                logger.error("tenuo_keys: preload_all could not load a key: %s", exc)
+        outcome = self._preload_many(self.list_key_ids())
+        errors = [e for e in outcome.values() if e is not None]
+        for error in errors:
+            logger.error("tenuo_keys: preload_all could not load a key: %s", error)
         if strict and errors:
             raise errors[0]
-        return loaded
+        return len(outcome) - len(errors)
 
     def list_key_ids(self) -> list[str]:
         """The union of every resolver's listable ids."""

@@ -41,19 +41,25 @@ class StaticKeyResolver(BackendKeyResolver):
         self._lock = threading.Lock()
         self._keys: dict[str, list[StoredKey]] = {}
         for key_id, value in (keys or {}).items():
-            self.put(key_id, value)
+            self._set(key_id, value)
+        # One preload of them all, so the cache is sized for all of them (or
+        # an explicit maxsize too small for them is refused) at once.
+        self.preload(list(self._keys))
 
     def put(self, key_id: str, value: KeyMaterial | Sequence[KeyMaterial]) -> None:
         """Set ``key_id`` to ``value`` (one key, or versions current first).
 
         The key is in memory when this returns: ``resolve_sync`` never sees it cold.
         """
+        self._set(key_id, value)
+        self.invalidate(key_id)
+        self.preload([key_id])
+
+    def _set(self, key_id: str, value: KeyMaterial | Sequence[KeyMaterial]) -> None:
         versions = self._decode(key_id, value)
         stored = [StoredKey(v.key, v.version or str(i)) for i, v in enumerate(versions.versions)]
         with self._lock:
             self._keys[key_id] = stored
-        self.invalidate(key_id)
-        self.preload([key_id])
 
     def resolve_versions_sync(self, key_id: str) -> KeyVersions:
         """Serve ``key_id`` from memory; an id never given is ``KeyNotFound`` at once."""

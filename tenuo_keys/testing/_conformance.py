@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import threading
@@ -14,14 +15,16 @@ from typing import Any, ClassVar
 import pytest
 import tenuo_core
 
-from .._cache import CacheObserver, CachePolicy, CacheStats
-from .._resolver import KeyResolver
+from .._cache import CacheObserver, CachePolicy, CacheStats, _DefaultSize
+from .._resolver import BackendKeyResolver, KeyResolver
+from ..backends.composite import CompositeKeyResolver
 from ..errors import (
     HolderMismatch,
     KeyFormatError,
     KeyNotFound,
     KeyNotLoaded,
     KeyResolutionError,
+    ResolverConfigError,
 )
 from ._guard import io_guard
 from ._secrets import BINARY_FORMS, MATERIAL_FORMS, assert_no_secret, material
@@ -350,6 +353,40 @@ class ResolverConformance:
         assert resolver.preload_all() >= 3
         for key_id, key in keys.items():
             assert _same(resolver.resolve_sync(key_id), key)
+
+    def test_preload_holds_everything_it_loads(
+        self, harness: ResolverHarness, stats: CacheStats
+    ) -> None:
+        # A default-sized cache grows to fit a preload: here a default of 2
+        # and a preload of 6, each of which must then resolve from memory.
+        keys = {harness.key_id(f"fit{i}"): tenuo_core.SigningKey.generate() for i in range(6)}
+        for key_id, key in keys.items():
+            harness.put(key_id, material(key, "base64"))
+        policy = dataclasses.replace(FAST_POLICY, maxsize=_DefaultSize(2))
+        with harness.make_resolver(cache=policy, observers=[stats]) as resolver:
+            assert resolver.preload(list(keys)) == 6
+            if harness.supports_listing:
+                assert resolver.preload_all() >= 6
+            calls = stats.backend_calls
+            for key_id, key in keys.items():
+                assert _same(resolver.resolve_sync(key_id), key)
+            assert stats.backend_calls == calls, "a preloaded key was not held"
+
+    def test_preload_beyond_explicit_maxsize_is_refused(
+        self, harness: ResolverHarness, stats: CacheStats
+    ) -> None:
+        keys = [harness.key_id(f"cap{i}") for i in range(3)]
+        policy = dataclasses.replace(FAST_POLICY, maxsize=2)
+        with harness.make_resolver(cache=policy, observers=[stats]) as resolver:
+            if not isinstance(resolver, (BackendKeyResolver, CompositeKeyResolver)):
+                pytest.skip("this resolver does not use tenuo_keys' cache")
+            for key_id in keys:
+                harness.put(key_id, material(tenuo_core.SigningKey.generate(), "base64"))
+            calls = stats.backend_calls
+            with pytest.raises(ResolverConfigError, match=r"maxsize=2\b.*\b3\b"):
+                resolver.preload(keys)
+            assert stats.backend_calls == calls, "refused, yet the backend was asked"
+            assert resolver.preload(keys[:2]) == 2
 
     @pytest.mark.asyncio
     async def test_close(self, harness: ResolverHarness, stats: CacheStats) -> None:
