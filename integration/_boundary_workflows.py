@@ -115,19 +115,25 @@ def _failure_type(error: BaseException) -> str:
     return str(error.type) if isinstance(error, ApplicationError) else repr(error)
 
 
+async def _run_local(name: str, arg: Any, outcome: str) -> str:
+    """Run one of the plugin's local activities; ``outcome:<field>`` or ``refused:<type>``."""
+    try:
+        result = await workflow.execute_local_activity(
+            name, arg, start_to_close_timeout=TIMEOUT, retry_policy=ONCE)
+    except (ActivityError, ApplicationError) as error:
+        return f"refused:{_failure_type(error)}"
+    return outcome.format(**result)
+
+
 @workflow.defn
 class SigningOracle:
     """Workflow code calling the plugin's remote-signing local activity itself."""
 
     @workflow.run
     async def run(self, request: dict[str, Any]) -> str:
-        try:
-            result = await workflow.execute_local_activity(
-                "__tenuo_remote_sign", {**request, "timestamp": int(workflow.now().timestamp())},
-                start_to_close_timeout=TIMEOUT, retry_policy=ONCE)
-        except (ActivityError, ApplicationError) as error:
-            return f"refused:{_failure_type(error)}"
-        return f"signed:{result['pop']}"
+        return await _run_local(
+            "__tenuo_remote_sign", {**request, "timestamp": int(workflow.now().timestamp())},
+            "signed:{pop}")
 
 
 @workflow.defn
@@ -145,13 +151,7 @@ class MintingOracle:
         token = _mint.park(workflow.info().run_id, _mint.MintRequest(
             parent=parent, tools=("delete_file",), constraints={}, ttl_seconds=60,
             child_key_id=None))
-        try:
-            minted = await workflow.execute_local_activity(
-                "__tenuo_mint_child_warrant", token, start_to_close_timeout=TIMEOUT,
-                retry_policy=ONCE)
-        except (ActivityError, ApplicationError) as error:
-            return f"refused:{_failure_type(error)}"
-        return f"minted:{minted['key_id']}"
+        return await _run_local("__tenuo_mint_child_warrant", token, "minted:{key_id}")
 
 
 @workflow.defn

@@ -43,7 +43,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, TypeVar
 
 import cachetools
 
@@ -65,6 +65,7 @@ __all__ = [
     "CacheStats",
     "EventKind",
     "KeyCache",
+    "sized_like",
 ]
 
 logger = logging.getLogger("tenuo_keys.cache")
@@ -893,6 +894,24 @@ class KeyCache:
             f"KeyCache(backend={self.backend!r}, held={len(self._store)}, "
             f"maxsize={self._maxsize}, ttl={self.policy.ttl!r}, closed={self._closed})"
         )
+
+
+_V = TypeVar("_V")
+
+
+def sized_like(side: cachetools.LRUCache[str, _V], cache: KeyCache
+               ) -> cachetools.LRUCache[str, _V]:
+    """``side`` itself, or a copy grown to the key cache's size when the cache grew.
+
+    Backends keep side maps per key id (versions already parsed) bounded like
+    the key cache; a preload can grow the cache, so they grow with it rather
+    than evict what the cache still holds. Call under the backend's lock.
+    """
+    if side.maxsize >= cache.maxsize:
+        return side
+    grown: cachetools.LRUCache[str, _V] = cachetools.LRUCache(cache.maxsize)
+    grown.update(side)
+    return grown
 
 
 def _done(versions: KeyVersions) -> Future[KeyVersions]:

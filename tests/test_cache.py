@@ -593,3 +593,17 @@ def test_preload_of_5000_with_old_default_size_thrashed_now_all_held():
             missed += 1
     assert missed == 0 and loader.calls == calls == 5_000
     cache.close()
+
+
+def test_backend_side_maps_grow_with_the_key_cache():
+    import cachetools
+
+    from tenuo_keys._cache import KeyCache, sized_like
+
+    cache = KeyCache(lambda key_id: [], backend="test")
+    side: cachetools.LRUCache[str, int] = cachetools.LRUCache(4)
+    side.update({"a": 1, "b": 2})
+    grown = sized_like(side, cache)
+    assert grown.maxsize == cache.maxsize and dict(grown) == {"a": 1, "b": 2}
+    assert sized_like(grown, cache) is grown  # already the cache's size: kept as it is
+    cache.close()

@@ -77,7 +77,7 @@ from botocore.exceptions import (
 )
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
-from .._cache import CacheObserver, CachePolicy
+from .._cache import CacheObserver, CachePolicy, sized_like
 from .._resolver import BackendKeyResolver, KeyMaterial, StoredKey, check_key_id
 from .._transport import (
     INSECURE_OPT_IN,
@@ -562,6 +562,7 @@ class AWSSecretsManagerKeyResolver(BackendKeyResolver):
             keep[version] = key
             out.append(StoredKey(key, version))
         with self._lock:
+            self._held = sized_like(self._held, self.cache)
             self._held[key_id] = keep
         return out
 

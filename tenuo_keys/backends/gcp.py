@@ -56,7 +56,7 @@ from google.cloud.secretmanager_v1.services.secret_manager_service.transports im
     SecretManagerServiceGrpcTransport,
 )
 
-from .._cache import CacheObserver, CachePolicy
+from .._cache import CacheObserver, CachePolicy, sized_like
 from .._formats import decode_signing_key
 from .._resolver import BackendKeyResolver, KeyMaterial, StoredKey
 from .._url import ResolverURL
@@ -386,6 +386,7 @@ class GCPSecretManagerKeyResolver(BackendKeyResolver):
             held[stamp] = key
             out.append(StoredKey(key, str(number)))
         with self._seen_lock:
+            self._seen = sized_like(self._seen, self.cache)
             self._seen[key_id] = held
         return out
 
