@@ -249,28 +249,6 @@ class TenuoInterceptor(temporalio.client.Interceptor, temporalio.worker.Intercep
 
     # -- verification ----------------------------------------------------
 
-    async def authorize(
-        self, input: temporalio.worker.ExecuteActivityInput, info: temporalio.activity.Info,
-        tool: str | None = None,
-    ) -> tuple[WarrantContext | None, dict[str, Any]]:
-        """Check one activity; raise a :class:`TenuoTemporalError` to deny.
-
-        Args:
-            input: The activity as the worker received it.
-            info: Its ``activity.info()``.
-            tool: The warrant tool name, when already mapped from the activity type.
-
-        Returns:
-            The warrant context (None when no warrant is required) and the
-            named arguments the constraints saw.
-        """
-        if tool is None:
-            tool = self.config.tool_for(info.activity_type)
-        context, args, pending = self.check(input, info, tool)
-        if pending is not None and context is not None:
-            await self.claim(pending, tool, context)
-        return context, args
-
     async def claim(self, pending: tuple[bytes, str], tool: str,
                     context: WarrantContext) -> None:
         """Claim a PoP in a replay store that answers asynchronously (a shared one).
@@ -287,7 +265,9 @@ class TenuoInterceptor(temporalio.client.Interceptor, temporalio.worker.Intercep
         self, input: temporalio.worker.ExecuteActivityInput, info: temporalio.activity.Info,
         tool: str,
     ) -> tuple[WarrantContext | None, dict[str, Any], tuple[bytes, str] | None]:
-        """:meth:`authorize` up to an asynchronous replay-store claim, without a coroutine.
+        """Check one activity, up to an asynchronous replay-store claim, without a coroutine.
+
+        The activity worker's path: ``check``, then :meth:`claim` when a claim is left.
 
         Returns:
             The context, the constraint arguments, and ``(pop digest, owner)``
