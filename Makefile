@@ -5,11 +5,12 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 PYTEST_FLAGS ?= -q -p no:cacheprovider
 
-.PHONY: help install demo test lint types unit integration bench clean
+.PHONY: help install demo test lint types arch unit integration bench clean
 
 help:
 	@echo "make demo         Tenuo on a real Temporal dev server, embedded defaults"
-	@echo "make test         lint, types, unit and integration tests (real services)"
+	@echo "make test         lint, types, architecture, unit and integration tests (real services)"
+	@echo "make arch         the import contracts (import-linter, [tool.importlinter])"
 	@echo "make bench        benchmarks; writes bench/results/*.json"
 
 $(STAMP): pyproject.toml
@@ -29,13 +30,18 @@ lint: $(STAMP)
 types: $(STAMP)
 	$(VENV)/bin/mypy
 
+# Which way imports run: no cycles, tenuo_keys never imports tenuo_temporal,
+# tenuo_temporal's modules in layers (pyproject.toml, [tool.importlinter]).
+arch: $(STAMP)
+	$(VENV)/bin/lint-imports
+
 unit: $(STAMP)
 	$(PY) -m pytest $(PYTEST_FLAGS) tests
 
 integration: $(STAMP)
 	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) -m pytest $(PYTEST_FLAGS) integration
 
-test: lint types unit integration
+test: lint types arch unit integration
 
 BENCH_RUN = PATH="$(abspath $(VENV))/bin:$$PATH" $(PY)
 BENCHES ?= resolve vault aws gcp load temporal instructions remote

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 __all__ = ["AuditCallback", "AuditEvent", "redact"]
-
-logger = logging.getLogger("tenuo_temporal.audit")
 
 
 @dataclass(frozen=True)

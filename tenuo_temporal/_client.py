@@ -10,7 +10,8 @@ import temporalio.client
 from tenuo_keys import ResolverConfigError
 
 from ._headers import WarrantContext
-from ._interceptors import TenuoInterceptor, client_context
+from ._interceptors import TenuoInterceptor
+from ._state import client_context
 
 __all__ = ["execute_workflow_authorized", "start_workflow_authorized"]
 

@@ -113,11 +113,6 @@ class WarrantContext:
         """The leaf warrant's ``authorized_holder`` (read once)."""
         return self.warrant.authorized_holder
 
-    @cached_property
-    def warrant_id(self) -> str:
-        """The leaf warrant's id as text (read once)."""
-        return str(self.warrant.id)
-
     def workflow_scoped(self, tool: str) -> bool:
         """Whether calls of ``tool`` are bound to the running workflow (memoized).
 

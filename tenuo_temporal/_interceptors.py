@@ -11,7 +11,6 @@ import math
 import threading
 import time
 from collections.abc import Callable, Mapping
-from contextvars import ContextVar
 from datetime import timezone
 from typing import Any, ClassVar
 
@@ -37,13 +36,24 @@ from ._args import (
 from ._audit import AuditEvent, redact
 from ._config import POP_WINDOW_SECS, TenuoPluginConfig
 from ._headers import WarrantContext
-from ._remote import REMOTE_SIGN_ACTIVITY, precomputed_pop, workflow_pop
+from ._ids import MINT_ACTIVITY, PLUGIN_ID, REMOTE_SIGN_ACTIVITY, SUMMARY_PREFIX
+from ._remote import workflow_pop
 from ._replay import pop_digest
-from ._state import RunPolicy, RunState, current_run_state, enter, leave
+from ._state import (
+    RunPolicy,
+    RunState,
+    activity_fn_override,
+    child_context_override,
+    client_context,
+    current_run_state,
+    enter,
+    leave,
+    precomputed_pop,
+)
 from .errors import (
-    KEY_RESOLUTION_TYPE,
     ChainValidationError,
     HeaderError,
+    KeyResolutionFailed,
     PopReplayed,
     PopVerificationError,
     TemporalConstraintViolation,
@@ -52,26 +62,26 @@ from .errors import (
     WarrantExpired,
     WarrantMissing,
     WorkflowUnbound,
+    denial,
+    unsignable,
 )
 
-__all__ = ["RunState", "TenuoInterceptor", "current_run_state", "denial"]
+__all__ = [
+    "MINT_ACTIVITY",
+    "PLUGIN_ID",
+    "SUMMARY_PREFIX",
+    "RunState",
+    "TenuoInterceptor",
+    "activity_fn_override",
+    "child_context_override",
+    "client_context",
+    "current_run_state",
+    "denial",
+    "replay_owner",
+    "unsignable",
+]
 
 logger = logging.getLogger("tenuo_temporal")
-
-PLUGIN_ID = "tenuo.TenuoTemporalPlugin"
-SUMMARY_PREFIX = f"[{PLUGIN_ID}]"
-MINT_ACTIVITY = "__tenuo_mint_child_warrant"
-
-# Per-dispatch overrides, set by the workflow helpers around one call.
-activity_fn_override: ContextVar[Callable[..., Any] | None] = ContextVar(
-    "tenuo_activity_fn", default=None
-)
-child_context_override: ContextVar[WarrantContext | None] = ContextVar(
-    "tenuo_child_context", default=None
-)
-client_context: ContextVar[WarrantContext | None] = ContextVar(
-    "tenuo_client_context", default=None
-)
 
 
 class KeyNotReady(RuntimeError):
@@ -104,11 +114,6 @@ def replay_owner(namespace: str | None, workflow_id: str | None) -> str:
     """The replay-store owner of a workflow: unambiguous whatever the names hold."""
     namespace = namespace or ""
     return f"{len(namespace)}:{namespace}/{workflow_id or ''}"
-
-
-def denial(error: TenuoTemporalError) -> ApplicationError:
-    """The non-retryable ``ApplicationError`` a denial is raised as."""
-    return ApplicationError(str(error), type=error.type, non_retryable=True)
 
 
 # --------------------------------------------------------------------------- worker
@@ -244,28 +249,6 @@ class TenuoInterceptor(temporalio.client.Interceptor, temporalio.worker.Intercep
 
     # -- verification ----------------------------------------------------
 
-    async def authorize(
-        self, input: temporalio.worker.ExecuteActivityInput, info: temporalio.activity.Info,
-        tool: str | None = None,
-    ) -> tuple[WarrantContext | None, dict[str, Any]]:
-        """Check one activity; raise a :class:`TenuoTemporalError` to deny.
-
-        Args:
-            input: The activity as the worker received it.
-            info: Its ``activity.info()``.
-            tool: The warrant tool name, when already mapped from the activity type.
-
-        Returns:
-            The warrant context (None when no warrant is required) and the
-            named arguments the constraints saw.
-        """
-        if tool is None:
-            tool = self.config.tool_for(info.activity_type)
-        context, args, pending = self.check(input, info, tool)
-        if pending is not None and context is not None:
-            await self.claim(pending, tool, context)
-        return context, args
-
     async def claim(self, pending: tuple[bytes, str], tool: str,
                     context: WarrantContext) -> None:
         """Claim a PoP in a replay store that answers asynchronously (a shared one).
@@ -282,7 +265,9 @@ class TenuoInterceptor(temporalio.client.Interceptor, temporalio.worker.Intercep
         self, input: temporalio.worker.ExecuteActivityInput, info: temporalio.activity.Info,
         tool: str,
     ) -> tuple[WarrantContext | None, dict[str, Any], tuple[bytes, str] | None]:
-        """:meth:`authorize` up to an asynchronous replay-store claim, without a coroutine.
+        """Check one activity, up to an asynchronous replay-store claim, without a coroutine.
+
+        The activity worker's path: ``check``, then :meth:`claim` when a claim is left.
 
         Returns:
             The context, the constraint arguments, and ``(pop digest, owner)``
@@ -611,11 +596,10 @@ class _WorkflowInbound(temporalio.worker.WorkflowInboundInterceptor):
         except HeaderError as error:
             raise self.tenuo.workflow_denial(denial(error), None) from None
         self._state.context = context
-        from .workflow import AuthorizedWorkflow
-
-        if context is None and isinstance(input.type, type) and issubclass(
-            input.type, AuthorizedWorkflow
-        ):
+        # AuthorizedWorkflow marks itself, so this module need not import workflow.py.
+        if context is None and isinstance(input.type, type) and getattr(
+            input.type, "__tenuo_authorized__", False
+        ) is True:
             raise self.tenuo.workflow_denial(denial(WarrantMissing(
                 f"{input.type.__name__} is an AuthorizedWorkflow but was started without "
                 "a warrant; start it with start_workflow_authorized()")), None)
@@ -737,8 +721,7 @@ class _WorkflowOutbound(temporalio.worker.WorkflowOutboundInterceptor):
                 "this worker has no key_resolver, so it cannot sign PoP"))
         key_id = context.key_id
         if key_id is None:
-            raise ApplicationError("the warrant headers carry no x-tenuo-key-id",
-                                   type=KEY_RESOLUTION_TYPE, non_retryable=True)
+            raise denial(KeyResolutionFailed("the warrant headers carry no x-tenuo-key-id"))
         holder = context.holder
         try:
             by_holder = getattr(resolver, "resolve_for_holder_sync", None)
@@ -752,22 +735,11 @@ class _WorkflowOutbound(temporalio.worker.WorkflowOutboundInterceptor):
                 raise KeyNotReady(
                     f"tenuo: holder key {key_id!r} is not available yet "
                     f"({error.reason}); the workflow task will be retried") from None
-            raise ApplicationError(str(error), type=KEY_RESOLUTION_TYPE,
-                                   non_retryable=True) from None
+            raise denial(KeyResolutionFailed(str(error))) from None
         if bytes(key.public_key_bytes()) != bytes(holder.to_bytes()):
-            raise ApplicationError(
-                f"key {key_id!r} is not the warrant's holder",
-                type=KEY_RESOLUTION_TYPE, non_retryable=True)
+            raise denial(KeyResolutionFailed(f"key {key_id!r} is not the warrant's holder"))
         tenuo.note_key_in_use(key_id, context)
         return key
-
-
-def unsignable(tool: str, exc: BaseException) -> TemporalConstraintViolation:
-    """The denial of a call whose arguments cannot be signed (no values echoed)."""
-    return TemporalConstraintViolation(
-        f"the arguments of {tool!r} cannot be signed ({type(exc).__name__}): use str, int "
-        "within ±2**53, finite float, bool, None, lists and str-keyed dicts of those, or "
-        "types the plugin reduces to them", tool=tool)
 
 
 def _arg_keys_payload(names: tuple[str, ...]) -> Payload:

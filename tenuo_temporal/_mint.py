@@ -32,9 +32,9 @@ from tenuo_keys import KeyResolutionError
 
 from ._config import TenuoPluginConfig
 from ._headers import WarrantContext
-from ._interceptors import MINT_ACTIVITY
+from ._ids import MINT_ACTIVITY
 from ._state import run_state_of
-from .errors import KEY_RESOLUTION_TYPE, TemporalConstraintViolation
+from .errors import KeyResolutionFailed, TemporalConstraintViolation, denial
 
 __all__ = ["MintRequest", "make_mint_activity", "park", "take"]
 
@@ -89,20 +89,19 @@ def make_mint_activity(config: TenuoPluginConfig) -> Any:
             raise _widening("the request is not for the calling workflow's own warrant")
         resolver = config.key_resolver
         if resolver is None:
-            raise ApplicationError("this worker has no key_resolver; it cannot delegate",
-                                   type=KEY_RESOLUTION_TYPE, non_retryable=True)
+            raise denial(KeyResolutionFailed(
+                "this worker has no key_resolver; it cannot delegate"))
         parent = request.parent
         if parent.key_id is None:
-            raise ApplicationError("the parent warrant has no key id",
-                                   type=KEY_RESOLUTION_TYPE, non_retryable=True)
+            raise denial(KeyResolutionFailed("the parent warrant has no key id"))
         try:
             parent_key = await resolver.resolve_for_holder(parent.key_id,
                                                            parent.warrant.authorized_holder)
             child_holder = (parent_key.public_key if request.child_key_id is None else
                             (await resolver.resolve(request.child_key_id)).public_key)
         except KeyResolutionError as error:
-            raise ApplicationError(str(error), type=KEY_RESOLUTION_TYPE,
-                                   non_retryable=not error.retryable) from None
+            raise denial(KeyResolutionFailed(str(error)),
+                         non_retryable=not error.retryable) from None
         granted = parent.warrant.capabilities
         capabilities: dict[str, Any] = {}
         for tool in request.tools:
@@ -137,5 +136,4 @@ def _remaining_seconds(warrant: Any) -> int:
 
 
 def _widening(reason: str) -> ApplicationError:
-    error = TemporalConstraintViolation(f"delegation refused: {reason}")
-    return ApplicationError(str(error), type=error.type, non_retryable=True)
+    return denial(TemporalConstraintViolation(f"delegation refused: {reason}"))

@@ -18,7 +18,8 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 from tenuo_keys import CacheEvent, KeyResolutionError, ResolverConfigError
 
 from ._config import TenuoPluginConfig
-from ._interceptors import KEEP_WARM_SECONDS, PLUGIN_ID, TenuoInterceptor
+from ._ids import PLUGIN_ID
+from ._interceptors import KEEP_WARM_SECONDS, TenuoInterceptor
 from ._mint import make_mint_activity
 from ._remote import make_remote_sign_activity, warm_up
 
@@ -101,11 +102,6 @@ class TenuoTemporalPlugin(SimplePlugin):
         self._export_cache_metrics()
         config["interceptors"] = [*(config.get("interceptors") or []), _Configured()]
         return config
-
-    def configure_replayer(self, config: temporalio.worker.ReplayerConfig) -> (
-            temporalio.worker.ReplayerConfig):
-        """Wire a replayer the same way (sandbox passthrough, interceptors)."""
-        return super().configure_replayer(config)
 
     def _export_cache_metrics(self) -> None:
         counter = self.interceptor.cache_counter()

@@ -86,8 +86,6 @@ import binascii
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from contextvars import ContextVar
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Final
 
@@ -111,12 +109,18 @@ from ._args import (
 )
 from ._config import POP_WINDOW_SECS, TenuoPluginConfig
 from ._headers import WarrantContext
-from ._state import RunState, run_state_of
+from ._ids import REMOTE_SIGN_ACTIVITY, SUMMARY_PREFIX
+from ._state import RemotePop, RunState, precomputed_pop, run_state_of
 from .errors import (
     KEY_RESOLUTION_TYPE,
+    NEEDS_HELPER_TYPE,
+    KeyResolutionFailed,
+    RemoteSignerNeedsHelper,
     TemporalConstraintViolation,
     TenuoTemporalError,
     ToolNotAuthorized,
+    denial,
+    unsignable,
 )
 
 logger = logging.getLogger("tenuo_temporal")
@@ -135,8 +139,6 @@ __all__ = [
     "workflow_pop",
 ]
 
-REMOTE_SIGN_ACTIVITY: Final = "__tenuo_remote_sign"
-NEEDS_HELPER_TYPE: Final = "TENUO_REMOTE_SIGNER_NEEDS_HELPER"
 SIGN_TIMEOUT: Final = timedelta(seconds=30)
 """Start-to-close timeout of one signing attempt (the signer has its own, shorter, timeout)."""
 SIGN_RETRY: Final = RetryPolicy(
@@ -148,29 +150,6 @@ SIGN_RETRY: Final = RetryPolicy(
 """Retry policy of the signing local activity: retryable failures retry until they succeed."""
 
 
-@dataclass(frozen=True)
-class RemotePop:
-    """A PoP signed by the local activity for one call, consumed by the outbound interceptor.
-
-    Attributes:
-        warrant_id: The warrant it was signed for.
-        key_id: The key id that signed.
-        tool: The warrant tool.
-        signed: The exact signed view of the arguments (workflow scope included).
-        pop: The 64-byte PoP.
-    """
-
-    warrant_id: str
-    key_id: str
-    tool: str
-    signed: Mapping[str, Any]
-    pop: bytes
-
-
-precomputed_pop: ContextVar[RemotePop | None] = ContextVar("tenuo_remote_pop", default=None)
-"""Set by the workflow helpers around one ``start_activity`` call."""
-
-
 def remote_signer(config: TenuoPluginConfig, key_id: str | None) -> Signer | None:
     """The remote signer configured for ``key_id``, or None (local keys sign in memory)."""
     if key_id is None or not config.signers:
@@ -179,13 +158,9 @@ def remote_signer(config: TenuoPluginConfig, key_id: str | None) -> Signer | Non
     return signer if signer is not None and signer.remote else None
 
 
-def _application_error(error: TenuoTemporalError) -> ApplicationError:
-    return ApplicationError(str(error), type=error.type, non_retryable=True)
-
-
 def needs_helper(key_id: str, tool: str, backend: str) -> ApplicationError:
     """The error for a remote key id reached through plain ``execute_activity``."""
-    return ApplicationError(
+    return denial(RemoteSignerNeedsHelper(
         f"tenuo: key id {key_id!r} signs with a remote signer ({backend}): its key "
         "never leaves the KMS, so the PoP must be signed outside the workflow sandbox, in the "
         "plugin's local activity, whose result history records. Plain "
@@ -193,9 +168,7 @@ def needs_helper(key_id: str, tool: str, backend: str) -> ApplicationError:
         "Temporal's outbound start_activity interceptor is synchronous and cannot await a "
         f"local activity. Schedule {tool!r} with tenuo_temporal.workflow."
         "tenuo_execute_activity(...) or AuthorizedWorkflow.execute_authorized_activity(...), "
-        "or serve this key id from key_resolver",
-        type=NEEDS_HELPER_TYPE, non_retryable=True,
-    )
+        "or serve this key id from key_resolver"))
 
 
 # --------------------------------------------------------------------------- workflow side
@@ -220,9 +193,9 @@ def workflow_pop(config: TenuoPluginConfig, context: WarrantContext, tool: str,
     if override is not None:
         if (override.warrant_id != str(context.warrant.id) or override.key_id != context.key_id
                 or override.tool != tool or dict(override.signed) != dict(signed)):
-            raise ApplicationError(
+            raise denial(KeyResolutionFailed(
                 f"tenuo: the remotely signed PoP is for another call than {tool!r}; "
-                "nothing was scheduled", type=KEY_RESOLUTION_TYPE, non_retryable=True)
+                "nothing was scheduled"))
         return override.pop
     if not config.signers or context.key_id is None:
         return None
@@ -235,8 +208,7 @@ def workflow_pop(config: TenuoPluginConfig, context: WarrantContext, tool: str,
         return sign_pop(signer, context.warrant, tool, signed,
                         int(temporalio.workflow.now().timestamp()))
     except KeyResolutionError as error:
-        raise ApplicationError(str(error), type=KEY_RESOLUTION_TYPE,
-                               non_retryable=True) from None
+        raise denial(KeyResolutionFailed(str(error))) from None
 
 
 def _activity_name(fn: Any) -> str:
@@ -268,8 +240,6 @@ async def presign(state: RunState, fn: Any, args: Sequence[Any]) -> RemotePop | 
     if context is None or context.key_id is None \
             or context.key_id not in policy.remote_backends:
         return None
-    from ._interceptors import SUMMARY_PREFIX, unsignable
-
     name = _activity_name(fn)
     tool = policy.tool_for(name)
     args = list(args)
@@ -280,9 +250,9 @@ async def presign(state: RunState, fn: Any, args: Sequence[Any]) -> RemotePop | 
         signed = with_workflow_scope(context.warrant, tool, canonical_args(names, args),
                                      info.namespace, info.workflow_id)
     except TenuoTemporalError as error:
-        raise _application_error(error) from None
+        raise denial(error) from None
     except Exception as exc:  # anything else about the view: deny this call, never wedge
-        raise _application_error(unsignable(tool, exc)) from None
+        raise denial(unsignable(tool, exc)) from None
     request = {"key_id": context.key_id, "warrant": context.warrant.to_base64(), "tool": tool,
                "args": signed, "names": names,
                "timestamp": int(temporalio.workflow.now().timestamp())}
@@ -294,8 +264,7 @@ async def presign(state: RunState, fn: Any, args: Sequence[Any]) -> RemotePop | 
     except ActivityError as exc:
         cause = exc.cause
         if isinstance(cause, ApplicationError) and cause.type == KEY_RESOLUTION_TYPE:
-            raise ApplicationError(cause.message, type=KEY_RESOLUTION_TYPE,
-                                   non_retryable=True) from None
+            raise denial(KeyResolutionFailed(cause.message)) from None
         raise
     pop = _decode_result(result, names)
     return RemotePop(warrant_id=str(context.warrant.id), key_id=context.key_id, tool=tool,
@@ -309,8 +278,8 @@ def _decode_result(result: Any, names: list[str]) -> bytes:
     except (TypeError, KeyError, ValueError, binascii.Error):
         pop, arg_keys = b"", []
     if len(pop) != 64 or arg_keys != names:
-        raise ApplicationError("tenuo: the remote signing activity returned an unexpected result",
-                               type=KEY_RESOLUTION_TYPE, non_retryable=True)
+        raise denial(KeyResolutionFailed(
+            "tenuo: the remote signing activity returned an unexpected result"))
     return pop
 
 
@@ -323,9 +292,8 @@ def make_remote_sign_activity(config: TenuoPluginConfig) -> Any:
     @activity.defn(name=REMOTE_SIGN_ACTIVITY)
     async def remote_sign(request: dict[str, Any]) -> dict[str, Any]:
         if not activity.info().is_local:
-            raise ApplicationError(
-                f"{REMOTE_SIGN_ACTIVITY} runs only as the plugin's local activity",
-                type=KEY_RESOLUTION_TYPE, non_retryable=True)
+            raise denial(KeyResolutionFailed(
+                f"{REMOTE_SIGN_ACTIVITY} runs only as the plugin's local activity"))
         try:
             key_id = str(request["key_id"])
             warrant = tenuo_core.Warrant.from_base64(str(request["warrant"]))
@@ -334,20 +302,19 @@ def make_remote_sign_activity(config: TenuoPluginConfig) -> Any:
             names = [str(n) for n in request["names"]]
             requested = int(request["timestamp"])
         except Exception as exc:  # tenuo_core raises several types for garbage
-            raise ApplicationError(
-                f"malformed remote signing request ({type(exc).__name__})",
-                type=KEY_RESOLUTION_TYPE, non_retryable=True) from None
+            raise denial(KeyResolutionFailed(
+                f"malformed remote signing request ({type(exc).__name__})")) from None
         info = activity.info()
         refusal = _refusal(run_state_of(info.workflow_run_id), info, key_id, warrant, tool, args)
         if refusal is not None:
-            raise _application_error(refusal)
+            raise denial(refusal)
         signer = config.signers.get(key_id)
         if signer is None:
-            raise ApplicationError(f"no signer is configured for key id {key_id!r} on this worker",
-                                   type=KEY_RESOLUTION_TYPE, non_retryable=True)
+            raise denial(KeyResolutionFailed(
+                f"no signer is configured for key id {key_id!r} on this worker"))
         now = time.time()
         if requested > now + POP_WINDOW_SECS:
-            raise _application_error(TemporalConstraintViolation(
+            raise denial(TemporalConstraintViolation(
                 "refused to sign: the requested timestamp is in the future", tool=tool))
         # Late (retried through an outage, or re-requested after a restart): a PoP
         # for the workflow time of the request would be stale when scheduled.
@@ -355,11 +322,10 @@ def make_remote_sign_activity(config: TenuoPluginConfig) -> Any:
         try:
             pop = await asyncio.to_thread(sign_pop, signer, warrant, tool, args, timestamp)
         except KeyResolutionError as error:
-            raise ApplicationError(str(error), type=KEY_RESOLUTION_TYPE,
-                                   non_retryable=not error.retryable) from None
+            raise denial(KeyResolutionFailed(str(error)),
+                         non_retryable=not error.retryable) from None
         except (ResolverConfigError, TypeError) as error:  # PopFormatChanged, bad value
-            raise ApplicationError(str(error), type=KEY_RESOLUTION_TYPE,
-                                   non_retryable=True) from None
+            raise denial(KeyResolutionFailed(str(error))) from None
         return {"pop": base64.b64encode(pop).decode("ascii"), "arg_keys": names,
                 "timestamp": timestamp}
 

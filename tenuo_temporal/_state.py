@@ -1,5 +1,8 @@
 """What a workflow run's own code may see of the plugin: its warrant and a few policy facts.
 
+Also the per-dispatch context variables the workflow helpers and the client
+helpers set around one call, for the interceptors to read.
+
 A leaf module: it imports no sibling but the header types. The state reached
 from workflow code (:func:`current_run_state`) holds the run's warrant context
 (public: it is in the run's history) and read-only facts the workflow helpers
@@ -10,6 +13,7 @@ this worker's keys beyond what the interceptors sign for its own warrant.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
@@ -18,7 +22,17 @@ import temporalio.workflow
 
 from ._headers import WarrantContext
 
-__all__ = ["RunPolicy", "RunState", "current_run_state", "run_state_of"]
+__all__ = [
+    "RemotePop",
+    "RunPolicy",
+    "RunState",
+    "activity_fn_override",
+    "child_context_override",
+    "client_context",
+    "current_run_state",
+    "precomputed_pop",
+    "run_state_of",
+]
 
 
 @dataclass(frozen=True)
@@ -60,6 +74,40 @@ class RunState:
     def __init__(self, policy: RunPolicy) -> None:
         self.policy = policy
         self.context: WarrantContext | None = None
+
+
+@dataclass(frozen=True)
+class RemotePop:
+    """A PoP signed by the local activity for one call, consumed by the outbound interceptor.
+
+    Attributes:
+        warrant_id: The warrant it was signed for.
+        key_id: The key id that signed.
+        tool: The warrant tool.
+        signed: The exact signed view of the arguments (workflow scope included).
+        pop: The 64-byte PoP.
+    """
+
+    warrant_id: str
+    key_id: str
+    tool: str
+    signed: Mapping[str, Any]
+    pop: bytes
+
+
+# Per-dispatch overrides, set by the workflow helpers around one call.
+activity_fn_override: ContextVar[Callable[..., Any] | None] = ContextVar(
+    "tenuo_activity_fn", default=None
+)
+child_context_override: ContextVar[WarrantContext | None] = ContextVar(
+    "tenuo_child_context", default=None
+)
+precomputed_pop: ContextVar[RemotePop | None] = ContextVar("tenuo_remote_pop", default=None)
+"""Set by the workflow helpers around one ``start_activity`` call."""
+# Set by the client helpers around one ``start_workflow`` call.
+client_context: ContextVar[WarrantContext | None] = ContextVar(
+    "tenuo_client_context", default=None
+)
 
 
 # run_id -> state. This module is passed through the sandbox, so the map is

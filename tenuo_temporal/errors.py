@@ -18,27 +18,42 @@ API and never change:
 ``TENUO_HEADER_INVALID``         malformed, oversized or unknown-format headers
 ``TENUO_KEY_RESOLUTION``         the holder key could not be resolved (definitive)
 =============================  ===========================================
+
+Two more wire types are failures of the plugin's setup, not of the call:
+``TENUO_REMOTE_SIGNER_NEEDS_HELPER`` (:class:`RemoteSignerNeedsHelper`) and
+``TENUO_DELEGATION_UNAVAILABLE`` (:class:`DelegationUnavailable`).
+
+:func:`denial` turns any of these into the ``ApplicationError`` it is raised as.
 """
 
 from __future__ import annotations
 
 from typing import ClassVar
 
+from temporalio.exceptions import ApplicationError
+
 from tenuo_keys.errors import KeyResolutionError
 
 __all__ = [
     "ERROR_TYPES",
+    "KEY_RESOLUTION_TYPE",
+    "NEEDS_HELPER_TYPE",
     "ChainValidationError",
+    "DelegationUnavailable",
     "HeaderError",
     "KeyResolutionError",
+    "KeyResolutionFailed",
     "PopReplayed",
     "PopVerificationError",
+    "RemoteSignerNeedsHelper",
     "TemporalConstraintViolation",
     "TenuoTemporalError",
     "ToolNotAuthorized",
     "WarrantExpired",
     "WarrantMissing",
     "WorkflowUnbound",
+    "denial",
+    "unsignable",
 ]
 
 
@@ -57,7 +72,9 @@ class TenuoTemporalError(Exception):
     def __init__(self, reason: str, *, tool: str | None = None) -> None:
         self.reason = reason
         self.tool = tool
-        super().__init__(f"{self.reason_prefix}: {reason}" if reason else self.reason_prefix)
+        prefix = self.reason_prefix
+        # A class without a prefix (the failures below) carries its reason alone.
+        super().__init__(f"{prefix}: {reason}" if reason and prefix else reason or prefix)
 
 
 class TemporalConstraintViolation(TenuoTemporalError):
@@ -126,7 +143,38 @@ class HeaderError(ChainValidationError):
     reason_prefix = "invalid tenuo headers"
 
 
-KEY_RESOLUTION_TYPE = "TENUO_KEY_RESOLUTION"
+class KeyResolutionFailed(TenuoTemporalError):
+    """The holder key could not be resolved, or its signer could not sign (definitive).
+
+    Its message is the reason alone, without a prefix.
+    """
+
+    type = "TENUO_KEY_RESOLUTION"
+    reason_prefix = ""
+
+
+class RemoteSignerNeedsHelper(TenuoTemporalError):
+    """A key id with a remote signer was reached through plain ``execute_activity``.
+
+    Its message is the reason alone, without a prefix.
+    """
+
+    type = "TENUO_REMOTE_SIGNER_NEEDS_HELPER"
+    reason_prefix = ""
+
+
+class DelegationUnavailable(TenuoTemporalError):
+    """Delegation was asked for on a worker without the minting local activity.
+
+    Its message is the reason alone, without a prefix.
+    """
+
+    type = "TENUO_DELEGATION_UNAVAILABLE"
+    reason_prefix = ""
+
+
+KEY_RESOLUTION_TYPE = KeyResolutionFailed.type
+NEEDS_HELPER_TYPE = RemoteSignerNeedsHelper.type
 
 ERROR_TYPES: dict[str, type[TenuoTemporalError]] = {
     cls.type: cls
@@ -136,3 +184,16 @@ ERROR_TYPES: dict[str, type[TenuoTemporalError]] = {
     )
 }
 """Wire type string to class, for callers that branch on ``ApplicationError.type``."""
+
+
+def denial(error: TenuoTemporalError, *, non_retryable: bool = True) -> ApplicationError:
+    """The ``ApplicationError`` a denial or failure is raised as (non-retryable unless told)."""
+    return ApplicationError(str(error), type=error.type, non_retryable=non_retryable)
+
+
+def unsignable(tool: str, exc: BaseException) -> TemporalConstraintViolation:
+    """The denial of a call whose arguments cannot be signed (no values echoed)."""
+    return TemporalConstraintViolation(
+        f"the arguments of {tool!r} cannot be signed ({type(exc).__name__}): use str, int "
+        "within ±2**53, finite float, bool, None, lists and str-keyed dicts of those, or "
+        "types the plugin reduces to them", tool=tool)

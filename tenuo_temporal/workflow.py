@@ -21,22 +21,21 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
-from typing import Any
+from typing import Any, ClassVar
 
 import temporalio.workflow as wf
-from temporalio.exceptions import ApplicationError
 
 from ._headers import WarrantContext
-from ._interceptors import (
-    MINT_ACTIVITY,
+from ._ids import MINT_ACTIVITY
+from ._mint import MintRequest, park
+from ._remote import presign
+from ._state import (
     activity_fn_override,
     child_context_override,
-    denial,
+    current_run_state,
+    precomputed_pop,
 )
-from ._mint import MintRequest, park
-from ._remote import precomputed_pop, presign
-from ._state import current_run_state
-from .errors import WarrantMissing
+from .errors import DelegationUnavailable, WarrantMissing, denial
 
 __all__ = [
     "AuthorizedWorkflow",
@@ -111,6 +110,9 @@ class AuthorizedWorkflow:
     ``TENUO_WARRANT_MISSING``, before any workflow code runs.
     """
 
+    __tenuo_authorized__: ClassVar[bool] = True
+    """The mark the plugin's interceptor recognises (it does not import this module)."""
+
     async def execute_authorized_activity(
         self, fn: Callable[..., Any], *args: Any, summary: str | None = None,
         **temporal_kwargs: Any,
@@ -159,10 +161,9 @@ async def tenuo_execute_child_workflow(
     state = current_run_state()
     info = wf.info()
     if state is not None and info.task_queue not in state.policy.mint_queues:
-        raise ApplicationError(
+        raise denial(DelegationUnavailable(
             "delegation needs the plugin's minting local activity on this worker; it is "
-            "left out because TenuoPluginConfig(delegation=False)",
-            type="TENUO_DELEGATION_UNAVAILABLE", non_retryable=True)
+            "left out because TenuoPluginConfig(delegation=False)"))
     request = MintRequest(parent=parent, tools=tuple(tools), constraints=dict(constraints or {}),
                           ttl_seconds=ttl_seconds, child_key_id=child_key_id)
     token = park(f"{info.run_id}", request)

@@ -322,4 +322,4 @@ def test_workflow_scoped_is_read_once_per_context():
     assert context.workflow_scoped("read_file") is True  # from the memo
     assert H.WarrantContext.build(WARRANT, "agent1").workflow_scoped("read_file") is False
     assert context.holder.to_bytes() == HOLDER.public_key.to_bytes()
-    assert context.warrant_id == str(scoped.id)
+    assert str(context.warrant.id) == str(scoped.id)

@@ -70,6 +70,16 @@ def interceptor(store: Any = None) -> TenuoInterceptor:
     return tenuo
 
 
+async def authorize(tenuo: TenuoInterceptor, input: ExecuteActivityInput, info: Any
+                    ) -> tuple[Any, dict[str, Any]]:
+    """The activity worker's path: ``check``, then ``claim`` when the store is asynchronous."""
+    tool = tenuo.config.tool_for(info.activity_type)
+    context, args, pending = tenuo.check(input, info, tool)
+    if pending is not None and context is not None:
+        await tenuo.claim(pending, tool, context)
+    return context, args
+
+
 def info(workflow_id: str = "wf-1", *, scheduled_at: float | None = None,
          is_local: bool = False) -> Any:
     scheduled = datetime.fromtimestamp(time.time() if scheduled_at is None else scheduled_at,
@@ -143,14 +153,14 @@ async def test_a_store_without_claim_now_is_awaited():
     store = AsyncOnlyStore()
     tenuo = interceptor(store)
     first = activity_input(["/data/a"], {"path": "/data/a"}, "path")
-    assert await tenuo.authorize(first, info("wf-1")) is not None
+    assert (await authorize(tenuo, first, info("wf-1")))[0] is not None
     assert store.calls == 1
     context, _, pending = tenuo.check(first, info("wf-2"), "read_file")
     assert pending is not None and pending[1] == "7:default/wf-2" and context is not None
     with pytest.raises(PopReplayed):
         await tenuo.claim(pending, "read_file", context)
     with pytest.raises(PopReplayed):
-        await tenuo.authorize(first, info("wf-2"))
+        await authorize(tenuo, first, info("wf-2"))
 
 
 class RecordingStore(AsyncOnlyStore):
@@ -171,12 +181,12 @@ async def test_a_claim_lives_until_the_warrant_expires():
     hour_long = tenuo_core.Warrant.issue(
         keypair=ROOT, capabilities={"read_file": {"path": tenuo_core.Subpath("/data")}},
         ttl_seconds=3600, holder=HOLDER.public_key)
-    await tenuo.authorize(activity_input(["/data/a"], {"path": "/data/a"}, "path", hour_long),
-                          info("wf-1"))
+    await authorize(tenuo, activity_input(["/data/a"], {"path": "/data/a"}, "path", hour_long),
+                    info("wf-1"))
     remaining = datetime.fromisoformat(str(hour_long.expires_at())).timestamp() - time.time()
     assert store.ttls and abs(store.ttls[0] - (remaining + 30)) < 5  # + clock tolerance
     # A warrant about to expire still gets the PoP windows (450 s by default).
-    await tenuo.authorize(activity_input(["/data/b"], {"path": "/data/b"}, "path",
+    await authorize(tenuo, activity_input(["/data/b"], {"path": "/data/b"}, "path",
                                          tenuo_core.Warrant.issue(
         keypair=ROOT, capabilities={"read_file": {"path": tenuo_core.Subpath("/data")}},
         ttl_seconds=60, holder=HOLDER.public_key)), info("wf-1"))
