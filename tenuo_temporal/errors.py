@@ -181,6 +181,7 @@ ERROR_TYPES: dict[str, type[TenuoTemporalError]] = {
     for cls in (
         TemporalConstraintViolation, ToolNotAuthorized, WarrantExpired, PopVerificationError,
         PopReplayed, ChainValidationError, WarrantMissing, HeaderError, WorkflowUnbound,
+        KeyResolutionFailed, RemoteSignerNeedsHelper, DelegationUnavailable,
     )
 }
 """Wire type string to class, for callers that branch on ``ApplicationError.type``."""

@@ -47,3 +47,12 @@ def test_authorized_workflows_carry_the_mark_the_interceptor_reads():
 
     assert getattr(Report, "__tenuo_authorized__", False) is True
     assert getattr(object, "__tenuo_authorized__", False) is False
+
+
+def test_error_types_names_every_wire_type():
+    from tenuo_temporal.errors import ERROR_TYPES
+
+    assert {"TENUO_KEY_RESOLUTION", "TENUO_REMOTE_SIGNER_NEEDS_HELPER",
+            "TENUO_DELEGATION_UNAVAILABLE", "TENUO_WORKFLOW_UNBOUND",
+            "TENUO_CONSTRAINT_VIOLATION"} <= set(ERROR_TYPES)
+    assert all(cls.type == name for name, cls in ERROR_TYPES.items())
