@@ -1,8 +1,8 @@
 """Temporal plus an MCP tool server: the warrant stops a call before it reaches the tools.
 
-An agent's workflow calls tools on an MCP server (``_mcp_tool_server.py``,
-started here as a subprocess and spoken to over stdio with the official
-``mcp`` SDK). Each tool call is a Temporal activity, so each one carries a
+An agent's workflow calls tools on an MCP server (this file run with
+``--serve-tools``, started here as a subprocess and spoken to over stdio with
+the official ``mcp`` SDK). Each tool call is a Temporal activity, so each one carries a
 Proof-of-Possession for the workflow's warrant, and the activity worker checks
 the tool's arguments against the warrant before the activity body opens the
 MCP call. An out-of-scope call is denied at that boundary: the MCP server
@@ -28,38 +28,103 @@ Run: ``python examples/temporal_mcp_layering.py`` (needs ``pip install mcp``).
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import json
+import logging
 import os
+import posixpath
 import sys
 import tempfile
+import urllib.request
 import uuid
+from collections.abc import Awaitable
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from temporalio import activity, workflow
+from temporalio.client import Client, WorkflowFailureError
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
 from temporalio.worker import Worker
 
 with workflow.unsafe.imports_passed_through():
     import tenuo_core
-    from _common import (
-        Outcome,
-        attempt,
-        connect,
-        finish,
-        quiet_logs,
-        quiet_runtime,
-        temporal_server,
-    )
     from mcp import ClientSession, StdioServerParameters, stdio_client
 
     from tenuo_keys import EnvKeyResolver, encode_signing_key
     from tenuo_temporal import TenuoPluginConfig, TenuoTemporalPlugin, execute_workflow_authorized
+    from tenuo_temporal.testing import local_server, quiet_runtime
 
-SERVER_SCRIPT = "_mcp_tool_server.py"  # beside this file
+SERVE_TOOLS = "--serve-tools"  # run this file with it to be the MCP tool server
+VIRTUAL_ROOT = "/data"
+MAX_BYTES = 64 * 1024
+
+
+# --------------------------------------------------------------------------- the MCP tool server
+
+
+def serve_tools(root: Path, log: Path) -> None:
+    """Be a small MCP tool server on stdin/stdout (``python this_file.py --serve-tools``).
+
+    Tools: ``read_file(path)``, a file under the virtual ``/data`` tree served
+    from ``root``; ``fetch_url(url)``, an HTTP(S) GET (first 64 KiB, 5 s).
+
+    Every call is appended to ``log`` as one JSON line *before* the tool does
+    any work, and echoed to stderr, so the log is a complete record of what
+    reached this server. Its one guard of its own, like most tool servers:
+    ``read_file`` stays inside ``/data``. It serves the whole tree to every
+    caller and fetches any URL: it cannot tell one workflow's task from
+    another's. Narrowing a task to what it needs is the warrant's job, upstream.
+    """
+    try:  # mcp >= 2: FastMCP was renamed MCPServer
+        from mcp.server.mcpserver import MCPServer as Server
+        from mcp.server.mcpserver.exceptions import ToolError
+    except ImportError:  # mcp 1.x
+        from mcp.server.fastmcp import FastMCP as Server  # type: ignore[no-redef]
+        from mcp.server.fastmcp.exceptions import ToolError  # type: ignore[no-redef]
+
+    root = root.resolve()
+    server = Server("tenuo-example-tools")
+
+    def record(tool: str, **args: str) -> None:
+        with log.open("a", encoding="utf-8") as out:
+            out.write(json.dumps({"tool": tool, "args": args}) + "\n")
+        print(f"mcp-tool-server: {tool}({', '.join(f'{k}={v!r}' for k, v in args.items())})",
+              file=sys.stderr, flush=True)
+
+    @server.tool()
+    def read_file(path: str) -> str:
+        """Read a text file under /data."""
+        record("read_file", path=path)
+        virtual = posixpath.normpath(path)
+        if virtual != VIRTUAL_ROOT and not virtual.startswith(VIRTUAL_ROOT + "/"):
+            raise ToolError(f"{path!r} is outside {VIRTUAL_ROOT}")
+        target = (root / virtual[len(VIRTUAL_ROOT):].lstrip("/")).resolve()
+        if not target.is_relative_to(root):
+            raise ToolError(f"{path!r} leaves the server's root")
+        try:
+            return target.read_text(encoding="utf-8")[:MAX_BYTES]
+        except OSError as exc:
+            raise ToolError(f"cannot read {path!r}: {exc.strerror}") from None
+
+    @server.tool()
+    def fetch_url(url: str) -> str:
+        """Fetch a URL (GET) and return the start of its body."""
+        record("fetch_url", url=url)
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                return str(response.read(MAX_BYTES).decode("utf-8", "replace"))
+        except (OSError, ValueError) as exc:
+            raise ToolError(f"cannot fetch {url!r}: {exc}") from None
+
+    server.run("stdio")
+
+
+# --------------------------------------------------------------------------- the workflow side
 
 
 class McpTools:
@@ -96,6 +161,29 @@ class AgentTask:
             retry_policy=RetryPolicy(maximum_attempts=1))
 
 
+@dataclass
+class Outcome:
+    label: str
+    allowed: bool
+    detail: str
+
+
+async def attempt(label: str, run: Awaitable[Any]) -> Outcome:
+    """Run one workflow and print what Tenuo decided."""
+    try:
+        result = await run
+    except WorkflowFailureError as exc:
+        cause: BaseException | None = exc.cause  # through ActivityError to Tenuo's error
+        while cause is not None and not isinstance(cause, ApplicationError):
+            cause = cause.__cause__
+        outcome = Outcome(label, False, f"{cause.type}: {cause.message}" if cause else str(exc))
+    else:
+        outcome = Outcome(label, True, repr(result))
+    mark = "ALLOWED" if outcome.allowed else "DENIED "
+    print(f"  {mark}  {outcome.label}\n           -> {outcome.detail}")
+    return outcome
+
+
 def read_log(path: Path) -> list[dict[str, object]]:
     if not path.exists():
         return []
@@ -104,10 +192,13 @@ def read_log(path: Path) -> list[dict[str, object]]:
 
 @contextlib.asynccontextmanager
 async def mcp_session(root: Path, log: Path, errlog: Path):
-    """Start the tool server as a subprocess and open an MCP session over its stdio."""
-    script = Path(__file__).resolve().parent / SERVER_SCRIPT
+    """Start this file as the tool server, in a subprocess; open an MCP session over its stdio."""
+    # The server runs on this interpreter, with this import path; mcp passes it
+    # only a minimal environment otherwise, so none of our secrets (TENUO_KEY_*).
+    path = {"PYTHONPATH": os.environ["PYTHONPATH"]} if os.environ.get("PYTHONPATH") else None
     params = StdioServerParameters(
-        command=sys.executable, args=[str(script), "--root", str(root), "--log", str(log)])
+        command=sys.executable, env=path,
+        args=[str(Path(__file__).resolve()), SERVE_TOOLS, "--root", str(root), "--log", str(log)])
     with errlog.open("w", encoding="utf-8") as err:
         async with stdio_client(params, errlog=err) as (read, write), \
                 ClientSession(read, write) as session:
@@ -145,11 +236,15 @@ async def main() -> tuple[list[Outcome], list[str]]:
         (root / "reports" / "q3.csv").write_text("quarter,revenue\nQ3,1250000\n")
         (root / "hr").mkdir()
         (root / "hr" / "salaries.csv").write_text("name,salary\nalice,185000\n")
-        print(f"MCP tool server: {SERVER_SCRIPT} over stdio, serving /data from {root}\n")
+        print(f"MCP tool server: this file with {SERVE_TOOLS}, over stdio, serving /data "
+              f"from {root}\n")
 
-        async with temporal_server() as (target, namespace), \
+        async with local_server() as server, \
                 mcp_session(root, log, Path(tmp, "mcp-server.stderr")) as session:
-            client = await connect(target, namespace, plugin, quiet_runtime())
+            print(("started a Temporal dev server on " if server.started else
+                   "using the Temporal server on ") + server.target)
+            client = await Client.connect(server.target, namespace=server.namespace,
+                                          plugins=[plugin], runtime=quiet_runtime())
             queue = f"mcp-{uuid.uuid4().hex[:6]}"
             tools = McpTools(session)
             outcomes: list[Outcome] = []
@@ -212,12 +307,29 @@ async def main() -> tuple[list[Outcome], list[str]]:
     return outcomes, problems
 
 
-if __name__ == "__main__":
-    quiet_logs()
+def _serve_tools_from_argv() -> None:
+    parser = argparse.ArgumentParser(description="the example's MCP tool server, over stdio")
+    parser.add_argument(SERVE_TOOLS, action="store_true", required=True)
+    parser.add_argument("--root", required=True, help="directory served as /data")
+    parser.add_argument("--log", required=True, help="file that records every call")
+    options = parser.parse_args()
+    serve_tools(Path(options.root), Path(options.log))
+
+
+if __name__ == "__main__" and SERVE_TOOLS in sys.argv:
+    _serve_tools_from_argv()
+elif __name__ == "__main__":
+    # The SDK logs each denial with a traceback; the account above says it all.
+    logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
     outcomes, problems = asyncio.run(main())
     for problem in problems:
         print(f"UNEXPECTED: {problem}")
-    if problems:
-        sys.stdout.flush()
-        os._exit(1)
-    finish(outcomes, [True, False, False, False])
+    expected = [True, False, False, False]
+    got = [o.allowed for o in outcomes]
+    if not problems:
+        print(f"\n{sum(got)} allowed, {len(got) - sum(got)} denied: "
+              + ("as expected" if got == expected else f"UNEXPECTED (wanted {expected})"))
+    # temporalio can abort at interpreter exit (sdk-python#300): flush, leave with the status.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0 if got == expected and not problems else 1)
