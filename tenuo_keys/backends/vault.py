@@ -30,6 +30,7 @@ import hvac.exceptions
 
 from .._cache import CacheObserver, CachePolicy
 from .._resolver import BackendKeyResolver, KeyMaterial, StoredKey, check_key_id
+from .._template import NO_BRACES, PLACEHOLDER, KeyTemplate, TemplateError
 from .._url import ResolverURL
 from ..errors import (
     KeyAccessDenied,
@@ -236,6 +237,7 @@ class VaultKeyResolver(BackendKeyResolver):
         self.path_template = _check_template(
             path_template or ("{key_id}" if transit else "tenuo/keys/{key_id}"), transit
         )
+        self._names = KeyTemplate.parse(self.path_template)
         self.field = field
         self.previous_versions = previous_versions
         self.allow_slash = allow_slash
@@ -430,7 +432,7 @@ class VaultKeyResolver(BackendKeyResolver):
                        if self.allow_slash else ""),
                     key_id=key_id, backend=self.backend,
                 )
-        return self.path_template.replace("{key_id}", key_id)
+        return self._names.render(key_id)
 
     # -- listing and writing -------------------------------------------------
 
@@ -445,11 +447,12 @@ class VaultKeyResolver(BackendKeyResolver):
             KeyAccessDenied: The token may not list it.
             BackendUnavailable: Vault could not be reached.
         """
-        prefix, _, suffix = self.path_template.partition("{key_id}")
+        prefix, suffix = self._names.prefix, self._names.suffix
         cut = prefix.rfind("/") + 1
-        directory, stem = prefix[:cut], prefix[cut:]
+        directory = prefix[:cut]
         folder = "/" in suffix
-        tail = suffix.split("/", 1)[0]
+        # The entries of one LIST are the template's names cut to that directory level.
+        entries = KeyTemplate.parse(prefix[cut:] + PLACEHOLDER + suffix.split("/", 1)[0])
         if self.transit:
             where = f"{self.mount}/keys"
             listing = lambda: self._session.client.secrets.transit.list_keys(  # noqa: E731
@@ -470,11 +473,9 @@ class VaultKeyResolver(BackendKeyResolver):
         for entry in names["data"].get("keys") or []:
             if not isinstance(entry, str) or entry.endswith("/") != folder:
                 continue
-            name = entry.rstrip("/")
-            if not (name.startswith(stem) and name.endswith(tail)
-                    and len(name) > len(stem) + len(tail)):
+            key_id = entries.key_id_of(entry.rstrip("/"))
+            if key_id is None:
                 continue
-            key_id = name[len(stem): len(name) - len(tail)]
             try:
                 self._target(key_id)
             except KeyResolutionError:
@@ -579,13 +580,13 @@ def _gone_metadata(body: Any) -> dict[str, Any] | None:
 
 def _check_template(template: str, transit: bool) -> str:
     cleaned = template.strip("/")
-    if cleaned.count("{key_id}") != 1 or "{" in cleaned.replace("{key_id}", "") or (
-        "}" in cleaned.replace("{key_id}", "")
-    ):
+    try:
+        KeyTemplate.parse(cleaned, chars=NO_BRACES)
+    except TemplateError:
         raise ResolverConfigError(
             f"path template must contain '{{key_id}}' exactly once and no other braces, "
             f"got {template!r}"
-        )
+        ) from None
     parts = cleaned.split("/")
     if any(p in ("", ".", "..") for p in parts) or any(c in cleaned for c in "?#% "):
         raise ResolverConfigError(f"invalid Vault path template {template!r}")

@@ -44,6 +44,7 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from cryptography.hazmat.primitives.keywrap import aes_key_wrap_with_padding
 
 from .._keyset import public_bytes_of
+from .._template import NO_BRACES, KeyTemplate, TemplateError
 from .._url import ResolverURL
 from ..errors import (
     HolderMismatch,
@@ -52,7 +53,9 @@ from ..errors import (
     ResolverConfigError,
 )
 from ._remote_signer import (
-    PLACEHOLDER,
+    DEFAULT_TEMPLATE,
+    MAX_AGE,
+    REFRESH_INTERVAL,
     RemoteSigner,
     SharedClient,
     VersionSnapshot,
@@ -88,11 +91,6 @@ T = TypeVar("T")
 BACKEND: Final = "vault-transit"
 SCHEME: Final = "vault-transit"
 DEFAULT_MOUNT: Final = "transit"
-DEFAULT_TEMPLATE: Final = "{key_id}"
-REFRESH_INTERVAL: Final = 5.0
-"""Fewest seconds between two re-reads of the key caused by an unknown holder."""
-MAX_AGE: Final = 300.0
-"""Seconds after which signing without a holder re-reads which version is current."""
 _POOL_SIZE: Final = 16
 _SIGNATURE = re.compile(r"vault:v(\d+):([A-Za-z0-9+/=]+)")
 _CLIENT_ERRORS: Final = (
@@ -572,19 +570,23 @@ class VaultTransitSigner(RemoteSigner[TransitKeyInfo, _Settings, _SharedSession]
 # --------------------------------------------------------------------------- helpers
 
 
-def _check_template(template: str) -> None:
+def _check_template(template: str) -> KeyTemplate:
     cleaned = template.strip("/")
-    rest = cleaned.replace("{key_id}", "", 1)
-    if not cleaned or "{" in rest or "}" in rest:
+    try:
+        names = KeyTemplate.parse(cleaned, optional=True, chars=NO_BRACES)
+    except TemplateError:
+        names = None
+    if names is None or not cleaned:
         raise ResolverConfigError(
             f"Transit name template must hold at most one '{{key_id}}' and no other braces, "
             f"got {template!r}")
+    return names
 
 
 def _key_name(template: str, key_id: str) -> str:
     """The Transit key name of ``key_id``; refuses ids that make an invalid name."""
     check_signer_key_id(key_id, BACKEND)
-    name = template.strip("/").replace(PLACEHOLDER, key_id)
+    name = _check_template(template).render(key_id)
     if not TRANSIT_NAME.fullmatch(name):
         raise ResolverConfigError(
             f"key id {key_id!r} gives the Transit key name {name[:80]!r}; names may hold "
