@@ -47,7 +47,7 @@ from ._vault_common import (
     BACKEND,
     DEFAULT_ADDR,
     TRANSIT_NAME,
-    Connection,
+    VaultConnection,
     check_addr,
     clean_mount,
     pop_opt_bool,
@@ -180,6 +180,10 @@ class VaultKeyResolver(BackendKeyResolver):
             to a host that is not loopback. Without it that is refused:
             the token and keys would be exposed on the network. Loopback
             needs no opt-in. URL: ``?dangerously_allow_insecure_transport=1``.
+        connection: A settled :class:`~tenuo_keys.backends._vault_common.VaultConnection`
+            (``VaultConnection.from_env()``, ``.from_url(...)``, or another
+            resolver's or signer's ``connection``) to use instead of the
+            connection arguments above, which must then be left unset.
 
     Raises:
         ResolverConfigError: Inconsistent or missing settings (no credentials,
@@ -218,9 +222,11 @@ class VaultKeyResolver(BackendKeyResolver):
         observers: Iterable[CacheObserver] = (),
         environ: Mapping[str, str] | None = None,
         dangerously_allow_insecure_transport: bool = False,
+        connection: VaultConnection | None = None,
     ) -> None:
-        env: Mapping[str, str] = os.environ if environ is None else environ
-        check_addr(addr or env.get("VAULT_ADDR") or DEFAULT_ADDR)
+        if connection is None:
+            env: Mapping[str, str] = os.environ if environ is None else environ
+            check_addr(addr or env.get("VAULT_ADDR") or DEFAULT_ADDR)
         if kv_version not in (1, 2):
             raise ResolverConfigError(f"kv_version must be 1 or 2, got {kv_version!r}")
         if not 0 <= previous_versions <= MAX_PREVIOUS_VERSIONS:
@@ -241,13 +247,14 @@ class VaultKeyResolver(BackendKeyResolver):
         self.field = field
         self.previous_versions = previous_versions
         self.allow_slash = allow_slash
-        connection = Connection.build(
-            addr, auth=auth, token=token, role_id=role_id, secret_id=secret_id, role=role,
-            jwt=jwt, jwt_path=jwt_path, auth_mount=auth_mount, namespace=namespace,
-            verify=verify, ca_cert=ca_cert, client_cert=client_cert, client_key=client_key,
-            timeout=timeout, renew=renew, env=env,
-            insecure_allowed=dangerously_allow_insecure_transport,
+        connection = VaultConnection.given_or_built(
+            connection, addr=addr, auth=auth, token=token, role_id=role_id,
+            secret_id=secret_id, role=role, jwt=jwt, jwt_path=jwt_path, auth_mount=auth_mount,
+            namespace=namespace, verify=verify, ca_cert=ca_cert, client_cert=client_cert,
+            client_key=client_key, timeout=timeout, renew=renew, environ=environ,
+            dangerously_allow_insecure_transport=dangerously_allow_insecure_transport,
         )
+        self.connection = connection
         self._transport_note = connection.transport_note
         self.addr = connection.addr
         self.namespace = connection.namespace

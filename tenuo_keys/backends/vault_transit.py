@@ -66,8 +66,8 @@ from ._remote_signer import (
 )
 from ._vault_common import (
     TRANSIT_NAME,
-    Connection,
     Session,
+    VaultConnection,
     clean_mount,
     pop_opt_bool,
     summary,
@@ -239,7 +239,7 @@ class _Settings:
     name_template: str
     refresh_interval: float
     max_age: float
-    connection: Connection
+    connection: VaultConnection
     allow_exportable: bool = False
 
 
@@ -322,6 +322,9 @@ class VaultTransitSigner(RemoteSigner[TransitKeyInfo, _Settings, _SharedSession]
             ``exportable`` (its private half can be read out of Vault).
             Without it such a key is refused. URL:
             ``?dangerously_allow_exportable=1``.
+        connection: A settled :class:`~tenuo_keys.backends._vault_common.VaultConnection`
+            (e.g. a resolver's ``connection``) to use instead of the
+            connection arguments above, which must then be left unset.
 
     Raises:
         ResolverConfigError: Bad settings, or a key that cannot sign PoPs.
@@ -361,6 +364,7 @@ class VaultTransitSigner(RemoteSigner[TransitKeyInfo, _Settings, _SharedSession]
         environ: Mapping[str, str] | None = None,
         dangerously_allow_insecure_transport: bool = False,
         dangerously_allow_exportable: bool = False,
+        connection: VaultConnection | None = None,
     ) -> None:
         if prehashed:
             raise ResolverConfigError(
@@ -369,13 +373,12 @@ class VaultTransitSigner(RemoteSigner[TransitKeyInfo, _Settings, _SharedSession]
         check_intervals(refresh_interval, max_age)
         _check_template(name_template)
         _key_name(name_template, key_id)  # refuse a bad key id before connecting
-        env: Mapping[str, str] = os.environ if environ is None else environ
-        connection = Connection.build(
-            addr, auth=auth, token=token, role_id=role_id, secret_id=secret_id, role=role,
-            jwt=jwt, jwt_path=jwt_path, auth_mount=auth_mount, namespace=namespace,
-            verify=verify, ca_cert=ca_cert, client_cert=client_cert, client_key=client_key,
-            timeout=timeout, renew=renew, env=env,
-            insecure_allowed=dangerously_allow_insecure_transport,
+        connection = VaultConnection.given_or_built(
+            connection, addr=addr, auth=auth, token=token, role_id=role_id,
+            secret_id=secret_id, role=role, jwt=jwt, jwt_path=jwt_path, auth_mount=auth_mount,
+            namespace=namespace, verify=verify, ca_cert=ca_cert, client_cert=client_cert,
+            client_key=client_key, timeout=timeout, renew=renew, environ=environ,
+            dangerously_allow_insecure_transport=dangerously_allow_insecure_transport,
         )
         settings = _Settings(clean_mount(mount), name_template.strip("/"),
                              float(refresh_interval), float(max_age), connection,
@@ -391,6 +394,7 @@ class VaultTransitSigner(RemoteSigner[TransitKeyInfo, _Settings, _SharedSession]
         self._shared = shared
         self.mount = settings.mount
         self.key_name = self._key_name_for(key_id)
+        self.connection = settings.connection
         self.addr = settings.connection.addr
         self.namespace = settings.connection.namespace
         self.auth_method = settings.connection.credentials.method
