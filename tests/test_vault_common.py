@@ -7,11 +7,14 @@ constructor arguments and URLs that reach it.
 
 from __future__ import annotations
 
+import re
+from typing import Any
+
 import pytest
 
 from tenuo_keys import ResolverConfigError
 from tenuo_keys._url import ResolverURL
-from tenuo_keys.backends._vault_common import Connection, VaultConnection
+from tenuo_keys.backends._vault_common import Connection, VaultArguments, VaultConnection
 from tenuo_keys.backends.vault import VaultKeyResolver
 from tenuo_keys.backends.vault_transit import VaultTransitSigner
 
@@ -107,5 +110,36 @@ def test_connection_and_connection_arguments_are_not_both_taken() -> None:
         VaultKeyResolver("https://other:8200", connection=conn)
     with pytest.raises(ResolverConfigError, match="not both"):
         VaultTransitSigner("agent1", connection=conn, token="other", lazy=True)
-    # Defaults, passed as such, are not a conflict.
-    VaultKeyResolver(connection=conn, timeout=5.0, renew=True).close()
+    with pytest.raises(ResolverConfigError, match="not both"):
+        VaultKeyResolver(connection=conn, timeout=5.0)  # even a default, when named
+
+
+def test_the_connection_arguments_are_still_every_constructors_keywords() -> None:
+    arguments: dict[str, Any] = {
+        "auth": "approle", "role_id": "rid", "secret_id": "sid", "auth_mount": "ar",
+        "namespace": "ns", "verify": True, "ca_cert": "/ca.pem", "client_cert": "/c.pem",
+        "client_key": "/k.pem", "timeout": 3, "renew": False, "environ": {},
+        "dangerously_allow_insecure_transport": True,
+    }
+    assert set(arguments) | {"token", "role", "jwt", "jwt_path"} == set(
+        VaultArguments.__annotations__)
+    expected = VaultConnection.from_arguments("http://vault.example:8200", **arguments)
+    with VaultKeyResolver("http://vault.example:8200", **arguments) as resolver:
+        assert resolver.connection == expected
+    signer = VaultTransitSigner("agent1", "http://vault.example:8200", lazy=True, **arguments)
+    try:
+        assert signer.connection == expected
+    finally:
+        signer.close()
+    jwt = VaultConnection.from_arguments(auth="jwt", role="r", jwt="a.b.c", environ={})
+    assert (jwt.credentials.role, jwt.credentials.jwt) == ("r", "a.b.c")
+
+
+def test_an_unknown_keyword_is_a_type_error_as_before() -> None:
+    with pytest.raises(TypeError, match=re.escape(
+            "VaultKeyResolver() got an unexpected keyword argument 'tiemout'")):
+        VaultKeyResolver(tiemout=3, environ={"VAULT_TOKEN": TOKEN})  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="unexpected keyword argument 'tiemout'"):
+        VaultTransitSigner("a", tiemout=3, lazy=True)  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="unexpected keyword argument 'nope'"):
+        VaultConnection.from_arguments(nope=1)  # type: ignore[call-arg]

@@ -14,7 +14,6 @@ carries a token, secret id, JWT or key material.
 
 from __future__ import annotations
 
-import inspect
 import logging
 import math
 import os
@@ -24,13 +23,16 @@ import time
 import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TypedDict, TypeVar
 from urllib.parse import urljoin, urlsplit
 
 import hvac
 import hvac.exceptions
 import requests
 from requests.adapters import HTTPAdapter
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 from .._transport import (
     INSECURE_OPT_IN,
@@ -60,8 +62,10 @@ __all__ = [
     "Connection",
     "Credentials",
     "Session",
+    "VaultArguments",
     "VaultConnection",
     "check_addr",
+    "check_arguments",
     "clean_mount",
     "map_error",
     "pop_opt_bool",
@@ -208,6 +212,17 @@ class Credentials:
 # --------------------------------------------------------------------------- connection
 
 
+def check_arguments(arguments: Mapping[str, object], owner: str) -> None:
+    """Refuse a keyword that is no Vault connection argument, as Python would.
+
+    Raises:
+        TypeError: ``arguments`` holds a name :class:`VaultArguments` does not declare.
+    """
+    unknown = sorted(set(arguments) - set(VaultArguments.__annotations__))
+    if unknown:
+        raise TypeError(f"{owner}() got an unexpected keyword argument {unknown[0]!r}")
+
+
 def check_addr(addr: str) -> str:
     """``addr`` without a trailing slash.
 
@@ -220,6 +235,32 @@ def check_addr(addr: str) -> str:
             f"Vault address must start with http:// or https://, got {addr[:80]!r}"
         )
     return addr
+
+
+class VaultArguments(TypedDict, total=False):
+    """The connection arguments of the Vault resolver and signer, declared once.
+
+    :class:`~tenuo_keys.backends.vault.VaultKeyResolver` documents them;
+    :meth:`VaultConnection.from_arguments` gives their defaults and settles them.
+    """
+
+    auth: str | None
+    token: str | None
+    role_id: str | None
+    secret_id: str | None
+    role: str | None
+    jwt: str | None
+    jwt_path: str | None
+    auth_mount: str | None
+    namespace: str | None
+    verify: bool | None
+    ca_cert: str | None
+    client_cert: str | None
+    client_key: str | None
+    timeout: float
+    renew: bool
+    environ: Mapping[str, str] | None
+    dangerously_allow_insecure_transport: bool
 
 
 @dataclass(frozen=True)
@@ -262,15 +303,8 @@ class VaultConnection:
         return ", verify=False" if self.verify is False and self.addr.startswith("https:") else ""
 
     @classmethod
-    def from_arguments(
-        cls, addr: str | None = None, *, auth: str | None = None, token: str | None = None,
-        role_id: str | None = None, secret_id: str | None = None, role: str | None = None,
-        jwt: str | None = None, jwt_path: str | None = None, auth_mount: str | None = None,
-        namespace: str | None = None, verify: bool | None = None, ca_cert: str | None = None,
-        client_cert: str | None = None, client_key: str | None = None, timeout: float = 5.0,
-        renew: bool = True, environ: Mapping[str, str] | None = None,
-        dangerously_allow_insecure_transport: bool = False,
-    ) -> VaultConnection:
+    def from_arguments(cls, addr: str | None = None,
+                       **arguments: Unpack[VaultArguments]) -> VaultConnection:
         """Settle the arguments against the environment, as the vault/bao CLI does; no I/O.
 
         The arguments are those of :class:`~tenuo_keys.backends.vault.VaultKeyResolver`
@@ -287,31 +321,40 @@ class VaultConnection:
             ResolverConfigError: A bad address or timeout, missing credentials,
                 insecure transport to a remote host, ...
         """
+        check_arguments(arguments, "VaultConnection.from_arguments")
+        environ = arguments.get("environ")
         env: Mapping[str, str] = os.environ if environ is None else environ
         checked_addr = check_addr(addr or env.get("VAULT_ADDR") or DEFAULT_ADDR)
+        timeout = arguments.get("timeout", 5.0)
         if not (timeout > 0 and math.isfinite(timeout)):
             raise ResolverConfigError(
                 f"timeout must be a positive number of seconds, got {timeout!r}")
         credentials = Credentials.build(
-            auth, token=token, role_id=role_id, secret_id=secret_id, role=role, jwt=jwt,
-            jwt_path=jwt_path, mount=auth_mount, env=env,
+            arguments.get("auth"), token=arguments.get("token"),
+            role_id=arguments.get("role_id"), secret_id=arguments.get("secret_id"),
+            role=arguments.get("role"), jwt=arguments.get("jwt"),
+            jwt_path=arguments.get("jwt_path"), mount=arguments.get("auth_mount"), env=env,
         )
+        verify = arguments.get("verify")
         if verify is None:
             verify = env.get("VAULT_SKIP_VERIFY", "").strip().lower() not in (
                 "1", "true", "yes", "on", "t")
-        ca_cert = ca_cert or env.get("VAULT_CACERT") or env.get("VAULT_CAPATH") or None
-        client_cert = client_cert or env.get("VAULT_CLIENT_CERT") or None
-        client_key = client_key or env.get("VAULT_CLIENT_KEY") or None
+        ca_cert = (arguments.get("ca_cert") or env.get("VAULT_CACERT")
+                   or env.get("VAULT_CAPATH") or None)
+        client_cert = arguments.get("client_cert") or env.get("VAULT_CLIENT_CERT") or None
+        client_key = arguments.get("client_key") or env.get("VAULT_CLIENT_KEY") or None
         if client_key and not client_cert:
             raise ResolverConfigError("client_key needs client_cert")
         cert: str | tuple[str, str] | None = client_cert
         if client_cert and client_key:
             cert = (client_cert, client_key)
+        insecure_allowed = arguments.get("dangerously_allow_insecure_transport", False)
         check_transport(
             host=urlsplit(checked_addr).hostname or "", plaintext=checked_addr.startswith("http:"),
             unverified=not verify and checked_addr.startswith("https:"),
-            allowed=dangerously_allow_insecure_transport, what="Vault address",
+            allowed=insecure_allowed, what="Vault address",
         )
+        namespace = arguments.get("namespace")
         return cls(
             addr=checked_addr,
             credentials=credentials,
@@ -320,8 +363,8 @@ class VaultConnection:
             verify=(ca_cert or True) if verify else False,
             cert=cert,
             timeout=float(timeout),
-            renew=renew,
-            insecure_allowed=dangerously_allow_insecure_transport,
+            renew=arguments.get("renew", True),
+            insecure_allowed=insecure_allowed,
         )
 
     @classmethod
@@ -358,18 +401,17 @@ class VaultConnection:
         return cls.from_arguments(**options, **arguments)
 
     @classmethod
-    def given_or_built(cls, connection: VaultConnection | None,
-                       **arguments: Any) -> VaultConnection:
+    def given_or_built(cls, connection: VaultConnection | None, addr: str | None = None,
+                       **arguments: Unpack[VaultArguments]) -> VaultConnection:
         """``connection``, or one built by :meth:`from_arguments`; never both.
 
         Raises:
-            ResolverConfigError: ``connection`` and a connection argument
-                other than its default were both given, or as :meth:`from_arguments`.
+            ResolverConfigError: ``connection`` and a connection argument were
+                both given, or as :meth:`from_arguments`.
         """
         if connection is None:
-            return cls.from_arguments(**arguments)
-        given = sorted(name for name, value in arguments.items()
-                       if value != _ARGUMENT_DEFAULTS[name])
+            return cls.from_arguments(addr, **arguments)
+        given = sorted(arguments) or (["addr"] if addr is not None else [])
         if given:
             raise ResolverConfigError(
                 f"pass connection= or the connection arguments, not both (got {given[0]!r})")
@@ -382,12 +424,6 @@ class VaultConnection:
 
 Connection = VaultConnection
 """The earlier name of :class:`VaultConnection`."""
-
-_ARGUMENT_DEFAULTS: Final[Mapping[str, Any]] = {
-    name: parameter.default
-    for name, parameter in inspect.signature(VaultConnection.from_arguments).parameters.items()
-}
-
 
 def _connection_options(url: ResolverURL) -> dict[str, Any]:
     """Pop the connection part of a Vault URL: host, port, ``tls`` and auth/TLS parameters.

@@ -24,7 +24,7 @@ import logging
 import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import hvac.exceptions
 
@@ -47,14 +47,19 @@ from ._vault_common import (
     BACKEND,
     DEFAULT_ADDR,
     TRANSIT_NAME,
+    VaultArguments,
     VaultConnection,
     check_addr,
+    check_arguments,
     clean_mount,
     pop_opt_bool,
     url_options,
 )
 from ._vault_common import DEFAULT_K8S_JWT_PATH as DEFAULT_K8S_JWT_PATH
 from ._vault_common import DEFAULT_PORT as DEFAULT_PORT
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 __all__ = ["VaultKeyResolver"]
 
@@ -203,28 +208,14 @@ class VaultKeyResolver(BackendKeyResolver):
         transit: bool = False,
         previous_versions: int = 1,
         allow_slash: bool = False,
-        auth: str | None = None,
-        token: str | None = None,
-        role_id: str | None = None,
-        secret_id: str | None = None,
-        role: str | None = None,
-        jwt: str | None = None,
-        jwt_path: str | None = None,
-        auth_mount: str | None = None,
-        namespace: str | None = None,
-        verify: bool | None = None,
-        ca_cert: str | None = None,
-        client_cert: str | None = None,
-        client_key: str | None = None,
-        timeout: float = 5.0,
-        renew: bool = True,
         cache: CachePolicy | None = None,
         observers: Iterable[CacheObserver] = (),
-        environ: Mapping[str, str] | None = None,
-        dangerously_allow_insecure_transport: bool = False,
         connection: VaultConnection | None = None,
+        **connection_arguments: Unpack[VaultArguments],
     ) -> None:
+        check_arguments(connection_arguments, "VaultKeyResolver")
         if connection is None:
+            environ = connection_arguments.get("environ")
             env: Mapping[str, str] = os.environ if environ is None else environ
             check_addr(addr or env.get("VAULT_ADDR") or DEFAULT_ADDR)
         if kv_version not in (1, 2):
@@ -247,13 +238,7 @@ class VaultKeyResolver(BackendKeyResolver):
         self.field = field
         self.previous_versions = previous_versions
         self.allow_slash = allow_slash
-        connection = VaultConnection.given_or_built(
-            connection, addr=addr, auth=auth, token=token, role_id=role_id,
-            secret_id=secret_id, role=role, jwt=jwt, jwt_path=jwt_path, auth_mount=auth_mount,
-            namespace=namespace, verify=verify, ca_cert=ca_cert, client_cert=client_cert,
-            client_key=client_key, timeout=timeout, renew=renew, environ=environ,
-            dangerously_allow_insecure_transport=dangerously_allow_insecure_transport,
-        )
+        connection = VaultConnection.given_or_built(connection, addr, **connection_arguments)
         self.connection = connection
         self._transport_note = connection.transport_note
         self.addr = connection.addr

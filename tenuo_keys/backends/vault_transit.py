@@ -31,9 +31,9 @@ import binascii
 import logging
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import hvac.exceptions
 import tenuo_core
@@ -67,12 +67,17 @@ from ._remote_signer import (
 from ._vault_common import (
     TRANSIT_NAME,
     Session,
+    VaultArguments,
     VaultConnection,
+    check_arguments,
     clean_mount,
     pop_opt_bool,
     summary,
     url_options,
 )
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 __all__ = [
     "SCHEME",
@@ -346,26 +351,11 @@ class VaultTransitSigner(RemoteSigner[TransitKeyInfo, _Settings, _SharedSession]
         max_age: float = MAX_AGE,
         lazy: bool = False,
         prehashed: bool = False,
-        auth: str | None = None,
-        token: str | None = None,
-        role_id: str | None = None,
-        secret_id: str | None = None,
-        role: str | None = None,
-        jwt: str | None = None,
-        jwt_path: str | None = None,
-        auth_mount: str | None = None,
-        namespace: str | None = None,
-        verify: bool | None = None,
-        ca_cert: str | None = None,
-        client_cert: str | None = None,
-        client_key: str | None = None,
-        timeout: float = 5.0,
-        renew: bool = True,
-        environ: Mapping[str, str] | None = None,
-        dangerously_allow_insecure_transport: bool = False,
         dangerously_allow_exportable: bool = False,
         connection: VaultConnection | None = None,
+        **connection_arguments: Unpack[VaultArguments],
     ) -> None:
+        check_arguments(connection_arguments, "VaultTransitSigner")
         if prehashed:
             raise ResolverConfigError(
                 "prehashed signing (Ed25519ph) cannot make a Tenuo PoP: the verifier checks "
@@ -373,13 +363,7 @@ class VaultTransitSigner(RemoteSigner[TransitKeyInfo, _Settings, _SharedSession]
         check_intervals(refresh_interval, max_age)
         _check_template(name_template)
         _key_name(name_template, key_id)  # refuse a bad key id before connecting
-        connection = VaultConnection.given_or_built(
-            connection, addr=addr, auth=auth, token=token, role_id=role_id,
-            secret_id=secret_id, role=role, jwt=jwt, jwt_path=jwt_path, auth_mount=auth_mount,
-            namespace=namespace, verify=verify, ca_cert=ca_cert, client_cert=client_cert,
-            client_key=client_key, timeout=timeout, renew=renew, environ=environ,
-            dangerously_allow_insecure_transport=dangerously_allow_insecure_transport,
-        )
+        connection = VaultConnection.given_or_built(connection, addr, **connection_arguments)
         settings = _Settings(clean_mount(mount), name_template.strip("/"),
                              float(refresh_interval), float(max_age), connection,
                              dangerously_allow_exportable)
