@@ -128,6 +128,8 @@ for _path in (BENCH_DIR.parent / "integration", BENCH_DIR):
 from _procs import ManagedProcess, find_binary, free_port, port_open  # noqa: E402
 from _util import cpu_seconds, exit_with, spread, versions  # noqa: E402
 
+from tenuo_keys._pop import POP_WINDOW_SECS  # noqa: E402
+
 KEY_ID = "agent1"
 TOOL = "read_file"
 NAMESPACE = "default"
@@ -136,7 +138,6 @@ GOAL_OURS_OVER_CEILING = 0.95  # throughput, higher is better
 GOAL_OURS_OVER_REFERENCE = 1.0  # throughput, higher is better
 GOAL_OURS_OVER_FLOOR = 1.15  # per-activity cost, lower is better
 
-POP_WINDOW_SECS = 30
 perf_counter_ns = time.perf_counter_ns
 
 

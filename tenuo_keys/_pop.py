@@ -34,6 +34,7 @@ from .errors import ResolverConfigError
 __all__ = ["POP_WINDOW_SECS", "PopFormatChanged", "pop_message", "self_test"]
 
 POP_WINDOW_SECS: Final = 30
+"""The PoP time window of ``tenuo_core`` 0.3: a PoP signs ``(ts // 30) * 30``."""
 DOMAIN: Final = b"tenuo-warrant-v1" + b"tenuo-pop-v1"
 _WARRANT_PREFIX: Final = "tnu_wrt_"
 _I64_MIN, _I64_MAX = -(2**63), 2**63 - 1

@@ -11,6 +11,7 @@ from typing import Any
 import tenuo_core
 
 from tenuo_keys import KeyResolver, ResolverConfigError, Signer
+from tenuo_keys._pop import POP_WINDOW_SECS
 
 from ._audit import AuditCallback
 from ._replay import InMemoryReplayStore, ReplayStore
@@ -18,9 +19,6 @@ from ._replay import InMemoryReplayStore, ReplayStore
 __all__ = ["TenuoPluginConfig", "TrustedRootsProvider"]
 
 logger = logging.getLogger("tenuo_temporal")
-
-POP_WINDOW_SECS = 30
-"""The PoP time window of ``tenuo_core`` 0.3: a PoP signs ``(ts // 30) * 30``."""
 
 TrustedRootsProvider = Callable[[], Sequence[Any]]
 """Returns the current trusted root ``PublicKey`` list; called at start-up and

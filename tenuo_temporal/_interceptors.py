@@ -24,6 +24,7 @@ from temporalio.api.common.v1 import Payload
 from temporalio.exceptions import ApplicationError
 
 from tenuo_keys import KeyResolutionError
+from tenuo_keys._pop import POP_WINDOW_SECS
 
 from . import _headers as H
 from ._args import (
@@ -34,7 +35,7 @@ from ._args import (
     positional,
 )
 from ._audit import AuditEvent, redact
-from ._config import POP_WINDOW_SECS, TenuoPluginConfig
+from ._config import TenuoPluginConfig
 from ._headers import WarrantContext
 from ._ids import MINT_ACTIVITY, PLUGIN_ID, REMOTE_SIGN_ACTIVITY, SUMMARY_PREFIX
 from ._remote import workflow_pop

@@ -97,7 +97,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 from tenuo_keys import KeyResolutionError, ResolverConfigError, Signer, sign_pop
-from tenuo_keys._pop import self_test
+from tenuo_keys._pop import POP_WINDOW_SECS, self_test
 
 from ._args import (
     WORKFLOW_ID_ARG,
@@ -107,7 +107,7 @@ from ._args import (
     positional_names,
     with_workflow_scope,
 )
-from ._config import POP_WINDOW_SECS, TenuoPluginConfig
+from ._config import TenuoPluginConfig
 from ._headers import WarrantContext
 from ._ids import REMOTE_SIGN_ACTIVITY, SUMMARY_PREFIX
 from ._state import RemotePop, RunState, precomputed_pop, run_state_of

@@ -28,10 +28,14 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from .._keyset import public_bytes_of
 from .._resolver import check_key_id
 from .._signer import Signer
+from .._template import PLACEHOLDER
 from ..errors import HolderMismatch, KeyResolutionError, ResolverClosed, ResolverConfigError
 
 __all__ = [
+    "DEFAULT_TEMPLATE",
+    "MAX_AGE",
     "PLACEHOLDER",
+    "REFRESH_INTERVAL",
     "RemoteSigner",
     "SharedClient",
     "SignerSettings",
@@ -47,8 +51,12 @@ SettingsT = TypeVar("SettingsT", bound="SignerSettings")
 SharedT = TypeVar("SharedT", bound="SharedClient")
 SignerT = TypeVar("SignerT", bound="RemoteSigner[Any, Any, Any]")
 
-PLACEHOLDER: Final = "{key_id}"
-"""Where the key id goes in a name template."""
+DEFAULT_TEMPLATE: Final = PLACEHOLDER
+"""A signer's default key name template: the key id itself."""
+REFRESH_INTERVAL: Final = 5.0
+"""Fewest seconds between two re-reads of the key caused by an unknown holder."""
+MAX_AGE: Final = 300.0
+"""Seconds after which signing without a holder re-reads which version is current."""
 
 
 class VersionSnapshot(Generic[InfoT]):

@@ -4,7 +4,8 @@
 and :class:`~tenuo_keys.backends.vault_transit.VaultTransitSigner` (Transit
 signing) reach Vault/OpenBao the same way: the address, credentials, TLS,
 namespace and timeout come from arguments, then the environment (as the
-vault/bao CLI reads it) and URLs (:class:`Connection`, :func:`url_options`);
+vault/bao CLI reads it) and URLs, settled once into a :class:`VaultConnection`
+(:func:`url_options` reads the rest of a URL);
 one :class:`Session` holds the ``hvac`` client and its token (lazy login,
 re-login after a rejected token, background renewal); :func:`map_error`
 turns hvac and requests failures into our errors. No message or repr here
@@ -15,19 +16,23 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import re
 import threading
 import time
 import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TypedDict, TypeVar
 from urllib.parse import urljoin, urlsplit
 
 import hvac
 import hvac.exceptions
 import requests
 from requests.adapters import HTTPAdapter
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 from .._transport import (
     INSECURE_OPT_IN,
@@ -57,7 +62,10 @@ __all__ = [
     "Connection",
     "Credentials",
     "Session",
+    "VaultArguments",
+    "VaultConnection",
     "check_addr",
+    "check_arguments",
     "clean_mount",
     "map_error",
     "pop_opt_bool",
@@ -204,6 +212,17 @@ class Credentials:
 # --------------------------------------------------------------------------- connection
 
 
+def check_arguments(arguments: Mapping[str, object], owner: str) -> None:
+    """Refuse a keyword that is no Vault connection argument, as Python would.
+
+    Raises:
+        TypeError: ``arguments`` holds a name :class:`VaultArguments` does not declare.
+    """
+    unknown = sorted(set(arguments) - set(VaultArguments.__annotations__))
+    if unknown:
+        raise TypeError(f"{owner}() got an unexpected keyword argument {unknown[0]!r}")
+
+
 def check_addr(addr: str) -> str:
     """``addr`` without a trailing slash.
 
@@ -218,9 +237,52 @@ def check_addr(addr: str) -> str:
     return addr
 
 
+class VaultArguments(TypedDict, total=False):
+    """The connection arguments of the Vault resolver and signer, declared once.
+
+    :class:`~tenuo_keys.backends.vault.VaultKeyResolver` documents them;
+    :meth:`VaultConnection.from_arguments` gives their defaults and settles them.
+    """
+
+    auth: str | None
+    token: str | None
+    role_id: str | None
+    secret_id: str | None
+    role: str | None
+    jwt: str | None
+    jwt_path: str | None
+    auth_mount: str | None
+    namespace: str | None
+    verify: bool | None
+    ca_cert: str | None
+    client_cert: str | None
+    client_key: str | None
+    timeout: float
+    renew: bool
+    environ: Mapping[str, str] | None
+    dangerously_allow_insecure_transport: bool
+
+
 @dataclass(frozen=True)
-class Connection:
-    """Settled connection settings. Holds credentials: never logged, never in a repr."""
+class VaultConnection:
+    """How to reach Vault/OpenBao: address, namespace, TLS, timeout and the auth method.
+
+    Settled once (from arguments, a URL or ``$VAULT_*``) and shared: the KV
+    resolver and the Transit signer each open their :class:`Session` from
+    one. As in hvac, the client options (address, namespace, TLS, timeout)
+    are kept apart from the auth method (:class:`Credentials`). Holds
+    credentials: never logged, never in a repr.
+
+    Attributes:
+        addr: The address, without a trailing slash.
+        credentials: The auth method and what it needs.
+        namespace: Vault Enterprise / OpenBao namespace, or None.
+        verify: False, True, or the CA bundle to verify the server with.
+        cert: Client certificate file, or (certificate, key) files, or None.
+        timeout: Total seconds of each request.
+        renew: Renew renewable tokens in the background.
+        insecure_allowed: The ``dangerously_allow_insecure_transport`` opt-in.
+    """
 
     addr: str
     credentials: Credentials
@@ -232,7 +294,7 @@ class Connection:
     insecure_allowed: bool = False
 
     def __repr__(self) -> str:
-        return (f"Connection(addr={self.addr!r}, auth={self.credentials.method!r}, "
+        return (f"VaultConnection(addr={self.addr!r}, auth={self.credentials.method!r}, "
                 f"namespace={self.namespace!r}{self.transport_note})")
 
     @property
@@ -241,48 +303,58 @@ class Connection:
         return ", verify=False" if self.verify is False and self.addr.startswith("https:") else ""
 
     @classmethod
-    def build(
-        cls, addr: str | None, *, auth: str | None, token: str | None, role_id: str | None,
-        secret_id: str | None, role: str | None, jwt: str | None, jwt_path: str | None,
-        auth_mount: str | None, namespace: str | None, verify: bool | None,
-        ca_cert: str | None, client_cert: str | None, client_key: str | None, timeout: float,
-        renew: bool, env: Mapping[str, str], insecure_allowed: bool = False,
-    ) -> Connection:
-        """Settle the arguments against the environment; no I/O.
+    def from_arguments(cls, addr: str | None = None,
+                       **arguments: Unpack[VaultArguments]) -> VaultConnection:
+        """Settle the arguments against the environment, as the vault/bao CLI does; no I/O.
 
-        Plaintext (``http://``) or an unverified certificate (``verify=False``,
-        ``$VAULT_SKIP_VERIFY``) to a host that is not loopback is refused
-        unless ``insecure_allowed`` (the ``dangerously_allow_insecure_transport``
-        opt-in, see :mod:`tenuo_keys._transport`).
+        The arguments are those of :class:`~tenuo_keys.backends.vault.VaultKeyResolver`
+        (which documents them); unset ones come from ``$VAULT_ADDR``,
+        ``$VAULT_TOKEN``, ``$VAULT_ROLE_ID``/``$VAULT_SECRET_ID``,
+        ``$VAULT_NAMESPACE``, ``$VAULT_CACERT``/``$VAULT_CAPATH``,
+        ``$VAULT_SKIP_VERIFY`` and ``$VAULT_CLIENT_CERT``/``$VAULT_CLIENT_KEY``
+        in ``environ`` (default ``os.environ``). Plaintext (``http://``) or an
+        unverified certificate to a host that is not loopback is refused
+        unless ``dangerously_allow_insecure_transport`` (see
+        :mod:`tenuo_keys._transport`).
 
         Raises:
             ResolverConfigError: A bad address or timeout, missing credentials,
                 insecure transport to a remote host, ...
         """
+        check_arguments(arguments, "VaultConnection.from_arguments")
+        environ = arguments.get("environ")
+        env: Mapping[str, str] = os.environ if environ is None else environ
         checked_addr = check_addr(addr or env.get("VAULT_ADDR") or DEFAULT_ADDR)
+        timeout = arguments.get("timeout", 5.0)
         if not (timeout > 0 and math.isfinite(timeout)):
             raise ResolverConfigError(
                 f"timeout must be a positive number of seconds, got {timeout!r}")
         credentials = Credentials.build(
-            auth, token=token, role_id=role_id, secret_id=secret_id, role=role, jwt=jwt,
-            jwt_path=jwt_path, mount=auth_mount, env=env,
+            arguments.get("auth"), token=arguments.get("token"),
+            role_id=arguments.get("role_id"), secret_id=arguments.get("secret_id"),
+            role=arguments.get("role"), jwt=arguments.get("jwt"),
+            jwt_path=arguments.get("jwt_path"), mount=arguments.get("auth_mount"), env=env,
         )
+        verify = arguments.get("verify")
         if verify is None:
             verify = env.get("VAULT_SKIP_VERIFY", "").strip().lower() not in (
                 "1", "true", "yes", "on", "t")
-        ca_cert = ca_cert or env.get("VAULT_CACERT") or env.get("VAULT_CAPATH") or None
-        client_cert = client_cert or env.get("VAULT_CLIENT_CERT") or None
-        client_key = client_key or env.get("VAULT_CLIENT_KEY") or None
+        ca_cert = (arguments.get("ca_cert") or env.get("VAULT_CACERT")
+                   or env.get("VAULT_CAPATH") or None)
+        client_cert = arguments.get("client_cert") or env.get("VAULT_CLIENT_CERT") or None
+        client_key = arguments.get("client_key") or env.get("VAULT_CLIENT_KEY") or None
         if client_key and not client_cert:
             raise ResolverConfigError("client_key needs client_cert")
         cert: str | tuple[str, str] | None = client_cert
         if client_cert and client_key:
             cert = (client_cert, client_key)
+        insecure_allowed = arguments.get("dangerously_allow_insecure_transport", False)
         check_transport(
             host=urlsplit(checked_addr).hostname or "", plaintext=checked_addr.startswith("http:"),
             unverified=not verify and checked_addr.startswith("https:"),
             allowed=insecure_allowed, what="Vault address",
         )
+        namespace = arguments.get("namespace")
         return cls(
             addr=checked_addr,
             credentials=credentials,
@@ -291,18 +363,67 @@ class Connection:
             verify=(ca_cert or True) if verify else False,
             cert=cert,
             timeout=float(timeout),
-            renew=renew,
+            renew=arguments.get("renew", True),
             insecure_allowed=insecure_allowed,
         )
 
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> VaultConnection:
+        """Everything from ``$VAULT_*`` (``environ``, default ``os.environ``), as the CLI reads it.
+
+        Raises:
+            ResolverConfigError: As :meth:`from_arguments`.
+        """
+        return cls.from_arguments(environ=environ)
+
+    @classmethod
+    def from_url(cls, url: ResolverURL, **arguments: Any) -> VaultConnection:
+        """Pop the connection part of a ``vault://`` or ``vault-transit://`` URL and settle it.
+
+        The URL's host, port, ``tls`` and connection parameters (``auth``,
+        ``namespace``, ``verify``, ``timeout``, ...) are taken; its path and
+        other parameters are left for the caller, who also calls
+        ``url.finish()``.
+
+        Args:
+            url: The URL.
+            **arguments: Further :meth:`from_arguments` arguments (secrets,
+                ``environ``); naming a setting both here and in the URL is an error.
+
+        Raises:
+            ResolverConfigError: A malformed URL, a conflict, or as :meth:`from_arguments`.
+        """
+        options = _connection_options(url)
+        clash = sorted(set(options).intersection(arguments))
+        if clash:
+            raise ResolverConfigError(
+                f"{url.scheme}:// setting {clash[0]!r} given both in the URL and as an argument")
+        return cls.from_arguments(**options, **arguments)
+
+    @classmethod
+    def given_or_built(cls, connection: VaultConnection | None, addr: str | None = None,
+                       **arguments: Unpack[VaultArguments]) -> VaultConnection:
+        """``connection``, or one built by :meth:`from_arguments`; never both.
+
+        Raises:
+            ResolverConfigError: ``connection`` and a connection argument were
+                both given, or as :meth:`from_arguments`.
+        """
+        if connection is None:
+            return cls.from_arguments(addr, **arguments)
+        given = sorted(arguments) or (["addr"] if addr is not None else [])
+        if given:
+            raise ResolverConfigError(
+                f"pass connection= or the connection arguments, not both (got {given[0]!r})")
+        return connection
+
     def open_session(self, *, pool_size: int, backend: str = BACKEND) -> Session:
         """A new client and token upkeep; errors name ``backend``."""
-        return Session(
-            addr=self.addr, credentials=self.credentials, namespace=self.namespace,
-            verify=self.verify, cert=self.cert, timeout=self.timeout, renew=self.renew,
-            pool_size=pool_size, backend=backend,
-        )
+        return Session(self, pool_size=pool_size, backend=backend)
 
+
+Connection = VaultConnection
+"""The earlier name of :class:`VaultConnection`."""
 
 def _connection_options(url: ResolverURL) -> dict[str, Any]:
     """Pop the connection part of a Vault URL: host, port, ``tls`` and auth/TLS parameters.
@@ -467,11 +588,10 @@ class _TokenState:
 class Session:
     """One hvac client, its token, and the token's upkeep (login, renewal, retry)."""
 
-    def __init__(
-        self, *, addr: str, credentials: Credentials, namespace: str | None,
-        verify: bool | str, cert: str | tuple[str, str] | None, timeout: float, renew: bool,
-        pool_size: int, backend: str = BACKEND,
-    ) -> None:
+    def __init__(self, connection: VaultConnection, *, pool_size: int,
+                 backend: str = BACKEND) -> None:
+        addr, verify, cert, timeout = (connection.addr, connection.verify, connection.cert,
+                                       connection.timeout)
         session = _SameOriginSession(backend)
         adapter = _BoundedAdapter(total=timeout, max_bytes=MAX_RESPONSE_BYTES, backend=backend,
                                   pool_connections=2, pool_maxsize=max(10, pool_size))
@@ -490,9 +610,9 @@ class Session:
         self.backend = backend
         # token="" (not None) stops hvac from reading $VAULT_TOKEN or ~/.vault-token itself.
         self.client = hvac.Client(url=addr, token="", verify=verify, cert=cert, timeout=timeout,
-                                  namespace=namespace, session=session)
-        self._credentials = credentials
-        self._renew = renew
+                                  namespace=connection.namespace, session=session)
+        self._credentials = connection.credentials
+        self._renew = connection.renew
         self._lock = threading.RLock()
         self._state: _TokenState | None = None
         self._generation = 0

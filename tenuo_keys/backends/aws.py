@@ -79,6 +79,7 @@ from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from .._cache import CacheObserver, CachePolicy, sized_like
 from .._resolver import BackendKeyResolver, KeyMaterial, StoredKey, check_key_id
+from .._template import PLACEHOLDER, KeyTemplate, TemplateError
 from .._transport import (
     INSECURE_OPT_IN,
     MAX_RESPONSE_BYTES,
@@ -241,7 +242,7 @@ class AWSSecretsManagerKeyResolver(BackendKeyResolver):
         request_timeout: float | None = None,
         dangerously_allow_insecure_transport: bool = False,
     ) -> None:
-        self._prefix, self._suffix = _split_template(template)
+        self._names = _parse_template(template)
         self.template = template
         policy = cache if cache is not None else policy_from_env()
         super().__init__(cache=policy, observers=observers, field=field)
@@ -323,8 +324,8 @@ class AWSSecretsManagerKeyResolver(BackendKeyResolver):
                 "pass an endpoint as ?endpoint_url="
             )
         template = url.path or DEFAULT_TEMPLATE
-        if "{key_id}" not in template:
-            template = template + "{key_id}"
+        if PLACEHOLDER not in template:
+            template = template + PLACEHOLDER
         field = url.pop("field", "key")
         endpoint_url = url.pop_optional("endpoint_url")
         profile = url.pop_optional("profile")
@@ -363,7 +364,7 @@ class AWSSecretsManagerKeyResolver(BackendKeyResolver):
                 "invalid key id for AWS Secrets Manager: use letters, digits and /_+=.@-",
                 key_id=key_id[:64], backend=self.backend,
             )
-        name = self._prefix + key_id + self._suffix
+        name = self._names.render(key_id)
         if len(name) > MAX_NAME:
             raise KeyResolutionError(
                 f"invalid key id: the secret name would be {len(name)} characters "
@@ -447,8 +448,8 @@ class AWSSecretsManagerKeyResolver(BackendKeyResolver):
             BackendUnavailable: Secrets Manager could not be reached.
         """
         kwargs: dict[str, Any] = {"PaginationConfig": {"PageSize": 100}}
-        if self._prefix:
-            kwargs["Filters"] = [{"Key": "name", "Values": [self._prefix]}]
+        if self._names.prefix:
+            kwargs["Filters"] = [{"Key": "name", "Values": [self._names.prefix]}]
         ids: list[str] = []
         stages: dict[str, tuple[str, str | None]] = {}
         try:
@@ -672,13 +673,8 @@ class AWSSecretsManagerKeyResolver(BackendKeyResolver):
             self._held.pop(key_id, None)
 
     def _key_id_of(self, name: str) -> str | None:
-        prefix, suffix = self._prefix, self._suffix
-        if len(name) <= len(prefix) + len(suffix):
-            return None
-        if not (name.startswith(prefix) and name.endswith(suffix)):
-            return None
-        key_id = name[len(prefix):len(name) - len(suffix)]
-        return key_id if _ID_CHARS.fullmatch(key_id) else None
+        key_id = self._names.key_id_of(name)
+        return key_id if key_id is not None and _ID_CHARS.fullmatch(key_id) else None
 
     def _call(self, op: str, key_id: str, name: str, fn: Callable[..., _T],
               **kwargs: Any) -> _T:
@@ -779,18 +775,18 @@ def policy_from_env(environ: Mapping[str, str] | None = None) -> CachePolicy | N
     return CachePolicy(ttl=ttl)
 
 
-def _split_template(template: str) -> tuple[str, str]:
-    if not isinstance(template, str) or template.count("{key_id}") != 1:
-        raise ResolverConfigError(
-            f"secret name template must contain {{key_id}} exactly once, got {template!r}"
-        )
-    prefix, _, suffix = template.partition("{key_id}")
-    if not (_NAME_CHARS.fullmatch(prefix) and _NAME_CHARS.fullmatch(suffix)):
+def _parse_template(template: str) -> KeyTemplate:
+    try:
+        return KeyTemplate.parse(template, chars=_NAME_CHARS)
+    except TemplateError as exc:
+        if not exc.chars:
+            raise ResolverConfigError(
+                f"secret name template must contain {{key_id}} exactly once, got {template!r}"
+            ) from None
         raise ResolverConfigError(
             f"secret name template {template!r} has characters AWS does not allow in "
             "secret names (letters, digits and /_+=.@- only)"
-        )
-    return prefix, suffix
+        ) from None
 
 
 def _int_param(name: str, value: str) -> int:

@@ -59,6 +59,7 @@ from google.cloud.secretmanager_v1.services.secret_manager_service.transports im
 from .._cache import CacheObserver, CachePolicy, sized_like
 from .._formats import decode_signing_key
 from .._resolver import BackendKeyResolver, KeyMaterial, StoredKey
+from .._template import PLACEHOLDER, KeyTemplate, TemplateError
 from .._url import ResolverURL
 from ..errors import (
     KeyFormatError,
@@ -85,7 +86,6 @@ DEFAULT_TIMEOUT = 10.0
 DEFAULT_ENDPOINT = "secretmanager.googleapis.com"
 MAX_SECRET_ID = 255
 MAX_PREVIOUS = 10
-_PLACEHOLDER = "{key_id}"
 _SECRET_ID_CHARS = re.compile(r"[A-Za-z0-9_-]*")
 _LABEL_KEY = re.compile(r"[a-z][a-z0-9_-]{0,62}")
 _LABEL_VALUE = re.compile(r"[a-z0-9_-]{0,63}")
@@ -119,30 +119,28 @@ class _Template:
     """Maps key ids to secret ids (``tenuo-keys-{key_id}``) and back."""
 
     def __init__(self, template: str) -> None:
-        if template.count(_PLACEHOLDER) != 1:
-            raise ResolverConfigError(
-                f"GCP secret template {template!r} must contain {_PLACEHOLDER} exactly once"
-            )
-        self.prefix, _, self.suffix = template.partition(_PLACEHOLDER)
-        if not _SECRET_ID_CHARS.fullmatch(self.prefix + self.suffix):
+        try:
+            self._names = KeyTemplate.parse(template, chars=_SECRET_ID_CHARS)
+        except TemplateError as exc:
+            if not exc.chars:
+                raise ResolverConfigError(
+                    f"GCP secret template {template!r} must contain {PLACEHOLDER} exactly once"
+                ) from None
             raise ResolverConfigError(
                 f"GCP secret template {template!r} may hold only letters, digits, '_' and '-' "
-                f"around {_PLACEHOLDER} (GCP secret ids allow no other characters)"
-            )
+                f"around {PLACEHOLDER} (GCP secret ids allow no other characters)"
+            ) from None
+        self.prefix, self.suffix = self._names.prefix, self._names.suffix
         self.template = template
 
     def secret_id(self, key_id: str) -> str | None:
-        secret_id = f"{self.prefix}{key_id}{self.suffix}"
+        secret_id = self._names.render(key_id)
         if not key_id or len(secret_id) > MAX_SECRET_ID:
             return None
         return secret_id if _SECRET_ID_CHARS.fullmatch(key_id) else None
 
     def key_id(self, secret_id: str) -> str | None:
-        if len(secret_id) <= len(self.prefix) + len(self.suffix):
-            return None
-        if not (secret_id.startswith(self.prefix) and secret_id.endswith(self.suffix)):
-            return None
-        return secret_id[len(self.prefix):len(secret_id) - len(self.suffix)]
+        return self._names.key_id_of(secret_id)
 
     def list_filter(self) -> str:
         # ``name:`` is a substring match; the mapping back is checked client-side.

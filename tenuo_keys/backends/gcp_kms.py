@@ -66,6 +66,7 @@ from google.cloud.kms_v1.services.key_management_service.transports import (
 )
 
 from .._keyset import public_bytes_of
+from .._template import KeyTemplate, TemplateError
 from .._url import ResolverURL
 from ..errors import (
     HolderMismatch,
@@ -85,7 +86,10 @@ from ._gcp_common import (
     version_number,
 )
 from ._remote_signer import (
+    DEFAULT_TEMPLATE,
+    MAX_AGE,
     PLACEHOLDER,
+    REFRESH_INTERVAL,
     RemoteSigner,
     SharedClient,
     VersionSnapshot,
@@ -111,13 +115,8 @@ BACKEND: Final = "gcp-kms"
 SCHEME: Final = "gcpkms"
 ALGORITHM: Final = "EC_SIGN_ED25519"
 PURPOSE: Final = "ASYMMETRIC_SIGN"
-DEFAULT_TEMPLATE: Final = "{key_id}"
 DEFAULT_ENDPOINT: Final = "cloudkms.googleapis.com"
 DEFAULT_TIMEOUT: Final = 10.0
-REFRESH_INTERVAL: Final = 5.0
-"""Fewest seconds between two re-listings of versions caused by an unknown holder."""
-MAX_AGE: Final = 300.0
-"""Seconds after which signing without a holder re-lists which version is newest."""
 MAX_DATA_BYTES: Final = 64 * 1024
 """Largest ``AsymmetricSignRequest.data`` Cloud KMS accepts (64 KiB)."""
 INTEGRITY_ATTEMPTS: Final = 3
@@ -731,18 +730,19 @@ class GCPKMSSigner(RemoteSigner[KMSKeyInfo, _Settings, _SharedClient]):
 # --------------------------------------------------------------------------- helpers
 
 
-def _check_template(template: str) -> None:
-    if not isinstance(template, str) or template.count(PLACEHOLDER) > 1 \
-            or not _ID_CHARS.fullmatch(template.replace(PLACEHOLDER, "")):
+def _check_template(template: str) -> KeyTemplate:
+    try:
+        return KeyTemplate.parse(template, optional=True, chars=_ID_CHARS)
+    except TemplateError:
         raise ResolverConfigError(
             f"CryptoKey name template must hold at most one '{PLACEHOLDER}' and otherwise "
-            f"only letters, digits, '_' and '-', got {template!r}")
+            f"only letters, digits, '_' and '-', got {template!r}") from None
 
 
 def _key_name(template: str, key_id: str) -> str:
     """The CryptoKey id of ``key_id``; refuses ids that make an invalid one."""
     check_signer_key_id(key_id, BACKEND)
-    name = template.replace(PLACEHOLDER, key_id)
+    name = _check_template(template).render(key_id)
     if not _ID.fullmatch(name):
         raise ResolverConfigError(
             f"key id {key_id!r} gives the CryptoKey id {name[:80]!r}; CryptoKey ids are 1 to "

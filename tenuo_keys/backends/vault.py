@@ -24,12 +24,13 @@ import logging
 import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import hvac.exceptions
 
 from .._cache import CacheObserver, CachePolicy
 from .._resolver import BackendKeyResolver, KeyMaterial, StoredKey, check_key_id
+from .._template import NO_BRACES, PLACEHOLDER, KeyTemplate, TemplateError
 from .._url import ResolverURL
 from ..errors import (
     KeyAccessDenied,
@@ -46,14 +47,19 @@ from ._vault_common import (
     BACKEND,
     DEFAULT_ADDR,
     TRANSIT_NAME,
-    Connection,
+    VaultArguments,
+    VaultConnection,
     check_addr,
+    check_arguments,
     clean_mount,
     pop_opt_bool,
     url_options,
 )
 from ._vault_common import DEFAULT_K8S_JWT_PATH as DEFAULT_K8S_JWT_PATH
 from ._vault_common import DEFAULT_PORT as DEFAULT_PORT
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 __all__ = ["VaultKeyResolver"]
 
@@ -179,6 +185,10 @@ class VaultKeyResolver(BackendKeyResolver):
             to a host that is not loopback. Without it that is refused:
             the token and keys would be exposed on the network. Loopback
             needs no opt-in. URL: ``?dangerously_allow_insecure_transport=1``.
+        connection: A settled :class:`~tenuo_keys.backends._vault_common.VaultConnection`
+            (``VaultConnection.from_env()``, ``.from_url(...)``, or another
+            resolver's or signer's ``connection``) to use instead of the
+            connection arguments above, which must then be left unset.
 
     Raises:
         ResolverConfigError: Inconsistent or missing settings (no credentials,
@@ -198,28 +208,16 @@ class VaultKeyResolver(BackendKeyResolver):
         transit: bool = False,
         previous_versions: int = 1,
         allow_slash: bool = False,
-        auth: str | None = None,
-        token: str | None = None,
-        role_id: str | None = None,
-        secret_id: str | None = None,
-        role: str | None = None,
-        jwt: str | None = None,
-        jwt_path: str | None = None,
-        auth_mount: str | None = None,
-        namespace: str | None = None,
-        verify: bool | None = None,
-        ca_cert: str | None = None,
-        client_cert: str | None = None,
-        client_key: str | None = None,
-        timeout: float = 5.0,
-        renew: bool = True,
         cache: CachePolicy | None = None,
         observers: Iterable[CacheObserver] = (),
-        environ: Mapping[str, str] | None = None,
-        dangerously_allow_insecure_transport: bool = False,
+        connection: VaultConnection | None = None,
+        **connection_arguments: Unpack[VaultArguments],
     ) -> None:
-        env: Mapping[str, str] = os.environ if environ is None else environ
-        check_addr(addr or env.get("VAULT_ADDR") or DEFAULT_ADDR)
+        check_arguments(connection_arguments, "VaultKeyResolver")
+        if connection is None:
+            environ = connection_arguments.get("environ")
+            env: Mapping[str, str] = os.environ if environ is None else environ
+            check_addr(addr or env.get("VAULT_ADDR") or DEFAULT_ADDR)
         if kv_version not in (1, 2):
             raise ResolverConfigError(f"kv_version must be 1 or 2, got {kv_version!r}")
         if not 0 <= previous_versions <= MAX_PREVIOUS_VERSIONS:
@@ -236,16 +234,12 @@ class VaultKeyResolver(BackendKeyResolver):
         self.path_template = _check_template(
             path_template or ("{key_id}" if transit else "tenuo/keys/{key_id}"), transit
         )
+        self._names = KeyTemplate.parse(self.path_template)
         self.field = field
         self.previous_versions = previous_versions
         self.allow_slash = allow_slash
-        connection = Connection.build(
-            addr, auth=auth, token=token, role_id=role_id, secret_id=secret_id, role=role,
-            jwt=jwt, jwt_path=jwt_path, auth_mount=auth_mount, namespace=namespace,
-            verify=verify, ca_cert=ca_cert, client_cert=client_cert, client_key=client_key,
-            timeout=timeout, renew=renew, env=env,
-            insecure_allowed=dangerously_allow_insecure_transport,
-        )
+        connection = VaultConnection.given_or_built(connection, addr, **connection_arguments)
+        self.connection = connection
         self._transport_note = connection.transport_note
         self.addr = connection.addr
         self.namespace = connection.namespace
@@ -430,7 +424,7 @@ class VaultKeyResolver(BackendKeyResolver):
                        if self.allow_slash else ""),
                     key_id=key_id, backend=self.backend,
                 )
-        return self.path_template.replace("{key_id}", key_id)
+        return self._names.render(key_id)
 
     # -- listing and writing -------------------------------------------------
 
@@ -445,11 +439,12 @@ class VaultKeyResolver(BackendKeyResolver):
             KeyAccessDenied: The token may not list it.
             BackendUnavailable: Vault could not be reached.
         """
-        prefix, _, suffix = self.path_template.partition("{key_id}")
+        prefix, suffix = self._names.prefix, self._names.suffix
         cut = prefix.rfind("/") + 1
-        directory, stem = prefix[:cut], prefix[cut:]
+        directory = prefix[:cut]
         folder = "/" in suffix
-        tail = suffix.split("/", 1)[0]
+        # The entries of one LIST are the template's names cut to that directory level.
+        entries = KeyTemplate.parse(prefix[cut:] + PLACEHOLDER + suffix.split("/", 1)[0])
         if self.transit:
             where = f"{self.mount}/keys"
             listing = lambda: self._session.client.secrets.transit.list_keys(  # noqa: E731
@@ -470,11 +465,9 @@ class VaultKeyResolver(BackendKeyResolver):
         for entry in names["data"].get("keys") or []:
             if not isinstance(entry, str) or entry.endswith("/") != folder:
                 continue
-            name = entry.rstrip("/")
-            if not (name.startswith(stem) and name.endswith(tail)
-                    and len(name) > len(stem) + len(tail)):
+            key_id = entries.key_id_of(entry.rstrip("/"))
+            if key_id is None:
                 continue
-            key_id = name[len(stem): len(name) - len(tail)]
             try:
                 self._target(key_id)
             except KeyResolutionError:
@@ -579,13 +572,13 @@ def _gone_metadata(body: Any) -> dict[str, Any] | None:
 
 def _check_template(template: str, transit: bool) -> str:
     cleaned = template.strip("/")
-    if cleaned.count("{key_id}") != 1 or "{" in cleaned.replace("{key_id}", "") or (
-        "}" in cleaned.replace("{key_id}", "")
-    ):
+    try:
+        KeyTemplate.parse(cleaned, chars=NO_BRACES)
+    except TemplateError:
         raise ResolverConfigError(
             f"path template must contain '{{key_id}}' exactly once and no other braces, "
             f"got {template!r}"
-        )
+        ) from None
     parts = cleaned.split("/")
     if any(p in ("", ".", "..") for p in parts) or any(c in cleaned for c in "?#% "):
         raise ResolverConfigError(f"invalid Vault path template {template!r}")

@@ -31,9 +31,9 @@ import binascii
 import logging
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import hvac.exceptions
 import tenuo_core
@@ -44,6 +44,7 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from cryptography.hazmat.primitives.keywrap import aes_key_wrap_with_padding
 
 from .._keyset import public_bytes_of
+from .._template import NO_BRACES, KeyTemplate, TemplateError
 from .._url import ResolverURL
 from ..errors import (
     HolderMismatch,
@@ -52,7 +53,9 @@ from ..errors import (
     ResolverConfigError,
 )
 from ._remote_signer import (
-    PLACEHOLDER,
+    DEFAULT_TEMPLATE,
+    MAX_AGE,
+    REFRESH_INTERVAL,
     RemoteSigner,
     SharedClient,
     VersionSnapshot,
@@ -63,13 +66,18 @@ from ._remote_signer import (
 )
 from ._vault_common import (
     TRANSIT_NAME,
-    Connection,
     Session,
+    VaultArguments,
+    VaultConnection,
+    check_arguments,
     clean_mount,
     pop_opt_bool,
     summary,
     url_options,
 )
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 __all__ = [
     "SCHEME",
@@ -88,11 +96,6 @@ T = TypeVar("T")
 BACKEND: Final = "vault-transit"
 SCHEME: Final = "vault-transit"
 DEFAULT_MOUNT: Final = "transit"
-DEFAULT_TEMPLATE: Final = "{key_id}"
-REFRESH_INTERVAL: Final = 5.0
-"""Fewest seconds between two re-reads of the key caused by an unknown holder."""
-MAX_AGE: Final = 300.0
-"""Seconds after which signing without a holder re-reads which version is current."""
 _POOL_SIZE: Final = 16
 _SIGNATURE = re.compile(r"vault:v(\d+):([A-Za-z0-9+/=]+)")
 _CLIENT_ERRORS: Final = (
@@ -241,7 +244,7 @@ class _Settings:
     name_template: str
     refresh_interval: float
     max_age: float
-    connection: Connection
+    connection: VaultConnection
     allow_exportable: bool = False
 
 
@@ -324,6 +327,9 @@ class VaultTransitSigner(RemoteSigner[TransitKeyInfo, _Settings, _SharedSession]
             ``exportable`` (its private half can be read out of Vault).
             Without it such a key is refused. URL:
             ``?dangerously_allow_exportable=1``.
+        connection: A settled :class:`~tenuo_keys.backends._vault_common.VaultConnection`
+            (e.g. a resolver's ``connection``) to use instead of the
+            connection arguments above, which must then be left unset.
 
     Raises:
         ResolverConfigError: Bad settings, or a key that cannot sign PoPs.
@@ -345,25 +351,11 @@ class VaultTransitSigner(RemoteSigner[TransitKeyInfo, _Settings, _SharedSession]
         max_age: float = MAX_AGE,
         lazy: bool = False,
         prehashed: bool = False,
-        auth: str | None = None,
-        token: str | None = None,
-        role_id: str | None = None,
-        secret_id: str | None = None,
-        role: str | None = None,
-        jwt: str | None = None,
-        jwt_path: str | None = None,
-        auth_mount: str | None = None,
-        namespace: str | None = None,
-        verify: bool | None = None,
-        ca_cert: str | None = None,
-        client_cert: str | None = None,
-        client_key: str | None = None,
-        timeout: float = 5.0,
-        renew: bool = True,
-        environ: Mapping[str, str] | None = None,
-        dangerously_allow_insecure_transport: bool = False,
         dangerously_allow_exportable: bool = False,
+        connection: VaultConnection | None = None,
+        **connection_arguments: Unpack[VaultArguments],
     ) -> None:
+        check_arguments(connection_arguments, "VaultTransitSigner")
         if prehashed:
             raise ResolverConfigError(
                 "prehashed signing (Ed25519ph) cannot make a Tenuo PoP: the verifier checks "
@@ -371,14 +363,7 @@ class VaultTransitSigner(RemoteSigner[TransitKeyInfo, _Settings, _SharedSession]
         check_intervals(refresh_interval, max_age)
         _check_template(name_template)
         _key_name(name_template, key_id)  # refuse a bad key id before connecting
-        env: Mapping[str, str] = os.environ if environ is None else environ
-        connection = Connection.build(
-            addr, auth=auth, token=token, role_id=role_id, secret_id=secret_id, role=role,
-            jwt=jwt, jwt_path=jwt_path, auth_mount=auth_mount, namespace=namespace,
-            verify=verify, ca_cert=ca_cert, client_cert=client_cert, client_key=client_key,
-            timeout=timeout, renew=renew, env=env,
-            insecure_allowed=dangerously_allow_insecure_transport,
-        )
+        connection = VaultConnection.given_or_built(connection, addr, **connection_arguments)
         settings = _Settings(clean_mount(mount), name_template.strip("/"),
                              float(refresh_interval), float(max_age), connection,
                              dangerously_allow_exportable)
@@ -393,6 +378,7 @@ class VaultTransitSigner(RemoteSigner[TransitKeyInfo, _Settings, _SharedSession]
         self._shared = shared
         self.mount = settings.mount
         self.key_name = self._key_name_for(key_id)
+        self.connection = settings.connection
         self.addr = settings.connection.addr
         self.namespace = settings.connection.namespace
         self.auth_method = settings.connection.credentials.method
@@ -572,19 +558,23 @@ class VaultTransitSigner(RemoteSigner[TransitKeyInfo, _Settings, _SharedSession]
 # --------------------------------------------------------------------------- helpers
 
 
-def _check_template(template: str) -> None:
+def _check_template(template: str) -> KeyTemplate:
     cleaned = template.strip("/")
-    rest = cleaned.replace("{key_id}", "", 1)
-    if not cleaned or "{" in rest or "}" in rest:
+    try:
+        names = KeyTemplate.parse(cleaned, optional=True, chars=NO_BRACES)
+    except TemplateError:
+        names = None
+    if names is None or not cleaned:
         raise ResolverConfigError(
             f"Transit name template must hold at most one '{{key_id}}' and no other braces, "
             f"got {template!r}")
+    return names
 
 
 def _key_name(template: str, key_id: str) -> str:
     """The Transit key name of ``key_id``; refuses ids that make an invalid name."""
     check_signer_key_id(key_id, BACKEND)
-    name = template.strip("/").replace(PLACEHOLDER, key_id)
+    name = _check_template(template).render(key_id)
     if not TRANSIT_NAME.fullmatch(name):
         raise ResolverConfigError(
             f"key id {key_id!r} gives the Transit key name {name[:80]!r}; names may hold "
