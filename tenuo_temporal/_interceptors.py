@@ -39,6 +39,7 @@ from ._headers import WarrantContext
 from ._ids import MINT_ACTIVITY, PLUGIN_ID, REMOTE_SIGN_ACTIVITY, SUMMARY_PREFIX
 from ._remote import workflow_pop
 from ._replay import pop_digest
+from ._signing import signed_view
 from ._state import (
     RunPolicy,
     RunState,
@@ -665,20 +666,11 @@ class _WorkflowOutbound(temporalio.worker.WorkflowOutboundInterceptor):
         tenuo = self._tenuo
         config = tenuo.config
         tool = config.tool_for(input.activity)
-        args = input.args
-        count = len(args)
         fn = activity_fn_override.get() or tenuo.activity_fns.get(input.activity)
-        names = names_for(fn, count) or positional(count)
         try:
-            signed = canonical_args(names, args)
-            check_reserved(signed)
-            if context.workflow_scoped(tool):
-                info = temporalio.workflow.info()
-                signed = add_workflow_scope(signed, info.namespace, info.workflow_id)
-        except TenuoTemporalError as error:
-            raise tenuo.workflow_denial(denial(error), tool) from None
-        except Exception as exc:  # anything else about the view: deny this call, never wedge
-            raise tenuo.workflow_denial(denial(unsignable(tool, exc)), tool) from None
+            names, signed = signed_view(fn, input.args, tool, context)
+        except ApplicationError as error:
+            raise tenuo.workflow_denial(error, tool) from None
         try:
             # Signers (remote or local) or a PoP a helper precomputed; else the resolver's key.
             pop = (workflow_pop(config, context, tool, signed)
