@@ -11,6 +11,7 @@ from typing import Any
 import tenuo_core
 
 from tenuo_keys import KeyResolver, ResolverConfigError, Signer
+from tenuo_keys._resolver import as_key_resolver
 
 from ._audit import AuditCallback
 from ._replay import InMemoryReplayStore, ReplayStore
@@ -116,12 +117,11 @@ class TenuoPluginConfig:
                 raise ResolverConfigError(
                     f"signers must map key ids (str) to tenuo_keys.Signer, got "
                     f"{type(key_id).__name__} -> {type(signer).__name__}")
-        if self.key_resolver is not None and not all(
-            hasattr(self.key_resolver, m) for m in ("resolve", "resolve_sync")
-        ):
-            raise ResolverConfigError(
-                f"key_resolver {type(self.key_resolver).__name__} lacks resolve/resolve_sync"
-            )
+        if self.key_resolver is not None:
+            # A resolver written for tenuo.temporal 0.3.3, or a bare class with
+            # resolve/resolve_sync, is adapted here, once: the plugin then
+            # programs against the KeyResolver contract only.
+            self.key_resolver = as_key_resolver(self.key_resolver)
         for name in ("pop_max_windows", "max_chain_depth"):
             if int(getattr(self, name)) < 1:
                 raise ResolverConfigError(f"TenuoPluginConfig.{name} must be >= 1")

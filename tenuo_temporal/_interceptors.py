@@ -716,20 +716,13 @@ class _WorkflowOutbound(temporalio.worker.WorkflowOutboundInterceptor):
             raise denial(KeyResolutionFailed("the warrant headers carry no x-tenuo-key-id"))
         holder = context.holder
         try:
-            by_holder = getattr(resolver, "resolve_for_holder_sync", None)
-            if by_holder is not None:
-                key = by_holder(key_id, holder)
-                tenuo.note_key_in_use(key_id, context)
-                return key
-            key = resolver.resolve_sync(key_id)
+            key = resolver.resolve_for_holder_sync(key_id, holder)
         except KeyResolutionError as error:
             if error.retryable:
                 raise KeyNotReady(
                     f"tenuo: holder key {key_id!r} is not available yet "
                     f"({error.reason}); the workflow task will be retried") from None
             raise denial(KeyResolutionFailed(str(error))) from None
-        if bytes(key.public_key_bytes()) != bytes(holder.to_bytes()):
-            raise denial(KeyResolutionFailed(f"key {key_id!r} is not the warrant's holder"))
         tenuo.note_key_in_use(key_id, context)
         return key
 
