@@ -29,13 +29,13 @@ import functools
 import hashlib
 import inspect
 import math
-import threading
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
 from pathlib import PurePath
 from typing import Any
 
+from ._bounded import BoundedMap
 from .errors import TemporalConstraintViolation
 
 __all__ = ["WORKFLOW_SCOPE_ARGS", "add_workflow_scope", "canonical", "canonical_args",
@@ -188,16 +188,13 @@ def names_for(fn: Callable[..., Any] | None, count: int) -> tuple[str, ...] | No
     if fn is None:
         return None
     try:
-        return _names_memo[fn, count]
+        return _names_view[fn, count]  # a plain dict read
     except KeyError:
         pass
     except TypeError:  # unhashable callable
         return _slice(_positional_params.__wrapped__(fn), count)
     names = _slice(_positional_params(fn), count)
-    with _names_lock:
-        if len(_names_memo) >= 4096:
-            _names_memo.clear()
-        _names_memo[fn, count] = names
+    _names_memo[fn, count] = names
     return names
 
 
@@ -207,8 +204,8 @@ def _slice(names: tuple[str, ...] | None, count: int) -> tuple[str, ...] | None:
     return names[:count]
 
 
-_names_memo: dict[tuple[Any, int], tuple[str, ...] | None] = {}
-_names_lock = threading.Lock()
+_names_memo: BoundedMap[tuple[Any, int], tuple[str, ...] | None] = BoundedMap(4096)
+_names_view = _names_memo.view
 
 
 @functools.lru_cache(maxsize=1024)

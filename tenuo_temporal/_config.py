@@ -14,6 +14,7 @@ from tenuo_keys import KeyResolver, ResolverConfigError, Signer
 from tenuo_keys._resolver import as_key_resolver
 
 from ._audit import AuditCallback
+from ._bounded import BoundedMap
 from ._replay import InMemoryReplayStore, ReplayStore
 
 __all__ = ["TenuoPluginConfig", "TrustedRootsProvider"]
@@ -26,6 +27,9 @@ POP_WINDOW_SECS = 30
 TrustedRootsProvider = Callable[[], Sequence[Any]]
 """Returns the current trusted root ``PublicKey`` list; called at start-up and
 every ``trusted_roots_refresh_seconds``. A failing call keeps the last good list."""
+
+
+_AUTHORIZERS_HELD = 64  # one per window count: a handful in practice
 
 
 @dataclass
@@ -131,7 +135,7 @@ class TenuoPluginConfig:
             self.replay_store = InMemoryReplayStore()
         self._roots_lock = threading.Lock()
         self._roots: tuple[Any, ...] = ()
-        self._authorizers: dict[int, Any] = {}
+        self._authorizers: BoundedMap[int, Any] = BoundedMap(_AUTHORIZERS_HELD)
         if not callable(self.trusted_roots):
             self._set_roots(self.trusted_roots)
 
@@ -177,7 +181,7 @@ class TenuoPluginConfig:
                 )
         with self._roots_lock:
             self._roots = tuple(roots)
-            self._authorizers = {}
+            self._authorizers = BoundedMap(_AUTHORIZERS_HELD)
 
     def authorizer(self, windows: int) -> Any:
         """A ``tenuo_core.Authorizer`` accepting ``windows`` PoP windows.
@@ -200,8 +204,6 @@ class TenuoPluginConfig:
                 pop_window_secs=POP_WINDOW_SECS,
                 pop_max_windows=windows,
             )
-            if len(self._authorizers) > 64:
-                self._authorizers.clear()
             self._authorizers[windows] = found
             return found
 

@@ -8,13 +8,11 @@ import inspect
 import itertools
 import logging
 import math
-import threading
 import time
 from collections.abc import Callable, Mapping
 from datetime import timezone
 from typing import Any, ClassVar
 
-import cachetools
 import temporalio.activity
 import temporalio.client
 import temporalio.worker
@@ -34,6 +32,7 @@ from ._args import (
     positional,
 )
 from ._audit import AuditEvent, redact
+from ._bounded import BoundedMap
 from ._config import POP_WINDOW_SECS, TenuoPluginConfig
 from ._headers import WarrantContext
 from ._ids import MINT_ACTIVITY, PLUGIN_ID, REMOTE_SIGN_ACTIVITY, SUMMARY_PREFIX
@@ -135,17 +134,16 @@ class TenuoInterceptor(temporalio.client.Interceptor, temporalio.worker.Intercep
         # plugin keeps those keys loaded between sparse workflow-task retries.
         # Only ids that resolved to their warrant's holder go in: a sender's
         # made-up key ids never reach it. Bounded, and entries age out.
-        self.keys_in_use: cachetools.TTLCache[str, float] = cachetools.TTLCache(
-            KEYS_IN_USE_HELD, KEEP_WARM_SECONDS, timer=time.monotonic)
-        self._keys_lock = threading.Lock()
+        self.keys_in_use: BoundedMap[str, float] = BoundedMap(
+            KEYS_IN_USE_HELD, ttl=KEEP_WARM_SECONDS, timer=time.monotonic)
         self._serial = next(_serials)  # names this interceptor in contexts' marks
         # PoP -> the workflow's clock when a local activity was signed (in-process
         # only: never read from the wire), bounded.
-        self._local_signed_at: dict[bytes, int] = {}
-        self._local_lock = threading.Lock()
+        self._local_signed_at: BoundedMap[bytes, int] = BoundedMap(_LOCAL_POPS_HELD)
         self.meter: Any = None
         self._counters: dict[str, Any] = {}
-        self._per_tool: dict[str, tuple[Any, Any]] = {}
+        # tool names come from registered activities: a few
+        self._per_tool: BoundedMap[str, tuple[Any, Any]] = BoundedMap(1024)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._pending: set[asyncio.Future[None]] = set()
         # A claim's shortest life: the PoP windows, both ways, plus clock tolerance.
@@ -173,14 +171,12 @@ class TenuoInterceptor(temporalio.client.Interceptor, temporalio.worker.Intercep
         if noted.get(self._serial, -_TOUCH_EVERY) > now - _TOUCH_EVERY:
             return
         noted[self._serial] = now
-        with self._keys_lock:
-            self.keys_in_use[key_id] = now
+        self.keys_in_use[key_id] = now
 
     def keys_to_keep_warm(self) -> list[str]:
         """The key ids signed with within :data:`KEEP_WARM_SECONDS`."""
-        with self._keys_lock:
-            self.keys_in_use.expire()
-            return list(self.keys_in_use)
+        self.keys_in_use.expire()
+        return self.keys_in_use.keys()
 
     def bind_loop(self, loop: asyncio.AbstractEventLoop) -> None:
         """The worker's event loop: workflow-side audit events are emitted on it."""
@@ -242,11 +238,7 @@ class TenuoInterceptor(temporalio.client.Interceptor, temporalio.worker.Intercep
 
     def remember_local_pop(self, pop: bytes, signed_at: int) -> None:
         """Record when (workflow clock) this process signed a local activity's PoP."""
-        with self._local_lock:
-            held = self._local_signed_at
-            if len(held) >= _LOCAL_POPS_HELD:
-                del held[next(iter(held))]  # oldest first
-            held[pop] = signed_at
+        self._local_signed_at[pop] = signed_at
 
     # -- verification ----------------------------------------------------
 
@@ -474,8 +466,7 @@ class TenuoInterceptor(temporalio.client.Interceptor, temporalio.worker.Intercep
         attrs = {"tool": tool}
         bound = (self._counters["allow"].with_additional_attributes(attrs),
                  self._counters["latency"].with_additional_attributes(attrs))
-        if len(self._per_tool) < 1024:  # tool names come from registered activities
-            self._per_tool[tool] = bound
+        self._per_tool[tool] = bound
         return bound
 
     async def record(
@@ -730,16 +721,15 @@ class _WorkflowOutbound(temporalio.worker.WorkflowOutboundInterceptor):
 def _arg_keys_payload(names: tuple[str, ...]) -> Payload:
     # The same few argument lists repeat: build each header payload once. The
     # SDK copies header payloads into its command, so sharing one is safe.
-    found = _arg_keys_payloads.get(names)
+    found = _arg_keys_get(names)
     if found is None:
         found = Payload(data=",".join(names).encode("utf-8"))
-        if len(_arg_keys_payloads) >= 1024:
-            _arg_keys_payloads.clear()
         _arg_keys_payloads[names] = found
     return found
 
 
-_arg_keys_payloads: dict[tuple[str, ...], Payload] = {}
+_arg_keys_payloads: BoundedMap[tuple[str, ...], Payload] = BoundedMap(1024)
+_arg_keys_get = _arg_keys_payloads.get  # a plain dict read
 
 
 # --------------------------------------------------------------------------- client
