@@ -538,7 +538,7 @@ class Micro:
                 canonical_args(names, it.args)
             return perf_counter_ns() - t0
 
-        check_reserved = icp.check_reserved
+        from tenuo_temporal._args import check_reserved
 
         def s_scope(p: Pool) -> int:
             scoped = context.workflow_scoped

@@ -17,9 +17,16 @@ import tenuo_core
 from ._cache import CacheObserver, CachePolicy, KeyCache
 from ._formats import decode_signing_key
 from ._keyset import KeyVersion, KeyVersions
-from .errors import HolderMismatch, KeyFormatError, KeyNotLoaded, KeyResolutionError
+from .errors import (
+    HolderMismatch,
+    KeyFormatError,
+    KeyNotLoaded,
+    KeyResolutionError,
+    ResolverConfigError,
+)
 
-__all__ = ["BackendKeyResolver", "KeyMaterial", "KeyResolver", "StoredKey", "check_key_id"]
+__all__ = ["BackendKeyResolver", "ForeignKeyResolver", "KeyMaterial", "KeyResolver", "StoredKey",
+           "as_key_resolver", "check_key_id"]
 
 logger = logging.getLogger("tenuo_keys")
 
@@ -168,6 +175,15 @@ class KeyResolver(abc.ABC):
         """Ids the backend holds, where it can list them; otherwise empty."""
         return []
 
+    def caches(self) -> list[KeyCache]:
+        """The key caches this resolver reads through, for observers and their policies.
+
+        Returns:
+            Every :class:`~tenuo_keys.KeyCache` behind it (none by default; a
+            composite resolver lists its resolvers' caches).
+        """
+        return []
+
     def close(self) -> None:  # noqa: B027 - optional hook, not abstract
         """Stop background work and release clients. Safe to call twice."""
 
@@ -310,6 +326,10 @@ class BackendKeyResolver(KeyResolver):
     def cache(self) -> KeyCache:
         """The cache in front of this backend (for invalidation and observers)."""
         return self._cache
+
+    def caches(self) -> list[KeyCache]:
+        """:attr:`cache`, the one cache in front of this backend."""
+        return [self._cache]
 
     async def resolve_versions(self, key_id: str) -> KeyVersions:
         """Return every held version of ``key_id``, loading it if needed."""
@@ -496,3 +516,103 @@ def _count_loaded(outcome: Mapping[str, KeyResolutionError | None], strict: bool
     if strict and errors:
         raise errors[0]
     return len(outcome) - len(errors)
+
+
+class ForeignKeyResolver(KeyResolver):
+    """A resolver written elsewhere, seen through the :class:`KeyResolver` contract.
+
+    Wraps an object with only ``async resolve(key_id)`` and
+    ``resolve_sync(key_id)`` (a ``tenuo.temporal`` 0.3.3 resolver, or a bare
+    user class). It holds one version per key id, the one ``resolve_sync``
+    returns; the holder-matched reads compare that key with the holder. The
+    optional hooks (``preload``, ``preload_all``, ``close``) are used when the
+    object has them, and do nothing otherwise. Built by :func:`as_key_resolver`.
+
+    Args:
+        inner: The wrapped object.
+    """
+
+    backend: ClassVar[str] = "foreign"
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self._preload = getattr(inner, "preload", None)
+        self._preload_all = getattr(inner, "preload_all", None)
+        self._close = getattr(inner, "close", None)
+
+    def __repr__(self) -> str:
+        return f"ForeignKeyResolver({self.inner!r})"
+
+    async def resolve(self, key_id: str) -> Any:
+        """``inner.resolve(key_id)``."""
+        return await self.inner.resolve(key_id)
+
+    def resolve_sync(self, key_id: str) -> Any:
+        """``inner.resolve_sync(key_id)``."""
+        return self.inner.resolve_sync(key_id)
+
+    async def resolve_versions(self, key_id: str) -> KeyVersions:
+        """The key ``inner.resolve`` returns, as the only version."""
+        return _one_version(key_id, await self.resolve(key_id))
+
+    def resolve_versions_sync(self, key_id: str) -> KeyVersions:
+        """The key ``inner.resolve_sync`` returns, as the only version."""
+        return _one_version(key_id, self.resolve_sync(key_id))
+
+    def resolve_for_holder_sync(self, key_id: str, holder: Any) -> Any:
+        """``inner.resolve_sync(key_id)`` when its public key is ``holder``.
+
+        Raises:
+            HolderMismatch: The key is not the holder's.
+        """
+        return _holders(key_id, self.resolve_sync(key_id), holder)
+
+    async def resolve_for_holder(self, key_id: str, holder: Any) -> Any:
+        """``await inner.resolve(key_id)`` when its public key is ``holder``.
+
+        Raises:
+            HolderMismatch: The key is not the holder's.
+        """
+        return _holders(key_id, await self.resolve(key_id), holder)
+
+    def preload(self, key_ids: Iterable[str]) -> int:
+        """``inner.preload`` when it has one; else each id through ``resolve_sync``."""
+        if self._preload is not None:
+            return int(self._preload(key_ids) or 0)
+        return super().preload(key_ids)
+
+    def preload_all(self, strict: bool = False) -> int:
+        """``inner.preload_all()`` when it has one; else nothing (0)."""
+        if self._preload_all is None:
+            return 0
+        return int(self._preload_all() or 0)
+
+    def close(self) -> None:
+        """``inner.close()`` when it has one."""
+        if self._close is not None:
+            self._close()
+
+
+def _one_version(key_id: str, key: Any) -> KeyVersions:
+    return KeyVersions(key_id, [KeyVersion.of(key)])
+
+
+def _holders(key_id: str, key: Any, holder: Any) -> Any:
+    raw = holder if isinstance(holder, bytes) else bytes(holder.to_bytes())
+    if bytes(key.public_key_bytes()) != raw:
+        raise HolderMismatch(f"key {key_id!r} is not the warrant's holder")
+    return key
+
+
+def as_key_resolver(resolver: Any) -> KeyResolver:
+    """``resolver`` itself when it is a :class:`KeyResolver`; else adapted once.
+
+    Raises:
+        ResolverConfigError: It has no ``resolve`` and ``resolve_sync``.
+    """
+    if isinstance(resolver, KeyResolver):
+        return resolver
+    if not all(callable(getattr(resolver, m, None)) for m in ("resolve", "resolve_sync")):
+        raise ResolverConfigError(
+            f"key_resolver {type(resolver).__name__} lacks resolve/resolve_sync")
+    return ForeignKeyResolver(resolver)

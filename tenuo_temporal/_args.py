@@ -29,18 +29,18 @@ import functools
 import hashlib
 import inspect
 import math
-import threading
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
 from pathlib import PurePath
 from typing import Any
 
+from ._bounded import BoundedMap
 from .errors import TemporalConstraintViolation
 
 __all__ = ["WORKFLOW_SCOPE_ARGS", "add_workflow_scope", "canonical", "canonical_args",
            "check_reserved", "exact_int", "names_for", "param_names", "positional",
-           "positional_names", "with_workflow_scope", "workflow_scoped"]
+           "positional_names", "workflow_scoped"]
 
 MAX_DEPTH = 32
 MAX_EXACT_INT = 2**53
@@ -188,16 +188,13 @@ def names_for(fn: Callable[..., Any] | None, count: int) -> tuple[str, ...] | No
     if fn is None:
         return None
     try:
-        return _names_memo[fn, count]
+        return _names_view[fn, count]  # a plain dict read
     except KeyError:
         pass
     except TypeError:  # unhashable callable
         return _slice(_positional_params.__wrapped__(fn), count)
     names = _slice(_positional_params(fn), count)
-    with _names_lock:
-        if len(_names_memo) >= 4096:
-            _names_memo.clear()
-        _names_memo[fn, count] = names
+    _names_memo[fn, count] = names
     return names
 
 
@@ -207,8 +204,8 @@ def _slice(names: tuple[str, ...] | None, count: int) -> tuple[str, ...] | None:
     return names[:count]
 
 
-_names_memo: dict[tuple[Any, int], tuple[str, ...] | None] = {}
-_names_lock = threading.Lock()
+_names_memo: BoundedMap[tuple[Any, int], tuple[str, ...] | None] = BoundedMap(4096)
+_names_view = _names_memo.view
 
 
 @functools.lru_cache(maxsize=1024)
@@ -228,28 +225,6 @@ def _positional_params(fn: Callable[..., Any]) -> tuple[str, ...] | None:
         elif param.kind is inspect.Parameter.VAR_POSITIONAL:
             return None
     return tuple(names)
-
-
-def with_workflow_scope(warrant: Any, tool: str, args: Mapping[str, Any],
-                        namespace: str | None, workflow_id: str | None) -> dict[str, Any]:
-    """Add the running workflow's namespace and id when the warrant constrains them.
-
-    The ``tenuo.temporal`` 0.3.3 workflow scope: a capability that constrains
-    both ``_workflow_namespace`` and ``_workflow_id`` binds the warrant to the
-    workflows matching them. The signer takes both from ``workflow.info()``,
-    the verifier from ``activity.info()``; they are signed and checked but
-    never listed in ``x-tenuo-arg-keys``. Activity arguments may never use
-    the reserved names.
-
-    Raises:
-        TemporalConstraintViolation: An argument uses a reserved name, the
-            capability constrains only one of the two, or Temporal gave no
-            complete workflow identity.
-    """
-    check_reserved(args)
-    if not workflow_scoped(warrant.capabilities, tool):
-        return dict(args)
-    return add_workflow_scope(args, namespace, workflow_id)
 
 
 def check_reserved(args: Mapping[str, Any]) -> None:

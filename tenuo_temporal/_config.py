@@ -12,8 +12,10 @@ import tenuo_core
 
 from tenuo_keys import KeyResolver, ResolverConfigError, Signer
 from tenuo_keys._pop import POP_WINDOW_SECS
+from tenuo_keys._resolver import as_key_resolver
 
 from ._audit import AuditCallback
+from ._bounded import BoundedMap
 from ._replay import InMemoryReplayStore, ReplayStore
 
 __all__ = ["TenuoPluginConfig", "TrustedRootsProvider"]
@@ -23,6 +25,9 @@ logger = logging.getLogger("tenuo_temporal")
 TrustedRootsProvider = Callable[[], Sequence[Any]]
 """Returns the current trusted root ``PublicKey`` list; called at start-up and
 every ``trusted_roots_refresh_seconds``. A failing call keeps the last good list."""
+
+
+_AUTHORIZERS_HELD = 64  # one per window count: a handful in practice
 
 
 @dataclass
@@ -114,12 +119,11 @@ class TenuoPluginConfig:
                 raise ResolverConfigError(
                     f"signers must map key ids (str) to tenuo_keys.Signer, got "
                     f"{type(key_id).__name__} -> {type(signer).__name__}")
-        if self.key_resolver is not None and not all(
-            hasattr(self.key_resolver, m) for m in ("resolve", "resolve_sync")
-        ):
-            raise ResolverConfigError(
-                f"key_resolver {type(self.key_resolver).__name__} lacks resolve/resolve_sync"
-            )
+        if self.key_resolver is not None:
+            # A resolver written for tenuo.temporal 0.3.3, or a bare class with
+            # resolve/resolve_sync, is adapted here, once: the plugin then
+            # programs against the KeyResolver contract only.
+            self.key_resolver = as_key_resolver(self.key_resolver)
         for name in ("pop_max_windows", "max_chain_depth"):
             if int(getattr(self, name)) < 1:
                 raise ResolverConfigError(f"TenuoPluginConfig.{name} must be >= 1")
@@ -129,7 +133,7 @@ class TenuoPluginConfig:
             self.replay_store = InMemoryReplayStore()
         self._roots_lock = threading.Lock()
         self._roots: tuple[Any, ...] = ()
-        self._authorizers: dict[int, Any] = {}
+        self._authorizers: BoundedMap[int, Any] = BoundedMap(_AUTHORIZERS_HELD)
         if not callable(self.trusted_roots):
             self._set_roots(self.trusted_roots)
 
@@ -175,7 +179,7 @@ class TenuoPluginConfig:
                 )
         with self._roots_lock:
             self._roots = tuple(roots)
-            self._authorizers = {}
+            self._authorizers = BoundedMap(_AUTHORIZERS_HELD)
 
     def authorizer(self, windows: int) -> Any:
         """A ``tenuo_core.Authorizer`` accepting ``windows`` PoP windows.
@@ -198,8 +202,6 @@ class TenuoPluginConfig:
                 pop_window_secs=POP_WINDOW_SECS,
                 pop_max_windows=windows,
             )
-            if len(self._authorizers) > 64:
-                self._authorizers.clear()
             self._authorizers[windows] = found
             return found
 

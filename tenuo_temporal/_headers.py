@@ -32,7 +32,6 @@ from __future__ import annotations
 import binascii
 import functools
 import gzip
-import threading
 import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -41,11 +40,11 @@ from functools import cached_property
 from hashlib import sha256
 from typing import Any, Final
 
-import cachetools
 import tenuo_core
 from temporalio.api.common.v1 import Payload
 
 from ._args import WORKFLOW_ID_ARG, WORKFLOW_NAMESPACE_ARG, workflow_scoped
+from ._bounded import BoundedMap
 from .errors import HeaderError
 
 WARRANT: Final = "x-tenuo-warrant"
@@ -84,6 +83,9 @@ class ContextMarks:
         self.noted_at: dict[int, float] = {}
 
 
+_SCOPED_HELD: Final = 1024  # tools per context: a warrant grants a handful
+
+
 @dataclass(frozen=True)
 class WarrantContext:
     """The warrant a workflow runs under, decoded once and encoded once.
@@ -99,7 +101,8 @@ class WarrantContext:
     chain: tuple[Any, ...]
     key_id: str | None
     payloads: Mapping[str, Payload] = field(repr=False)
-    _scoped: dict[str, bool] = field(default_factory=dict, repr=False, compare=False)
+    _scoped: BoundedMap[str, bool] = field(default_factory=lambda: BoundedMap(_SCOPED_HELD),
+                                           repr=False, compare=False)
     digest: tuple[Any, ...] | None = field(default=None, repr=False, compare=False)
     """The context map's key for the headers it was decoded from (None: never kept)."""
     cost: int = field(default=0, repr=False, compare=False)
@@ -125,8 +128,7 @@ class WarrantContext:
         found = self._scoped.get(tool)
         if found is None:
             found = workflow_scoped(self.warrant.capabilities, tool)
-            if len(self._scoped) < 1024:
-                self._scoped[tool] = found
+            self._scoped[tool] = found
         return found
 
     def bound_to_workflow(self, tool: str) -> bool:
@@ -140,8 +142,7 @@ class WarrantContext:
         found = self._scoped.get(key)
         if found is None:
             found = self.workflow_scoped(tool) and _exact_scope(self.warrant.capabilities, tool)
-            if len(self._scoped) < 1024:
-                self._scoped[key] = found
+            self._scoped[key] = found
         return found
 
     @cached_property
@@ -292,10 +293,8 @@ def remember(context: WarrantContext) -> None:
     digest = context.digest
     if digest is None or context.local.held:
         return
-    with _cache_lock:
-        if digest not in _context_cache:
-            _context_cache[digest] = context
-        context.local.held = True
+    _context_cache.setdefault(digest, context)
+    context.local.held = True
 
 
 def _context_of(values: tuple[bytes | None, ...]) -> WarrantContext | None:
@@ -346,33 +345,10 @@ SMALL_CONTEXT_BYTES: Final = 32 * 1024
 CONTEXT_CACHE_BYTES: Final = 8 * 1024 * 1024
 """What the decoded-context map may hold in all, charged per context."""
 _CONTEXT_OVERHEAD: Final = 4096  # the decoded objects beside the raw bytes
-_cache_lock = threading.Lock()
-
-
-class _HeldContexts(cachetools.FIFOCache[tuple[Any, ...], WarrantContext]):
-    """A byte-bounded FIFO cache whose hits are one plain dict read.
-
-    ``view`` mirrors the cache's entries (kept in step on every insert and
-    eviction, under the module lock), so the hot path reads a dict instead of
-    going through the cache's Python-level ``get``.
-    """
-
-    def __init__(self) -> None:
-        super().__init__(maxsize=CONTEXT_CACHE_BYTES, getsizeof=lambda context: context.cost)
-        self.view: dict[tuple[Any, ...], WarrantContext] = {}
-
-    def __setitem__(self, key: tuple[Any, ...], value: WarrantContext) -> None:
-        super().__setitem__(key, value)
-        self.view[key] = value
-
-    def popitem(self) -> tuple[tuple[Any, ...], WarrantContext]:
-        key, value = super().popitem()
-        self.view.pop(key, None)
-        return key, value
-
-
-_context_cache = _HeldContexts()
-_context_get = _context_cache.view.get  # lock-free: a dict read is atomic
+# Byte-bounded, charged per context: a hit is one plain dict read.
+_context_cache: BoundedMap[tuple[Any, ...], WarrantContext] = BoundedMap(
+    CONTEXT_CACHE_BYTES, getsizeof=lambda context: context.cost)
+_context_get = _context_cache.get  # lock-free: the view's dict.get
 
 
 def _decode_context(raw: Mapping[str, bytes], digest: tuple[Any, ...] | None = None

@@ -7,14 +7,10 @@ import binascii
 import inspect
 import itertools
 import logging
-import math
-import threading
 import time
 from collections.abc import Callable, Mapping
-from datetime import timezone
 from typing import Any, ClassVar
 
-import cachetools
 import temporalio.activity
 import temporalio.client
 import temporalio.worker
@@ -24,22 +20,15 @@ from temporalio.api.common.v1 import Payload
 from temporalio.exceptions import ApplicationError
 
 from tenuo_keys import KeyResolutionError
-from tenuo_keys._pop import POP_WINDOW_SECS
 
 from . import _headers as H
-from ._args import (
-    add_workflow_scope,
-    canonical_args,
-    check_reserved,
-    names_for,
-    positional,
-)
 from ._audit import AuditEvent, redact
+from ._bounded import BoundedMap
 from ._config import TenuoPluginConfig
 from ._headers import WarrantContext
 from ._ids import MINT_ACTIVITY, PLUGIN_ID, REMOTE_SIGN_ACTIVITY, SUMMARY_PREFIX
 from ._remote import workflow_pop
-from ._replay import pop_digest
+from ._signing import signed_view
 from ._state import (
     RunPolicy,
     RunState,
@@ -51,18 +40,13 @@ from ._state import (
     leave,
     precomputed_pop,
 )
+from ._verify import Verifier, replay_owner
 from .errors import (
     ChainValidationError,
     HeaderError,
     KeyResolutionFailed,
-    PopReplayed,
-    PopVerificationError,
-    TemporalConstraintViolation,
     TenuoTemporalError,
-    ToolNotAuthorized,
-    WarrantExpired,
     WarrantMissing,
-    WorkflowUnbound,
     denial,
     unsignable,
 )
@@ -93,7 +77,6 @@ class KeyNotReady(RuntimeError):
     """
 
 
-_LOCAL_POPS_HELD = 4096
 _serials = itertools.count()
 KEYS_IN_USE_HELD = 10_000
 """Most key ids kept warm: only ids that resolved to their warrant's holder count."""
@@ -101,20 +84,6 @@ KEEP_WARM_SECONDS = 1800.0
 """Keys a workflow task needed within this long are kept loaded: longer than
 Temporal's longest workflow-task retry interval (10 min by default)."""
 _TOUCH_EVERY = 60.0  # seconds between refreshes of one key's keep-warm entry
-
-
-def _scheduled_at(info: temporalio.activity.Info) -> float:
-    """When Temporal first scheduled the activity, in epoch seconds (naive means UTC)."""
-    scheduled = info.scheduled_time
-    if scheduled.tzinfo is None:
-        scheduled = scheduled.replace(tzinfo=timezone.utc)
-    return scheduled.timestamp()
-
-
-def replay_owner(namespace: str | None, workflow_id: str | None) -> str:
-    """The replay-store owner of a workflow: unambiguous whatever the names hold."""
-    namespace = namespace or ""
-    return f"{len(namespace)}:{namespace}/{workflow_id or ''}"
 
 
 # --------------------------------------------------------------------------- worker
@@ -135,22 +104,17 @@ class TenuoInterceptor(temporalio.client.Interceptor, temporalio.worker.Intercep
         # plugin keeps those keys loaded between sparse workflow-task retries.
         # Only ids that resolved to their warrant's holder go in: a sender's
         # made-up key ids never reach it. Bounded, and entries age out.
-        self.keys_in_use: cachetools.TTLCache[str, float] = cachetools.TTLCache(
-            KEYS_IN_USE_HELD, KEEP_WARM_SECONDS, timer=time.monotonic)
-        self._keys_lock = threading.Lock()
+        self.keys_in_use: BoundedMap[str, float] = BoundedMap(
+            KEYS_IN_USE_HELD, ttl=KEEP_WARM_SECONDS, timer=time.monotonic)
         self._serial = next(_serials)  # names this interceptor in contexts' marks
-        # PoP -> the workflow's clock when a local activity was signed (in-process
-        # only: never read from the wire), bounded.
-        self._local_signed_at: dict[bytes, int] = {}
-        self._local_lock = threading.Lock()
+        self.verifier = Verifier(config)
+        self._local_signed_at = self.verifier.local_signed_at
         self.meter: Any = None
         self._counters: dict[str, Any] = {}
-        self._per_tool: dict[str, tuple[Any, Any]] = {}
+        # tool names come from registered activities: a few
+        self._per_tool: BoundedMap[str, tuple[Any, Any]] = BoundedMap(1024)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._pending: set[asyncio.Future[None]] = set()
-        # A claim's shortest life: the PoP windows, both ways, plus clock tolerance.
-        self._window_ttl = (POP_WINDOW_SECS * (config.pop_max_windows + 2) * 2
-                            + config.clock_tolerance_secs)
 
     def run_policy(self) -> RunPolicy:
         """The read-only facts a workflow run's helpers may see (no keys, no resolver)."""
@@ -173,14 +137,12 @@ class TenuoInterceptor(temporalio.client.Interceptor, temporalio.worker.Intercep
         if noted.get(self._serial, -_TOUCH_EVERY) > now - _TOUCH_EVERY:
             return
         noted[self._serial] = now
-        with self._keys_lock:
-            self.keys_in_use[key_id] = now
+        self.keys_in_use[key_id] = now
 
     def keys_to_keep_warm(self) -> list[str]:
         """The key ids signed with within :data:`KEEP_WARM_SECONDS`."""
-        with self._keys_lock:
-            self.keys_in_use.expire()
-            return list(self.keys_in_use)
+        self.keys_in_use.expire()
+        return self.keys_in_use.keys()
 
     def bind_loop(self, loop: asyncio.AbstractEventLoop) -> None:
         """The worker's event loop: workflow-side audit events are emitted on it."""
@@ -242,211 +204,27 @@ class TenuoInterceptor(temporalio.client.Interceptor, temporalio.worker.Intercep
 
     def remember_local_pop(self, pop: bytes, signed_at: int) -> None:
         """Record when (workflow clock) this process signed a local activity's PoP."""
-        with self._local_lock:
-            held = self._local_signed_at
-            if len(held) >= _LOCAL_POPS_HELD:
-                del held[next(iter(held))]  # oldest first
-            held[pop] = signed_at
+        self._local_signed_at[pop] = signed_at
 
-    # -- verification ----------------------------------------------------
+    # -- verification (in _verify.Verifier) -------------------------------
 
     async def claim(self, pending: tuple[bytes, str], tool: str,
                     context: WarrantContext) -> None:
-        """Claim a PoP in a replay store that answers asynchronously (a shared one).
-
-        Raises:
-            PopReplayed: Another workflow presented this PoP first.
-        """
-        store = self.config.replay_store
-        assert store is not None
-        if not await store.claim(pending[0], pending[1], self._replay_ttl(context)):
-            raise PopReplayed("this PoP was already presented by another workflow", tool=tool)
+        """:meth:`Verifier.claim <tenuo_temporal._verify.Verifier.claim>`."""
+        await self.verifier.claim(pending, tool, context)
 
     def check(
         self, input: temporalio.worker.ExecuteActivityInput, info: temporalio.activity.Info,
         tool: str,
     ) -> tuple[WarrantContext | None, dict[str, Any], tuple[bytes, str] | None]:
-        """Check one activity, up to an asynchronous replay-store claim, without a coroutine.
-
-        The activity worker's path: ``check``, then :meth:`claim` when a claim is left.
-
-        Returns:
-            The context, the constraint arguments, and ``(pop digest, owner)``
-            still to :meth:`claim` when the replay store only answers
-            asynchronously (None when nothing is left to do).
-
-        Raises:
-            TenuoTemporalError: The denial.
-        """
-        config = self.config
-        context, raw_pop, raw_arg_keys = H.activity_headers(input.headers)
-        args = input.args
-        if context is None:
-            if config.require_warrant:
-                raise WarrantMissing("the activity carries no warrant", tool=tool)
-            return None, {}, None
-        if not config.verifies:
-            raise ChainValidationError("this worker has no trusted_roots to verify with",
-                                       tool=tool)
-        chain = context.chain
-        if config.require_workflow_binding and not context.bound_to_workflow(tool):
-            raise WorkflowUnbound(
-                f"the warrant does not bind {tool!r} to one workflow: this worker requires "
-                "both _workflow_namespace and _workflow_id constrained with Exact",
-                tool=tool)
-        if len(chain) > config.max_chain_depth:
-            raise ChainValidationError(
-                f"chain of {len(chain)} warrants exceeds the maximum "
-                f"{config.max_chain_depth}", tool=tool)
-        try:
-            pop = H.pop_of(raw_pop)
-        except HeaderError as error:  # malformed PoP: TENUO_POP_INVALID, as documented
-            raise PopVerificationError(error.reason, tool=tool) from None
-        if pop is None:
-            raise PopVerificationError("the activity carries no PoP", tool=tool)
-        count = len(args)
-        signed_names = H.arg_keys_of(raw_arg_keys) or positional(count)
-        if len(signed_names) != count:
-            raise TemporalConstraintViolation(
-                f"{count} argument(s) arrived but {len(signed_names)} were signed", tool=tool)
-        # Constraints bind to what the activity receives: its own parameter names,
-        # else positions; never the signed names (x-tenuo-arg-keys), which the
-        # workflow chooses and could point a lax constraint at the value a strict
-        # one should have checked.
-        names = names_for(input.fn, count) or positional(count)
-        constraint_args = canonical_args(names, args)
-        check_reserved(constraint_args)
-        # Usually both sides name the arguments alike: one view serves both.
-        if signed_names == names:
-            signed = constraint_args
-        else:
-            signed = canonical_args(signed_names, args)
-            check_reserved(signed)
-        if context.workflow_scoped(tool):
-            namespace, workflow_id = info.workflow_namespace, info.workflow_id
-            one_view = signed is constraint_args
-            constraint_args = add_workflow_scope(constraint_args, namespace, workflow_id)
-            signed = (constraint_args if one_view
-                      else add_workflow_scope(signed, namespace, workflow_id))
-        try:
-            if signed is constraint_args:
-                self._check_at_schedule_time(chain, tool, signed, pop, info)
-            else:
-                # Two views: tenuo_core takes no as_of for them, so freshness is
-                # judged at this worker's now, the windows widened back to
-                # Temporal's scheduled_time (expiry is checked at now).
-                config.authorizer(self._windows(info)).check_chain_with_pop_args(
-                    chain, tool, signed, constraint_args, signature=pop)
-        except tx.TenuoError as exc:
-            raise self._classify(exc, context, tool) from None
-        except RuntimeError as exc:
-            raise ChainValidationError(str(exc), tool=tool) from None
-        if not context.local.held and context.digest is not None:
-            H.remember(context)  # trusted now: worth keeping decoded
-        if not config.replay_protection:
-            return context, constraint_args, None
-        # A PoP belongs to the workflow that first presented it. Runs of one
-        # workflow (retries, continue-as-new, resets) share it: the same call
-        # under the same warrant in the same window signs to the same bytes.
-        owner = replay_owner(info.workflow_namespace, info.workflow_id)
-        claim_now = getattr(config.replay_store, "claim_now", None)
-        if claim_now is None:
-            return context, constraint_args, (pop_digest(pop), owner)
-        # The in-memory store answers without suspending, keyed by the PoP
-        # itself (in process memory a digest buys nothing).
-        if not claim_now(pop, owner, self._replay_ttl(context)):
-            raise PopReplayed("this PoP was already presented by another workflow", tool=tool)
-        return context, constraint_args, None
-
-    def _check_at_schedule_time(self, chain: tuple[Any, ...], tool: str, args: dict[str, Any],
-                                pop: bytes, info: temporalio.activity.Info) -> None:
-        """``check_chain`` with PoP freshness judged on Temporal's clock.
-
-        The PoP was signed at ``workflow.now()`` of the workflow task that
-        scheduled this activity, and Temporal recorded that scheduling as
-        ``scheduled_time`` (the first attempt's: retries and backlogs keep it).
-        ``as_of`` moves the whole check to that time, so a PoP is fresh when it
-        matches its own scheduling, however long the activity then waited, and
-        under a time-skipping test server, whose clock runs hours ahead of this
-        worker's. Expiry is checked at both times: a warrant past its expiry at
-        this worker's now, or at Temporal's scheduling time, is refused.
-
-        A local activity reports this worker's clock as its scheduling time, so
-        for one the workflow's clock at signing is used, which this process
-        recorded then (:meth:`remember_local_pop`; never read from the wire).
-        A PoP stale at the scheduling time gets one more chance at this
-        worker's now, with the windows widened back to ``scheduled_time``, as a
-        plugin without ``as_of`` would judge it.
-
-        Raises:
-            WarrantExpired: A link is expired at this worker's now.
-            tenuo.exceptions.TenuoError: tenuo_core's denial.
-        """
-        for link in chain:
-            if link.is_expired():
-                raise WarrantExpired(f"warrant {link.id} expired at {link.expires_at()}",
-                                     tool=tool)
-        as_of = self._local_signed_at.get(pop) if info.is_local else None
-        if as_of is None:
-            as_of = int(_scheduled_at(info))
-        config = self.config
-        try:
-            config.authorizer(config.pop_max_windows).check_chain(
-                chain, tool, args, signature=pop, as_of=as_of)
-        except (tx.SignatureInvalid, tx.PopError, tx.ValidationError):
-            config.authorizer(self._windows(info)).check_chain(chain, tool, args, signature=pop)
+        """:meth:`Verifier.check <tenuo_temporal._verify.Verifier.check>`."""
+        return self.verifier.check(input, info, tool)
 
     def _windows(self, info: temporalio.activity.Info) -> int:
-        # Freshness is bound to when Temporal recorded the scheduling, not to
-        # this worker's clock alone: a backlogged activity widens the accepted
-        # range back to its schedule time, and no further.
-        backlog = time.time() - _scheduled_at(info)
-        # The authorizer centres its windows on now, so cover the backlog on
-        # both sides of it. The configured windows already reach about half
-        # their span back; widen only for a backlog beyond that.
-        windows = self.config.pop_max_windows
-        covered = (windows // 2) * POP_WINDOW_SECS
-        if backlog <= covered:
-            return windows
-        return windows + 2 * math.ceil((backlog - covered) / POP_WINDOW_SECS)
+        return self.verifier.windows(info)
 
     def _replay_ttl(self, context: WarrantContext) -> float:
-        """How long a claim must live: as long as its PoP can still be accepted.
-
-        Freshness is judged at the first attempt's scheduling time, which every
-        retry keeps, so a copy of a PoP scheduled within its window could
-        still be presented by a retry until the warrant expires. A claim lives
-        at least the PoP windows, and until the chain's earliest expiry (plus
-        clock tolerance) when that is later.
-        """
-        until_expiry = context.expires_at - time.time() + self.config.clock_tolerance_secs
-        windows = self._window_ttl
-        return until_expiry if until_expiry > windows else windows
-
-    def _classify(
-        self, exc: Exception, context: WarrantContext, tool: str
-    ) -> TenuoTemporalError:
-        text = str(exc)
-        if isinstance(exc, tx.ExpiredError):
-            return WarrantExpired(text, tool=tool)
-        if isinstance(exc, (tx.ConstraintViolation, tx.SignatureInvalid, tx.MissingSignature,
-                            tx.PopError)):
-            # tenuo_core raises these for a broken chain too (a forged warrant
-            # signature; a delegated constraint wider than its parent's): tell
-            # them apart only on this failure path, off the hot path.
-            try:
-                self.config.authorizer(self.config.pop_max_windows).verify_chain(
-                    list(context.chain))
-            except tx.TenuoError as chain_exc:
-                return ChainValidationError(f"{type(chain_exc).__name__}: {chain_exc}",
-                                            tool=tool)
-        if isinstance(exc, tx.ToolNotAuthorized):
-            return ToolNotAuthorized(text, tool=tool)
-        if isinstance(exc, tx.ConstraintViolation):
-            return TemporalConstraintViolation(text, tool=tool)
-        if isinstance(exc, (tx.SignatureInvalid, tx.MissingSignature, tx.PopError)):
-            return PopVerificationError(text, tool=tool)
-        return ChainValidationError(f"{type(exc).__name__}: {text}", tool=tool)
+        return self.verifier.replay_ttl(context)
 
     # -- outcomes ----------------------------------------------------------
 
@@ -474,8 +252,7 @@ class TenuoInterceptor(temporalio.client.Interceptor, temporalio.worker.Intercep
         attrs = {"tool": tool}
         bound = (self._counters["allow"].with_additional_attributes(attrs),
                  self._counters["latency"].with_additional_attributes(attrs))
-        if len(self._per_tool) < 1024:  # tool names come from registered activities
-            self._per_tool[tool] = bound
+        self._per_tool[tool] = bound
         return bound
 
     async def record(
@@ -666,20 +443,11 @@ class _WorkflowOutbound(temporalio.worker.WorkflowOutboundInterceptor):
         tenuo = self._tenuo
         config = tenuo.config
         tool = config.tool_for(input.activity)
-        args = input.args
-        count = len(args)
         fn = activity_fn_override.get() or tenuo.activity_fns.get(input.activity)
-        names = names_for(fn, count) or positional(count)
         try:
-            signed = canonical_args(names, args)
-            check_reserved(signed)
-            if context.workflow_scoped(tool):
-                info = temporalio.workflow.info()
-                signed = add_workflow_scope(signed, info.namespace, info.workflow_id)
-        except TenuoTemporalError as error:
-            raise tenuo.workflow_denial(denial(error), tool) from None
-        except Exception as exc:  # anything else about the view: deny this call, never wedge
-            raise tenuo.workflow_denial(denial(unsignable(tool, exc)), tool) from None
+            names, signed = signed_view(fn, input.args, tool, context)
+        except ApplicationError as error:
+            raise tenuo.workflow_denial(error, tool) from None
         try:
             # Signers (remote or local) or a PoP a helper precomputed; else the resolver's key.
             pop = (workflow_pop(config, context, tool, signed)
@@ -725,20 +493,13 @@ class _WorkflowOutbound(temporalio.worker.WorkflowOutboundInterceptor):
             raise denial(KeyResolutionFailed("the warrant headers carry no x-tenuo-key-id"))
         holder = context.holder
         try:
-            by_holder = getattr(resolver, "resolve_for_holder_sync", None)
-            if by_holder is not None:
-                key = by_holder(key_id, holder)
-                tenuo.note_key_in_use(key_id, context)
-                return key
-            key = resolver.resolve_sync(key_id)
+            key = resolver.resolve_for_holder_sync(key_id, holder)
         except KeyResolutionError as error:
             if error.retryable:
                 raise KeyNotReady(
                     f"tenuo: holder key {key_id!r} is not available yet "
                     f"({error.reason}); the workflow task will be retried") from None
             raise denial(KeyResolutionFailed(str(error))) from None
-        if bytes(key.public_key_bytes()) != bytes(holder.to_bytes()):
-            raise denial(KeyResolutionFailed(f"key {key_id!r} is not the warrant's holder"))
         tenuo.note_key_in_use(key_id, context)
         return key
 
@@ -746,16 +507,15 @@ class _WorkflowOutbound(temporalio.worker.WorkflowOutboundInterceptor):
 def _arg_keys_payload(names: tuple[str, ...]) -> Payload:
     # The same few argument lists repeat: build each header payload once. The
     # SDK copies header payloads into its command, so sharing one is safe.
-    found = _arg_keys_payloads.get(names)
+    found = _arg_keys_get(names)
     if found is None:
         found = Payload(data=",".join(names).encode("utf-8"))
-        if len(_arg_keys_payloads) >= 1024:
-            _arg_keys_payloads.clear()
         _arg_keys_payloads[names] = found
     return found
 
 
-_arg_keys_payloads: dict[tuple[str, ...], Payload] = {}
+_arg_keys_payloads: BoundedMap[tuple[str, ...], Payload] = BoundedMap(1024)
+_arg_keys_get = _arg_keys_payloads.get  # a plain dict read
 
 
 # --------------------------------------------------------------------------- client

@@ -17,19 +17,18 @@ process), and the token must be one that run parked.
 from __future__ import annotations
 
 import itertools
-import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, cast
 
-import cachetools
 import tenuo_core
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from tenuo_keys import KeyResolutionError
 
+from ._bounded import BoundedMap
 from ._config import TenuoPluginConfig
 from ._headers import WarrantContext
 from ._ids import MINT_ACTIVITY
@@ -50,25 +49,22 @@ class MintRequest:
     child_key_id: str | None
 
 
-_lock = threading.Lock()
 # Bounded and short-lived: a replayed workflow parks again but its recorded
 # local activity never runs, so unclaimed requests must age out.
-_parked: cachetools.TTLCache[str, MintRequest] = cachetools.TTLCache(maxsize=10_000, ttl=600)
+_parked: BoundedMap[str, MintRequest] = BoundedMap(10_000, ttl=600)
 _counter = itertools.count()
 
 
 def park(token_base: str, request: MintRequest) -> str:
     """Park a request for the mint activity; returns its token."""
     token = f"{token_base}:{next(_counter)}"
-    with _lock:
-        _parked[token] = request
+    _parked[token] = request
     return token
 
 
 def take(token: str) -> MintRequest | None:
     """Remove and return a parked request."""
-    with _lock:
-        return _parked.pop(token, None)
+    return cast(MintRequest | None, _parked.pop(token))
 
 
 def make_mint_activity(config: TenuoPluginConfig) -> Any:

@@ -15,7 +15,7 @@ import temporalio.worker
 from temporalio.plugin import SimplePlugin
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
-from tenuo_keys import CacheEvent, KeyResolutionError, ResolverConfigError
+from tenuo_keys import CacheEvent, KeyResolutionError, KeyResolver, ResolverConfigError
 
 from ._config import TenuoPluginConfig
 from ._ids import PLUGIN_ID
@@ -108,7 +108,7 @@ class TenuoTemporalPlugin(SimplePlugin):
         resolver = self.config.key_resolver
         if counter is None or resolver is None:
             return
-        for cache in _caches_of(resolver):
+        for cache in resolver.caches():
             if id(cache) in self._observed:
                 continue
             self._observed.add(id(cache))
@@ -132,7 +132,7 @@ class TenuoTemporalPlugin(SimplePlugin):
             try:
                 if config.preload_key_ids:
                     await asyncio.to_thread(resolver.preload, list(config.preload_key_ids))
-                if config.preload_all and hasattr(resolver, "preload_all"):
+                if config.preload_all:
                     loaded = await asyncio.to_thread(resolver.preload_all)
                     logger.info("tenuo_temporal: preloaded %s key(s)", loaded)
             except KeyResolutionError as error:
@@ -155,13 +155,13 @@ class TenuoTemporalPlugin(SimplePlugin):
                 refresher.cancel()
             if keeper is not None:
                 keeper.cancel()
-            if self._active_runs == 0 and resolver is not None and hasattr(resolver, "close"):
+            if self._active_runs == 0 and resolver is not None:
                 await asyncio.to_thread(resolver.close)
             if self._active_runs == 0:
                 for signer in config.signers.values():
                     await asyncio.to_thread(signer.close)
 
-    async def _keep_keys_warm(self, resolver: Any) -> None:
+    async def _keep_keys_warm(self, resolver: KeyResolver) -> None:
         """Keep the keys workflow tasks need loaded between their tasks.
 
         Signing reads memory only. A key read less often than ttl +
@@ -192,21 +192,13 @@ class TenuoTemporalPlugin(SimplePlugin):
             await asyncio.to_thread(self.config.refresh_trusted_roots)
 
 
-def _keep_warm_interval(resolver: Any) -> float:
+def _keep_warm_interval(resolver: KeyResolver) -> float:
     """How often to touch keys in use: well within each cache's refresh window."""
     windows = [
         min(policy.ttl * max(policy.refresh_ahead, 0.1), policy.ttl + policy.max_staleness)
-        for policy in (cache.policy for cache in _caches_of(resolver))
+        for policy in (cache.policy for cache in resolver.caches())
         if policy.ttl is not None
     ]
     return max(0.25, min(windows, default=60.0) / 2)
 
 
-def _caches_of(resolver: Any) -> list[Any]:
-    cache = getattr(resolver, "cache", None)
-    if cache is not None and hasattr(cache, "add_observer"):
-        return [cache]
-    found: list[Any] = []
-    for child in getattr(resolver, "resolvers", ()):
-        found.extend(_caches_of(child))
-    return found

@@ -8,9 +8,9 @@ helpers (:func:`~tenuo_temporal.workflow.tenuo_execute_activity` and
 ``AuthorizedWorkflow.execute_authorized_activity``) first run the plugin's
 local activity ``__tenuo_remote_sign``:
 
-1. In the workflow, the signed view of the call is computed exactly as the
-   outbound interceptor computes it for local keys (argument names,
-   ``canonical_args``, ``with_workflow_scope``) with the timestamp
+1. In the workflow, the signed view of the call is computed by the function
+   the outbound interceptor uses for local keys (``_signing.signed_view``)
+   with the timestamp
    ``int(workflow.now().timestamp())``.
 2. The local activity (outside the sandbox, in the same worker process)
    calls ``sign_pop(signer, warrant, tool, signed_args, timestamp)`` with the
@@ -99,17 +99,11 @@ from temporalio.exceptions import ActivityError, ApplicationError
 from tenuo_keys import KeyResolutionError, ResolverConfigError, Signer, sign_pop
 from tenuo_keys._pop import POP_WINDOW_SECS, self_test
 
-from ._args import (
-    WORKFLOW_ID_ARG,
-    WORKFLOW_NAMESPACE_ARG,
-    canonical_args,
-    param_names,
-    positional_names,
-    with_workflow_scope,
-)
+from ._args import WORKFLOW_ID_ARG, WORKFLOW_NAMESPACE_ARG
 from ._config import TenuoPluginConfig
 from ._headers import WarrantContext
 from ._ids import REMOTE_SIGN_ACTIVITY, SUMMARY_PREFIX
+from ._signing import signed_view
 from ._state import RemotePop, RunState, precomputed_pop, run_state_of
 from .errors import (
     KEY_RESOLUTION_TYPE,
@@ -120,7 +114,6 @@ from .errors import (
     TenuoTemporalError,
     ToolNotAuthorized,
     denial,
-    unsignable,
 )
 
 logger = logging.getLogger("tenuo_temporal")
@@ -242,17 +235,9 @@ async def presign(state: RunState, fn: Any, args: Sequence[Any]) -> RemotePop | 
         return None
     name = _activity_name(fn)
     tool = policy.tool_for(name)
-    args = list(args)
     names_fn = fn if not isinstance(fn, str) else policy.activity_fns.get(name)
-    names = param_names(names_fn, len(args)) or positional_names(len(args))
-    info = temporalio.workflow.info()
-    try:
-        signed = with_workflow_scope(context.warrant, tool, canonical_args(names, args),
-                                     info.namespace, info.workflow_id)
-    except TenuoTemporalError as error:
-        raise denial(error) from None
-    except Exception as exc:  # anything else about the view: deny this call, never wedge
-        raise denial(unsignable(tool, exc)) from None
+    view_names, signed = signed_view(names_fn, list(args), tool, context)
+    names = list(view_names)
     request = {"key_id": context.key_id, "warrant": context.warrant.to_base64(), "tool": tool,
                "args": signed, "names": names,
                "timestamp": int(temporalio.workflow.now().timestamp())}

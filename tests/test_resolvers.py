@@ -474,3 +474,91 @@ def test_composite_preload_all_of_10k_keys_serves_every_id_from_memory():
         assert pub(composite.resolve_sync(key_id)) == public_key
     assert stats.backend_calls == reads
     composite.close()
+
+
+# --------------------------------------------------------------------------- the plugin's needs
+
+
+def test_caches_lists_what_each_resolver_reads_through():
+    static = StaticKeyResolver({"a": tenuo_core.SigningKey.generate()})
+    env = EnvKeyResolver(environ={})
+    assert static.caches() == [static.cache]
+    assert CompositeKeyResolver([static, env]).caches() == [static.cache, env.cache]
+    assert Anything("x").caches() == []
+
+
+class Bare:
+    """A resolver written for tenuo.temporal 0.3.3: resolve and resolve_sync only."""
+
+    def __init__(self, keys):
+        self.keys = keys
+        self.calls = []
+
+    async def resolve(self, key_id):
+        self.calls.append(("resolve", key_id))
+        return self.keys[key_id]
+
+    def resolve_sync(self, key_id):
+        self.calls.append(("resolve_sync", key_id))
+        return self.keys[key_id]
+
+
+def test_as_key_resolver_keeps_a_key_resolver_and_adapts_a_foreign_one():
+    from tenuo_keys._resolver import ForeignKeyResolver, as_key_resolver
+
+    static = StaticKeyResolver({})
+    assert as_key_resolver(static) is static
+    bare = Bare({})
+    adapted = as_key_resolver(bare)
+    assert isinstance(adapted, ForeignKeyResolver) and isinstance(adapted, KeyResolver)
+    assert adapted.inner is bare
+    with pytest.raises(ResolverConfigError, match="lacks resolve/resolve_sync"):
+        as_key_resolver(object())
+
+
+def test_a_foreign_resolver_serves_the_contract_through_resolve_sync():
+    from tenuo_keys._resolver import as_key_resolver
+
+    key, other = tenuo_core.SigningKey.generate(), tenuo_core.SigningKey.generate()
+    bare = Bare({"a": key})
+    adapted = as_key_resolver(bare)
+    assert pub(adapted.resolve_sync("a")) == pub(key)
+    assert pub(adapted.resolve_for_holder_sync("a", key.public_key)) == pub(key)
+    assert pub(adapted.resolve_for_holder_sync("a", pub(key))) == pub(key)
+    assert pub(asyncio.run(adapted.resolve_for_holder("a", key.public_key))) == pub(key)
+    assert pub(adapted.resolve_versions_sync("a").current) == pub(key)
+    with pytest.raises(HolderMismatch) as caught:
+        adapted.resolve_for_holder_sync("a", other.public_key)
+    assert str(caught.value) == "key 'a' is not the warrant's holder"
+    assert not caught.value.retryable
+    assert bare.calls == [("resolve_sync", "a")] * 3 + [("resolve", "a")] \
+        + [("resolve_sync", "a")] * 2
+    # No optional hooks: preloading reads through resolve_sync; the rest does nothing.
+    assert adapted.preload(["a"]) == 1
+    assert adapted.preload_all() == 0
+    adapted.close()
+    assert adapted.caches() == []
+
+
+def test_a_foreign_resolver_s_own_hooks_are_used():
+    from tenuo_keys._resolver import as_key_resolver
+
+    calls = []
+
+    class WithHooks(Bare):
+        def preload(self, key_ids):
+            calls.append(("preload", list(key_ids)))
+            return 7
+
+        def preload_all(self):
+            calls.append(("preload_all",))
+            return 3
+
+        def close(self):
+            calls.append(("close",))
+
+    adapted = as_key_resolver(WithHooks({}))
+    assert adapted.preload(["x"]) == 7
+    assert adapted.preload_all() == 3
+    adapted.close()
+    assert calls == [("preload", ["x"]), ("preload_all",), ("close",)]

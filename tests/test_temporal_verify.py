@@ -282,6 +282,21 @@ def test_local_records_are_bounded():
     assert tenuo._local_signed_at[(4999).to_bytes(64, "big")] == 4999
 
 
+def test_the_verifier_is_a_function_of_the_config_the_interceptor_runs():
+    from tenuo_temporal._verify import Verifier
+
+    received = activity_input(["/data/a"], {"path": "/data/a"}, "path", DAY_LONG)
+    tenuo = interceptor()
+    assert isinstance(tenuo.verifier, Verifier) and tenuo.verifier.config is tenuo.config
+    assert tenuo._local_signed_at is tenuo.verifier.local_signed_at
+    # Standalone, on the same config: the same decision as the interceptor's.
+    alone = Verifier(tenuo.config)
+    context, args, pending = alone.check(received, info("wf-alone"), "read_file")
+    assert context is not None and args == {"path": "/data/a"} and pending is None
+    with pytest.raises(PopReplayed):  # one replay store, shared through the config
+        tenuo.check(received, info("wf-other"), "read_file")
+
+
 def test_each_worker_keeps_its_own_keys_warm_from_a_shared_context():
     # Decoded contexts are shared by every worker of the process: a key noted
     # by one plugin must still be noted by the next (a worker replaced in place).

@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 import cachetools
 
-from .._cache import DEFAULT_MAXSIZE
+from .._cache import DEFAULT_MAXSIZE, KeyCache
 from .._keyset import KeyVersions
 from .._resolver import KeyResolver, check_key_id
 from ..errors import KeyNotFound, KeyResolutionError, ResolverConfigError
@@ -202,6 +202,10 @@ class CompositeKeyResolver(KeyResolver):
         for resolver in self.resolvers:
             ids.update(dict.fromkeys(resolver.list_key_ids()))
         return list(ids)
+
+    def caches(self) -> list[KeyCache]:
+        """Every resolver's caches, in order."""
+        return [cache for resolver in self.resolvers for cache in resolver.caches()]
 
     def close(self) -> None:
         """Close every resolver."""

@@ -1,0 +1,86 @@
+"""``TenuoPluginConfig`` adapts a resolver from elsewhere once; the plugin uses the contract."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import tenuo_core
+from temporalio.exceptions import ApplicationError
+
+from tenuo_keys import KeyNotLoaded, KeyResolver, ResolverConfigError, StaticKeyResolver
+from tenuo_keys._resolver import ForeignKeyResolver
+from tenuo_temporal import TenuoPluginConfig
+from tenuo_temporal import _headers as H
+from tenuo_temporal._interceptors import KeyNotReady, RunState, TenuoInterceptor, _WorkflowOutbound
+from tenuo_temporal.errors import KEY_RESOLUTION_TYPE
+
+ROOT = tenuo_core.SigningKey.generate()
+HOLDER = tenuo_core.SigningKey.generate()
+OTHER = tenuo_core.SigningKey.generate()
+WARRANT = tenuo_core.Warrant.issue(
+    keypair=ROOT, capabilities={"read_file": {"path": tenuo_core.Subpath("/data")}},
+    ttl_seconds=600, holder=HOLDER.public_key)
+
+
+class Bare:
+    """A resolver written for ``tenuo.temporal`` 0.3.3: only resolve and resolve_sync."""
+
+    def __init__(self, keys: dict[str, Any], error: Exception | None = None) -> None:
+        self.keys = keys
+        self.error = error
+
+    async def resolve(self, key_id: str) -> Any:
+        return self.keys[key_id]
+
+    def resolve_sync(self, key_id: str) -> Any:
+        if self.error is not None:
+            raise self.error
+        return self.keys[key_id]
+
+
+def test_a_key_resolver_is_kept_as_it_is() -> None:
+    resolver = StaticKeyResolver({"agent1": HOLDER})
+    assert TenuoPluginConfig(key_resolver=resolver).key_resolver is resolver
+
+
+def test_a_foreign_resolver_is_adapted_once_when_the_config_is_built() -> None:
+    bare = Bare({"agent1": HOLDER})
+    config = TenuoPluginConfig(key_resolver=bare)  # type: ignore[arg-type]
+    assert isinstance(config.key_resolver, ForeignKeyResolver)
+    assert isinstance(config.key_resolver, KeyResolver)
+    assert config.key_resolver.inner is bare
+
+
+def test_an_object_without_resolve_and_resolve_sync_is_refused() -> None:
+    with pytest.raises(ResolverConfigError,
+                       match="key_resolver object lacks resolve/resolve_sync"):
+        TenuoPluginConfig(key_resolver=object())  # type: ignore[arg-type]
+
+
+def holder_key(resolver: Any, warrant: Any = WARRANT) -> tuple[Any, TenuoInterceptor]:
+    tenuo = TenuoInterceptor(TenuoPluginConfig(key_resolver=resolver, metrics=False))
+    state = RunState(tenuo.run_policy())
+    context = H.WarrantContext.build(warrant, "agent1")
+    state.context = context
+    outbound = _WorkflowOutbound(None, state, tenuo)  # type: ignore[arg-type]
+    return outbound._holder_key(context), tenuo
+
+
+def test_signing_reads_a_foreign_resolver_s_key_for_the_holder() -> None:
+    key, tenuo = holder_key(Bare({"agent1": HOLDER}))
+    assert bytes(key.public_key_bytes()) == bytes(HOLDER.public_key_bytes())
+    assert tenuo.keys_to_keep_warm() == ["agent1"]
+
+
+def test_a_foreign_resolver_s_key_for_another_holder_is_a_key_resolution_denial() -> None:
+    with pytest.raises(ApplicationError) as caught:
+        holder_key(Bare({"agent1": OTHER}))
+    assert caught.value.type == KEY_RESOLUTION_TYPE
+    assert caught.value.non_retryable
+    assert caught.value.message == "key 'agent1' is not the warrant's holder"
+
+
+def test_a_foreign_resolver_s_retryable_error_retries_the_workflow_task() -> None:
+    with pytest.raises(KeyNotReady):
+        holder_key(Bare({}, KeyNotLoaded("not yet", key_id="agent1")))
