@@ -90,7 +90,7 @@ def child(loop: str, pool_size: int, passes: int) -> int:
     the process ever allocated, and would land in whichever loop triggers it.
     """
     gc.disable()
-    import bench_temporal as bt
+    from bench import bench_temporal as bt
 
     micro = bt.Micro()
     variants = {v.name: v for v in micro.variants()}
