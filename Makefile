@@ -49,8 +49,8 @@ BENCHES ?= resolve vault aws gcp load temporal instructions remote
 bench: $(STAMP)
 	mkdir -p bench/results
 	@for b in $(BENCHES); do \
-		echo "== bench/bench_$$b.py"; \
-		$(BENCH_RUN) bench/bench_$$b.py --json bench/results/$$b.json || exit 1; \
+		echo "== python -m bench.bench_$$b"; \
+		$(BENCH_RUN) -m bench.bench_$$b --json bench/results/$$b.json || exit 1; \
 	done
 
 clean:

@@ -1,10 +1,12 @@
 """Helpers shared by the ``bench_*.py`` scripts: percentiles, batch timers, run metadata, output.
 
-The scripts run as ``python bench/bench_x.py`` and put this directory on
-``sys.path`` to import it. It imports only the standard library (temporalio
-lazily, in ``quiet_runtime``). The Temporal workflow modules
-(``_*_workflows.py``) must not import it: the workflow sandbox re-imports
-those and should see nothing but temporalio.
+The scripts run as modules from the repository root (``python -m
+bench.bench_temporal``) and import this as ``bench._util``; the services they
+start (the Temporal dev server, OpenBao, moto_server, the GCP fake) and the
+quiet Temporal runtime come from ``integration.support``. It imports only the
+standard library. The Temporal workflow modules (``_*_workflows.py``) must not
+import it: the workflow sandbox re-imports those and should see nothing but
+temporalio.
 """
 
 from __future__ import annotations
@@ -93,14 +95,6 @@ def exit_with(main: Callable[[], int]) -> NoReturn:
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(status)
-
-
-def quiet_runtime() -> Any:
-    """A Temporal runtime whose core logs only errors."""
-    from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
-
-    return Runtime(telemetry=TelemetryConfig(logging=LoggingConfig(
-        filter=TelemetryFilter(core_level="ERROR", other_level="ERROR"))))
 
 
 def cpu_seconds(pid: int) -> float:

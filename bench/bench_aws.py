@@ -28,7 +28,7 @@ latencies are moto's; call counts and the batched/sequential ratio carry over
 (on AWS the ratio grows, since round trips dominate).
 
 Usage:
-    python bench/bench_aws.py [--quick] [--json PATH]
+    python -m bench.bench_aws [--quick] [--json PATH]
 """
 
 from __future__ import annotations
@@ -37,7 +37,6 @@ import asyncio
 import base64
 import collections
 import logging
-import sys
 import tempfile
 import threading
 import time
@@ -46,20 +45,14 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "integration"))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import boto3
 import tenuo_core
-from _procs import ManagedProcess, find_binary, free_port
-from _util import exit_with, parser, run_meta, spread, time_1, time_2, without_gc, write_json
 from botocore.awsrequest import AWSResponse
-from botocore.config import Config
 
+from bench._util import exit_with, parser, run_meta, spread, time_1, time_2, without_gc, write_json
+from integration.support.aws import MotoServer
 from tenuo_keys import CachePolicy, encode_signing_key
 from tenuo_keys.backends.aws import AWSSecretsManagerKeyResolver
 
-REGION = "us-east-1"
 TEMPLATE = "bench/keys/{key_id}"
 POLICY = CachePolicy(ttl=3600, jitter=0, maxsize=4096)
 
@@ -77,27 +70,9 @@ class Calls:
             self.counts[model.name] += 1
 
 
-class Moto:
-    def __init__(self, log_dir: Path) -> None:
-        self.port = free_port()
-        self.endpoint = f"http://127.0.0.1:{self.port}"
-        argv = [find_binary("moto_server"), "-H", "127.0.0.1", "-p", str(self.port)]
-        self.proc = ManagedProcess(argv, "moto_server", log_dir / "moto_server.log")
-
-    def start(self) -> None:
-        import urllib.request
-
-        def ready() -> bool:
-            with urllib.request.urlopen(f"{self.endpoint}/moto-api/", timeout=1) as r:
-                return bool(r.status == 200)
-
-        self.proc.start(ready, timeout=30)
-
-    def client(self) -> Any:
-        return boto3.session.Session(
-            aws_access_key_id="testing", aws_secret_access_key="testing", region_name=REGION,
-        ).client("secretsmanager", endpoint_url=self.endpoint, config=Config(
-            retries={"mode": "standard", "total_max_attempts": 1}, max_pool_connections=16))
+def client_of(moto: MotoServer) -> Any:
+    """A Secrets Manager client as the bench had it: botocore's timeouts, 1 attempt, 16 pools."""
+    return moto.client(connect_timeout=60, read_timeout=60, max_pool_connections=16)
 
 
 def _fmt(seconds: float) -> str:
@@ -110,8 +85,8 @@ def _fmt(seconds: float) -> str:
     return f"{seconds * 1e9:.0f} ns"
 
 
-def seed(moto: Moto, count: int) -> dict[str, Any]:
-    admin = moto.client()
+def seed(moto: MotoServer, count: int) -> dict[str, Any]:
+    admin = client_of(moto)
     keys = {f"k{i:05d}": tenuo_core.SigningKey.generate() for i in range(count)}
 
     def put(item: tuple[str, Any]) -> None:
@@ -123,9 +98,9 @@ def seed(moto: Moto, count: int) -> dict[str, Any]:
     return keys
 
 
-def bench_cold(moto: Moto, keys: dict[str, Any], count: int) -> dict[str, Any]:
+def bench_cold(moto: MotoServer, keys: dict[str, Any], count: int) -> dict[str, Any]:
     ids = list(keys)[:count]
-    client = moto.client()
+    client = client_of(moto)
     calls = Calls(client)
     samples: list[float] = []
     loop = asyncio.new_event_loop()
@@ -140,7 +115,7 @@ def bench_cold(moto: Moto, keys: dict[str, Any], count: int) -> dict[str, Any]:
                     raise SystemExit(f"cold resolve of {key_id} returned the wrong key")
     finally:
         loop.close()
-    plain = moto.client()
+    plain = client_of(moto)
     bare: list[float] = []
     for key_id in ids:
         t0 = time.perf_counter()
@@ -162,12 +137,12 @@ def _unsupported(**_: Any) -> tuple[AWSResponse, dict[str, Any]]:
     }
 
 
-def bench_preload(moto: Moto, keys: dict[str, Any], rounds: int) -> dict[str, Any]:
+def bench_preload(moto: MotoServer, keys: dict[str, Any], rounds: int) -> dict[str, Any]:
     ids = list(keys)
     expected = {k: bytes(v.public_key_bytes()) for k, v in keys.items()}
 
     def ours(name: str) -> tuple[float, dict[str, int]]:
-        client = moto.client()
+        client = client_of(moto)
         calls = Calls(client)
         if name == "ours.preload.no_batch_api":
             client.meta.events.register(
@@ -188,7 +163,7 @@ def bench_preload(moto: Moto, keys: dict[str, Any], rounds: int) -> dict[str, An
         return elapsed, counts
 
     def sequential() -> tuple[float, dict[str, int]]:
-        client = moto.client()
+        client = client_of(moto)
         calls = Calls(client)
         t0 = time.perf_counter()
         for key_id in ids:
@@ -219,11 +194,11 @@ def bench_preload(moto: Moto, keys: dict[str, Any], rounds: int) -> dict[str, An
     return results
 
 
-def bench_warm(moto: Moto, keys: dict[str, Any], batches: int, n: int) -> dict[str, Any]:
+def bench_warm(moto: MotoServer, keys: dict[str, Any], batches: int, n: int) -> dict[str, Any]:
     key_id, key = next(iter(keys.items()))
     holder = key.public_key
     out: dict[str, Any] = {}
-    with AWSSecretsManagerKeyResolver(TEMPLATE, client=moto.client(), cache=POLICY) as resolver:
+    with AWSSecretsManagerKeyResolver(TEMPLATE, client=client_of(moto), cache=POLICY) as resolver:
         resolver.preload([key_id])
         held = resolver.resolve_versions_sync(key_id)
         floor = {key_id: key}
@@ -284,8 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     count = 200 if args.quick else 1000
     rounds = 1 if args.quick else 3
     with tempfile.TemporaryDirectory(prefix="bench-aws-") as tmp:
-        moto = Moto(Path(tmp))
-        moto.start()
+        moto = MotoServer(Path(tmp)).start()
         try:
             keys = seed(moto, count)
             results = {
@@ -295,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
                                    20_000 if args.quick else 100_000),
             }
         finally:
-            moto.proc.stop()
+            moto.stop()
     meta = run_meta(started, "moto", "boto3", "tenuo_keys",
                     quick=args.quick, keys=count, rounds=rounds, endpoint=moto.endpoint)
     report(results, meta)

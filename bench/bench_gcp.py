@@ -1,7 +1,7 @@
 """GCP Secret Manager resolver: cold resolve, preload of 1,000 keys, warm resolve_sync.
 
 Runs against the project's own gRPC Secret Manager test server
-(``integration/gcp_sm_server.py``), started here as a subprocess on a free
+(``integration/support/gcp_sm_server.py``), started here as a subprocess on a free
 loopback port and stopped by PID at the end. The resolver is the real one, with
 the real ``SecretManagerServiceClient`` over an insecure loopback channel.
 
@@ -20,13 +20,12 @@ matters most, so the cold and preload rows run twice: with no added latency
 and with ``--rtt-ms`` (default 5 ms) added per call by the server.
 
 Usage:
-    python bench/bench_gcp.py [--quick] [--json PATH] [--rtt-ms 5]
+    python -m bench.bench_gcp [--quick] [--json PATH] [--rtt-ms 5]
 """
 
 from __future__ import annotations
 
 import asyncio
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -35,19 +34,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-sys.path.insert(0, str(ROOT / "integration"))
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(HERE))
+import tenuo_core
 
-import tenuo_core  # noqa: E402
-from _procs import ManagedProcess, free_port  # noqa: E402
-from _util import exit_with, parser, run_meta, spread, write_json  # noqa: E402
-from gcp_sm_server import ControlClient  # noqa: E402
-
-from tenuo_keys import CachePolicy, encode_signing_key  # noqa: E402
-from tenuo_keys.backends.gcp import GCPSecretManagerKeyResolver  # noqa: E402
+from bench._util import exit_with, parser, run_meta, spread, write_json
+from integration.support.gcp_sm_server import ControlClient
+from integration.support.procs import REPO_ROOT, ManagedProcess, free_port, module_argv
+from tenuo_keys import CachePolicy, encode_signing_key
+from tenuo_keys.backends.gcp import GCPSecretManagerKeyResolver
 
 PROJECT = "bench-project"
 
@@ -58,8 +51,8 @@ def server() -> Iterator[tuple[str, ControlClient]]:
     endpoint = f"127.0.0.1:{port}"
     with tempfile.TemporaryDirectory(prefix="gcp-sm-bench-") as tmp:
         proc = ManagedProcess(
-            [sys.executable, str(ROOT / "integration" / "gcp_sm_server.py"), "--port", str(port)],
-            "GCP Secret Manager test server", Path(tmp) / "server.log")
+            module_argv("integration.support.gcp_sm_server", "--port", str(port)),
+            "GCP Secret Manager test server", Path(tmp) / "server.log", cwd=REPO_ROOT)
         control = ControlClient(endpoint)
         try:
             proc.start(lambda: control.stats(timeout=0.5) is not None)

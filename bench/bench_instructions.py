@@ -38,7 +38,7 @@ Loops (the same functions as ``bench_temporal.py``'s variants):
 ``--quick`` (the CI smoke run) counts only the first three, on a pool of 20.
 
 Usage:
-    python bench/bench_instructions.py [--quick] [--json PATH] [--pool N] [--steps]
+    python -m bench.bench_instructions [--quick] [--json PATH] [--pool N] [--steps]
 
 The ratio printed is ``(ours - shape) / (floor - shape)``: the instructions of
 ours' authorization over the floor's. It is a diagnostic beside the timed goal
@@ -57,11 +57,10 @@ import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _util import exit_with, parser, run_meta, write_json
+from bench._util import exit_with, parser, run_meta, write_json
+from integration.support.procs import REPO_ROOT, module_argv
 
 WARM = 5  # activities in the warm-up loop every measured process runs first
 MAIN_LOOPS = ("shape", "floor.per_activity", "ours.total.unique_wf")
@@ -91,7 +90,7 @@ def child(loop: str, pool_size: int, passes: int) -> int:
     the process ever allocated, and would land in whichever loop triggers it.
     """
     gc.disable()
-    import bench_temporal as bt
+    from bench import bench_temporal as bt
 
     micro = bt.Micro()
     variants = {v.name: v for v in micro.variants()}
@@ -141,10 +140,10 @@ def count(valgrind: str, loop: str, pool_size: int, passes: int, out_dir: str) -
     env = {**os.environ, "PYTHONHASHSEED": "0"}
     with tempfile.NamedTemporaryFile(dir=out_dir, suffix=".callgrind") as out:
         cmd = [valgrind, "--tool=callgrind", f"--callgrind-out-file={out.name}",
-               sys.executable, __file__, "--child", loop, "--pool", str(pool_size),
-               "--passes", str(passes)]
+               *module_argv("bench.bench_instructions", "--child", loop, "--pool", str(pool_size),
+                            "--passes", str(passes))]
         done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=1800,
-                              check=False)
+                              check=False, cwd=REPO_ROOT)
     found = _COLLECTED.search(done.stderr)
     if done.returncode != 0 or found is None:
         raise RuntimeError(f"callgrind run of {loop!r} failed (exit {done.returncode}): "
@@ -167,8 +166,9 @@ def measure(valgrind: str, loops: tuple[str, ...], pool_size: int,
     # One plain run first: it writes the bytecode caches of everything the
     # children import, which a changed module would otherwise make the first
     # child (and only it) compile.
-    subprocess.run([sys.executable, __file__, "--child", "shape", "--pool", "1",
-                    "--passes", "0"], check=True, capture_output=True, timeout=600)
+    subprocess.run(module_argv("bench.bench_instructions", "--child", "shape", "--pool", "1",
+                               "--passes", "0"), check=True, capture_output=True, timeout=600,
+                   cwd=REPO_ROOT)
     jobs = [(loop, passes) for loop in loops
             for passes in (0, STEP_PASSES if loop in STEP_LOOPS else 1)]
     jobs.append(jobs[1])

@@ -10,7 +10,7 @@ the backend calls each resolver made, against the bound
 activities.
 
 Usage:
-    python bench/bench_load.py [--quick] [--json PATH]
+    python -m bench.bench_load [--quick] [--json PATH]
 """
 
 from __future__ import annotations
@@ -19,34 +19,28 @@ import asyncio
 import math
 import os
 import statistics
-import sys
 import tempfile
 import time
 import uuid
 from pathlib import Path
 from typing import Any
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent / "integration"))
-sys.path.insert(0, str(HERE))
+import tenuo_core
+from temporalio.worker import Worker
 
-import tenuo_core  # noqa: E402
-from _load_workflows import FiveReads, read_file  # noqa: E402
-from _procs import ManagedProcess, find_binary, free_port, port_open  # noqa: E402
-from _util import exit_with, parser, quiet_runtime, write_json  # noqa: E402
-from temporalio.client import Client  # noqa: E402
-from temporalio.testing import WorkflowEnvironment  # noqa: E402
-from temporalio.worker import Worker  # noqa: E402
-
-from tenuo_keys import (  # noqa: E402
+from bench._load_workflows import FiveReads, read_file
+from bench._util import exit_with, parser, write_json
+from integration.support.aws import MotoServer
+from integration.support.temporal import DevServer, quiet_runtime
+from tenuo_keys import (
     CachePolicy,
     CacheStats,
     CompositeKeyResolver,
     EnvKeyResolver,
     encode_signing_key,
 )
-from tenuo_keys.backends.aws import AWSSecretsManagerKeyResolver  # noqa: E402
-from tenuo_temporal import (  # noqa: E402
+from tenuo_keys.backends.aws import AWSSecretsManagerKeyResolver
+from tenuo_temporal import (
     AuditEvent,
     TenuoPluginConfig,
     TenuoTemporalPlugin,
@@ -61,12 +55,8 @@ def pct(samples: list[float], q: float) -> float:
 
 async def run(workflows: int, activities: int, keys: int) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="tenuo-load-"))
-    moto_port = free_port()
-    moto = ManagedProcess([find_binary("moto_server"), "-H", "127.0.0.1", "-p", str(moto_port)],
-                          "moto_server", tmp / "moto.log")
-    moto.start(lambda: port_open(moto_port))
-    env = await WorkflowEnvironment.start_local(dev_server_existing_path=find_binary("temporal"),
-                                                ui=False, dev_server_log_level="error")
+    moto = MotoServer(tmp).start()
+    server = DevServer(tmp / "temporal.log").start()
     try:
         for name, value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing"),
                             ("AWS_DEFAULT_REGION", "us-east-1")):
@@ -77,7 +67,7 @@ async def run(workflows: int, activities: int, keys: int) -> dict[str, Any]:
         policy = CachePolicy(ttl=300.0)
         aws_stats, env_stats = CacheStats(), CacheStats()
         aws = AWSSecretsManagerKeyResolver(
-            region_name="us-east-1", endpoint_url=f"http://127.0.0.1:{moto_port}",
+            region_name="us-east-1", endpoint_url=moto.endpoint,
             template="tenuo/load/{key_id}", cache=policy, observers=[aws_stats])
         for index, (key_id, key) in enumerate(holders.items()):
             if index % 2 == 0:
@@ -96,9 +86,7 @@ async def run(workflows: int, activities: int, keys: int) -> dict[str, Any]:
         plugin = TenuoTemporalPlugin(TenuoPluginConfig(
             key_resolver=resolver, trusted_roots=[issuer.public_key],
             audit_callback=events.append))
-        client = await Client.connect(env.client.service_client.config.target_host,
-                                      namespace=env.client.namespace, plugins=[plugin],
-                                      runtime=quiet_runtime())
+        client = await server.connect(plugins=[plugin], runtime=quiet_runtime())
         queue = f"load-{uuid.uuid4().hex[:6]}"
         ids = list(holders)
         async with Worker(client, task_queue=queue, workflows=[FiveReads],
@@ -135,7 +123,7 @@ async def run(workflows: int, activities: int, keys: int) -> dict[str, Any]:
             "backend_calls_within_bound": all(calls[k] <= bound[k] for k in calls),
         }
     finally:
-        await env.shutdown()
+        server.stop()
         moto.stop()
 
 

@@ -35,7 +35,7 @@ remote variant sent exactly one Transit sign request per activity and
 recorded one marker per activity in history; the local variant recorded none.
 
 Usage:
-    python bench/bench_remote.py [--quick] [--json PATH]
+    python -m bench.bench_remote [--quick] [--json PATH]
 
 The process leaves with ``os._exit`` after flushing: temporalio's native
 runtime can abort at interpreter exit (sdk-python#300).
@@ -48,7 +48,6 @@ import contextlib
 import os
 import platform
 import statistics
-import sys
 import tempfile
 import time
 import traceback
@@ -56,28 +55,24 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent / "integration"))
-sys.path.insert(0, str(HERE))
+import tenuo_core
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client
+from temporalio.worker import Worker
 
-import tenuo_core  # noqa: E402
-from _procs import ManagedProcess, find_binary, free_port, port_open  # noqa: E402
-from _remote_bench_workflows import (  # noqa: E402
+from bench._remote_bench_workflows import (
     SequentialReads,
     SequentialReadsAfterLocalActivity,
     noop,
     read_file,
 )
-from _svc_vault import VaultServer  # noqa: E402
-from _util import cpu_seconds, exit_with, parser, quiet_runtime, versions, write_json  # noqa: E402
-from temporalio.api.enums.v1 import EventType  # noqa: E402
-from temporalio.client import Client  # noqa: E402
-from temporalio.worker import Worker  # noqa: E402
-
-from tenuo_keys import StaticKeyResolver, sign_pop  # noqa: E402
-from tenuo_keys.backends import vault_transit as vt  # noqa: E402
-from tenuo_keys.backends.vault_transit import VaultTransitSigner  # noqa: E402
-from tenuo_temporal import (  # noqa: E402
+from bench._util import cpu_seconds, exit_with, parser, versions, write_json
+from integration.support.temporal import DevServer, quiet_runtime
+from integration.support.vault import VaultServer
+from tenuo_keys import StaticKeyResolver, sign_pop
+from tenuo_keys.backends import vault_transit as vt
+from tenuo_keys.backends.vault_transit import VaultTransitSigner
+from tenuo_temporal import (
     TenuoPluginConfig,
     TenuoTemporalPlugin,
     execute_workflow_authorized,
@@ -137,17 +132,14 @@ async def run(quick: bool) -> dict[str, Any]:
     total = workflows * per_workflow
     tmp = Path(tempfile.mkdtemp(prefix="tenuo-bench-remote-"))
     bao = VaultServer(tmp)
-    port = free_port()
-    temporal = ManagedProcess(
-        [find_binary("temporal"), "server", "start-dev", "--headless", "--ip", "127.0.0.1",
-         "--port", str(port), "--log-level", "error"], "temporal dev server", tmp / "temporal.log")
+    temporal = DevServer(tmp / "temporal.log")
     runtime = quiet_runtime()
     signers: list[VaultTransitSigner] = []
     workers: list[Worker] = []
     try:
         bao.start()
         bao.setup_engines()
-        temporal.start(lambda: port_open(port))
+        temporal.start()
         admin = {"addr": bao.addr, "token": bao.token, "environ": {}}
         info = vt.create_key(REMOTE_ID, **admin)
         assert not info.exportable
@@ -176,7 +168,7 @@ async def run(quick: bool) -> dict[str, Any]:
         }
         variants: list[Variant] = []
         for name, (config, w, key_id) in configs.items():
-            client = await Client.connect(f"127.0.0.1:{port}", runtime=runtime,
+            client = await Client.connect(temporal.target, runtime=runtime,
                                           plugins=[TenuoTemporalPlugin(config)])
             variants.append(Variant(name, client, w, key_id, SequentialReadsAfterLocalActivity
                                     if name == "local+noop_la" else SequentialReads))

@@ -28,7 +28,7 @@ round in a rotating order, GC off inside a batch. Reported per variant: the
 median per-call time over batches, and p10/p90 of the per-batch per-call times.
 
 Usage:
-    python bench/bench_resolve.py [--quick] [--json PATH]
+    python -m bench.bench_resolve [--quick] [--json PATH]
 
 Goals (from the issue; printed, never fatal): our warm ``resolve_sync`` is at
 most 1 µs, and at least 100x faster than the reference cached path. The exit
@@ -48,12 +48,9 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from _util import (
+from bench._util import (
     calibrate,
     exit_with,
     parser,

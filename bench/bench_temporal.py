@@ -75,7 +75,7 @@ machine noise (the ratios are what matter on a shared 2-vCPU box):
    gross ratios and the ratios to the tight-loop floor are printed next to it.
 
 Usage:
-    python bench/bench_temporal.py [--quick] [--json PATH] [--diagnose] [--profile]
+    python -m bench.bench_temporal [--quick] [--json PATH] [--diagnose] [--profile]
 
 ``--diagnose`` adds end-to-end variants that split ours' overhead: the
 activity summary alone, Tenuo-sized headers and summary with no signing or
@@ -120,15 +120,9 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-BENCH_DIR = Path(__file__).resolve().parent
-for _path in (BENCH_DIR.parent / "integration", BENCH_DIR):
-    if str(_path) not in sys.path:
-        sys.path.insert(0, str(_path))
-
-from _procs import ManagedProcess, find_binary, free_port, port_open  # noqa: E402
-from _util import cpu_seconds, exit_with, spread, versions  # noqa: E402
-
-from tenuo_keys._pop import POP_WINDOW_SECS  # noqa: E402
+from bench._util import cpu_seconds, exit_with, spread, versions
+from integration.support.temporal import DevServer
+from tenuo_keys._pop import POP_WINDOW_SECS
 
 KEY_ID = "agent1"
 TOOL = "read_file"
@@ -252,13 +246,13 @@ class Micro:
     """Everything the in-process benchmark needs, built once."""
 
     def __init__(self) -> None:
-        import _temporal_bench_workflows as wf
         import tenuo_core
         from temporalio.api.common.v1 import Payload
         from temporalio.bridge.proto.activity_task import activity_task_pb2
         from temporalio.worker import ExecuteActivityInput, StartActivityInput
 
         import tenuo_temporal._interceptors as icp
+        from bench import _temporal_bench_workflows as wf
         from tenuo_keys import StaticKeyResolver
         from tenuo_temporal import _headers as H
         from tenuo_temporal import _replay as R
@@ -895,32 +889,6 @@ def _profile_micro(micro: Micro, pool_size: int) -> str:
 # =========================================================================== e2e
 
 
-class DevServer:
-    """``temporal server start-dev``, started here and stopped by PID."""
-
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.log = Path(tempfile.mkdtemp(prefix="bench-temporal-")) / "temporal.log"
-        self.proc = ManagedProcess(
-            [find_binary("temporal"), "server", "start-dev", "--headless", "--ip", "127.0.0.1",
-             "--port", str(self.port), "--log-level", "error"], "temporal dev server", self.log)
-
-    def start(self, timeout: float = 30.0) -> DevServer:
-        self.proc.start(lambda: port_open(self.port), timeout)
-        return self
-
-    @property
-    def target(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    def cpu_seconds(self) -> float:
-        """User + system CPU of the server process (all its threads)."""
-        return cpu_seconds(self.proc.pid)
-
-    def stop(self) -> None:
-        self.proc.stop()
-
-
 def _machine_busy_seconds() -> float:
     """CPU seconds all processes on this machine have used (from /proc/stat)."""
     with open("/proc/stat") as f:
@@ -991,12 +959,12 @@ class E2EVariant:
 
 def _build_e2e_variants(issuer: Any, holder: Any, warrant: Any, summary: str,
                         diagnose: bool, concurrent: bool) -> list[E2EVariant]:
-    import _temporal_bench_workflows as wf
     import tenuo.temporal as ref
     import tenuo.temporal_plugin as ref_plugin
     from tenuo.temporal._dedup import InMemoryPopDedupStore
 
     import tenuo_temporal
+    from bench import _temporal_bench_workflows as wf
     from tenuo_keys import StaticKeyResolver
 
     run = wf.FanOutWorkflow.run
@@ -1361,14 +1329,14 @@ async def _run_batch(v: E2EVariant, server: DevServer, workflows: int, per_workf
     if v.enter is not None:
         v.enter()
     try:
-        busy0, server0 = _machine_busy_seconds(), server.cpu_seconds()
+        busy0, server0 = _machine_busy_seconds(), cpu_seconds(server.pid)
         cpu0, t0, wall0 = time.process_time(), time.perf_counter(), time.time()
         handles = await asyncio.gather(*(
             v.start(v.client, v.queue, group, wid) for group, wid in zip(paths, ids, strict=True)))
         results = await asyncio.gather(*(h.result() for h in handles))
         seconds = time.perf_counter() - t0
         cpu = time.process_time() - cpu0
-        server_cpu = server.cpu_seconds() - server0
+        server_cpu = cpu_seconds(server.pid) - server0
         busy = _machine_busy_seconds() - busy0
         attributed = v.probe() if v.probe is not None else {}
     finally:
@@ -1430,11 +1398,11 @@ def _anomalies(histories: list[Any]) -> dict[str, int]:
 
 async def run_e2e(workflows: int, per_workflow: int, rounds: int, concurrent: bool,
                   diagnose: bool, log: Callable[[str], None]) -> dict[str, Any]:
-    import _temporal_bench_workflows as wf
     import tenuo_core
     from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
     from temporalio.worker import Worker
 
+    from bench import _temporal_bench_workflows as wf
     from tenuo_temporal._interceptors import SUMMARY_PREFIX
 
     runtime = Runtime(telemetry=TelemetryConfig(logging=LoggingConfig(
@@ -1447,7 +1415,7 @@ async def run_e2e(workflows: int, per_workflow: int, rounds: int, concurrent: bo
     variants = _build_e2e_variants(issuer, holder, warrant, f"{SUMMARY_PREFIX} {TOOL}",
                                    diagnose, concurrent)
     started = time.perf_counter()
-    server = DevServer().start()
+    server = DevServer(Path(tempfile.mkdtemp(prefix="bench-temporal-")) / "temporal.log").start()
     try:
         async with contextlib.AsyncExitStack() as stack:
             for v in variants:

@@ -23,7 +23,7 @@ Each key has one KV v2 version, so each key is one read (with
 ``previous_versions=1`` a key with two versions costs a second read).
 
 Usage:
-    python bench/bench_vault.py [--quick] [--json PATH]
+    python -m bench.bench_vault [--quick] [--json PATH]
 """
 
 from __future__ import annotations
@@ -31,7 +31,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import statistics
-import sys
 import tempfile
 import threading
 import time
@@ -40,13 +39,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "integration"))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
 import tenuo_core
-from _svc_vault import VaultServer
-from _util import calibrate, exit_with, parser, run_meta, write_json
 
+from bench._util import calibrate, exit_with, parser, run_meta, write_json
+from integration.support.vault import VaultServer
 from tenuo_keys import CachePolicy, encode_signing_key
 from tenuo_keys.backends.vault import VaultKeyResolver
 

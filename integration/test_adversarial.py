@@ -54,6 +54,7 @@ from temporalio.worker import (
     Worker,
 )
 
+from integration import _adversarial_workflows as aw
 from tenuo_keys import EnvKeyResolver, StaticKeyResolver
 from tenuo_temporal import (
     AuditEvent,
@@ -66,11 +67,6 @@ from tenuo_temporal import _headers as H
 from tenuo_temporal._args import canonical_args
 from tenuo_temporal._interceptors import client_context
 from tenuo_temporal.errors import TenuoTemporalError
-
-try:
-    from . import _adversarial_workflows as aw
-except ImportError:
-    import _adversarial_workflows as aw  # type: ignore[no-redef]
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
 

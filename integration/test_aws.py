@@ -18,10 +18,10 @@ from typing import Any
 
 import pytest
 import tenuo_core
-from _procs import free_port
 from botocore.awsrequest import AWSResponse
 from click.testing import CliRunner
 
+from integration.support.procs import free_port
 from tenuo_keys import (
     BackendUnavailable,
     CachePolicy,

@@ -23,20 +23,15 @@ import asyncio
 import base64
 import dataclasses
 import gzip
-import sys
 import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import _boundary_workflows as bw
-import _plugin_workflows as pw
 import pydantic
 import pytest
 import tenuo_core
-from _procs import ManagedProcess
-from _temporal_helpers import connect, denial_of, uid, worker
 from temporalio import activity
 from temporalio.api.common.v1 import Payload
 from temporalio.client import Client
@@ -53,6 +48,10 @@ from temporalio.worker import (
     WorkflowOutboundInterceptor,
 )
 
+from integration import _boundary_workflows as bw
+from integration import _plugin_workflows as pw
+from integration.support.procs import REPO_ROOT, ManagedProcess, module_argv
+from integration.support.temporal_helpers import connect, denial_of, uid, worker
 from tenuo_keys import CachePolicy, EnvKeyResolver, LocalSigner, StaticKeyResolver
 from tenuo_temporal import (
     AuditEvent,
@@ -192,9 +191,9 @@ async def test_junk_headers_leave_the_activity_worker_memory_bounded(temporal_en
     target = temporal_env.client.service_client.config.target_host
     log = tmp_path / "victim.log"
     victim = ManagedProcess(
-        [sys.executable, str(Path(__file__).with_name("_activity_worker_proc.py")), target,
-         temporal_env.client.namespace, victim_queue,
-         base64.b64encode(bytes(ROOT.public_key_bytes())).decode()], "activity worker", log)
+        module_argv("integration._activity_worker_proc", target, temporal_env.client.namespace,
+                    victim_queue, base64.b64encode(bytes(ROOT.public_key_bytes())).decode()),
+        "activity worker", log, cwd=REPO_ROOT)
     victim.start(lambda: "ready" in log.read_text(), timeout=60)
     assert victim.proc is not None
     pid = victim.proc.pid

@@ -43,7 +43,6 @@ import collections
 import contextlib
 import json
 import os
-import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
@@ -53,12 +52,14 @@ from typing import Any
 
 import pytest
 import tenuo_core
-from _procs import ManagedProcess, find_binary, free_port, port_open
-from _svc_gcp import make_gcp_client
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.worker import Worker
 
+from integration import _fault_workflows as fw
+from integration.support.gcp import make_gcp_client
+from integration.support.procs import REPO_ROOT, ManagedProcess, module_argv, port_open
+from integration.support.temporal import DevServer
 from tenuo_keys import (
     BackendUnavailable,
     CacheEvent,
@@ -76,15 +77,9 @@ from tenuo_temporal import (
 )
 from tenuo_temporal import _headers as H
 
-try:
-    from . import _fault_workflows as fw
-except ImportError:
-    import _fault_workflows as fw  # type: ignore[no-redef]
-
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
 
 ROOT = tenuo_core.SigningKey.generate()
-HERE = Path(__file__).parent
 
 
 def uid(name: str) -> str:
@@ -729,13 +724,14 @@ async def test_workflow_worker_kill9_resumes_with_identical_pops_on_replay(
     record = tmp_path / "pops.jsonl"
     target = temporal_env.client.service_client.config.target_host
     namespace = temporal_env.client.namespace
-    script = str(HERE / "_fault_worker_proc.py")
 
     def spawn(n: int) -> ManagedProcess:
         log = tmp_path / f"workflow-worker-{n}.log"
         proc = ManagedProcess(
-            [sys.executable, script, target, namespace, queue, prefix, str(record)],
-            f"workflow worker {n}", log, env={prefix + "agent1": encode_signing_key(holder)})
+            module_argv("integration._fault_worker_proc", target, namespace, queue, prefix,
+                        str(record)),
+            f"workflow worker {n}", log, env={prefix + "agent1": encode_signing_key(holder)},
+            cwd=REPO_ROOT)
         return proc.start(lambda: "ready" in log.read_text(), timeout=60)
 
     audit: list[AuditEvent] = []
@@ -817,29 +813,6 @@ async def _completed_count(handle: WorkflowHandle[Any, Any], n: int) -> bool:
 # --------------------------------------------------------------------------- 3. server restart
 
 
-class DevServer:
-    """``temporal server start-dev`` with a database file, restartable on its port."""
-
-    def __init__(self, tmp: Path) -> None:
-        self.port = free_port()
-        self.db = tmp / "temporal.db"
-        self.target = f"127.0.0.1:{self.port}"
-        argv = [find_binary("temporal"), "server", "start-dev", "--headless",
-                "--ip", "127.0.0.1", "--port", str(self.port),
-                "--db-filename", str(self.db), "--log-level", "error"]
-        self.proc = ManagedProcess(argv, "temporal dev server", tmp / "temporal.log")
-
-    def start(self) -> None:
-        self.proc.start(lambda: port_open(self.port), timeout=60)
-
-    def stop(self) -> None:
-        self.proc.stop()
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-
 async def retrying(call: Callable[[], Awaitable[Any]], timeout: float, what: str) -> Any:
     """Retry ``call`` while a server that was just (re)started warms up."""
     deadline = time.monotonic() + timeout
@@ -861,8 +834,8 @@ async def test_temporal_server_restart_with_authorized_workflows_in_flight(
     client ride through the restart. Workflows signed one step before the
     restart and sign the next after it; all complete, each step ran once.
     """
-    server = DevServer(tmp_path)
-    server.start()
+    server = DevServer(tmp_path / "temporal.log", db=tmp_path / "temporal.db")
+    server.start(timeout=60)
     holder = tenuo_core.SigningKey.generate()
     audit: list[AuditEvent] = []
     plugin = TenuoTemporalPlugin(TenuoPluginConfig(
@@ -902,7 +875,7 @@ async def test_temporal_server_restart_with_authorized_workflows_in_flight(
             server.stop()
             assert not port_open(server.port)
             await asyncio.sleep(1.0)  # down, with timers running out
-            server.start()
+            server.start(timeout=60)
             t_up = time.monotonic()
             assert server.pid != old_pid
             for tag in signal_tags:

@@ -1,6 +1,6 @@
 """``GCPSecretManagerKeyResolver`` against a real gRPC server, with the real client.
 
-GCP has no emulator: ``integration/gcp_sm_server.py`` is a small Secret Manager
+GCP has no emulator: ``integration/support/gcp_sm_server.py`` is a small Secret Manager
 speaking the real protocol with the message classes ``google-cloud-secret-manager``
 ships; the resolver's own ``SecretManagerServiceClient`` talks to it over
 loopback. Every test isolates itself with unique secret ids.
@@ -18,9 +18,9 @@ from typing import Any
 
 import pytest
 import tenuo_core
-from _svc_gcp import GCPServer, make_gcp_client
 from click.testing import CliRunner
 
+from integration.support.gcp import GCPServer, make_gcp_client
 from tenuo_keys import (
     BackendUnavailable,
     CachePolicy,

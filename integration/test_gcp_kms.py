@@ -1,6 +1,6 @@
 """``GCPKMSSigner`` against a real gRPC Cloud KMS server, with the real client.
 
-GCP has no KMS emulator: ``integration/gcp_kms_server.py`` is a small Cloud KMS
+GCP has no KMS emulator: ``integration/support/gcp_kms_server.py`` is a small Cloud KMS
 speaking the real protocol with the message classes ``google-cloud-kms`` ships,
 making real Ed25519 signatures with keys that never leave it. The signer's own
 ``KeyManagementServiceClient`` talks to it over loopback. Every test isolates
@@ -17,12 +17,12 @@ from typing import Any
 
 import pytest
 import tenuo_core
-from _procs import free_port
-from _svc_gcp_kms import KMS_TOKEN, KMSServer, make_kms_client
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from integration.support.gcp_kms import KMS_TOKEN, KMSServer, make_kms_client
+from integration.support.procs import free_port
 from tenuo_keys import (
     BackendUnavailable,
     HolderMismatch,

@@ -44,7 +44,6 @@ from typing import Any
 import pytest
 import pytest_asyncio
 import tenuo_core
-from _procs import ManagedProcess, find_binary, free_port, port_open
 from click.testing import CliRunner
 from temporalio.api.history.v1 import History
 from temporalio.client import Client, WorkflowFailureError
@@ -66,6 +65,9 @@ from temporalio.worker import (
     WorkflowInterceptorClassInput,
 )
 
+from integration import _adversarial_workflows as aw
+from integration.support.procs import find_binary, free_port
+from integration.support.temporal import DevServer
 from tenuo_keys import (
     CompositeKeyResolver,
     EnvKeyResolver,
@@ -85,11 +87,6 @@ from tenuo_temporal import (
     execute_workflow_authorized,
 )
 from tenuo_temporal import _headers as H
-
-try:
-    from . import _adversarial_workflows as aw
-except ImportError:
-    import _adversarial_workflows as aw  # type: ignore[no-redef]
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
 
@@ -289,13 +286,9 @@ async def run(moto_server: Any, tmp_path_factory: pytest.TempPathFactory) -> Any
     for name in LOGGERS:
         logging.getLogger(name).setLevel(logging.DEBUG)
     workdir = tmp_path_factory.mktemp("hygiene")
-    port = free_port()
-    server = ManagedProcess(
-        [find_binary("temporal"), "server", "start-dev", "--headless", "--ip", "127.0.0.1",
-         "--port", str(port), "--http-port", str(free_port()),
-         "--metrics-port", str(free_port()), "--log-level", "debug"],
-        "temporal dev server (debug log)", workdir / "temporal-server.log")
-    server.start(lambda: port_open(port), timeout=30)
+    server = DevServer(workdir / "temporal-server.log", log_level="debug",
+                       args=["--http-port", str(free_port()), "--metrics-port", str(free_port())])
+    server.start(timeout=30)
     prefix = f"HYG_{uuid.uuid4().hex[:8]}_"
     aws_template = f"tenuo/hygiene-{uuid.uuid4().hex[:8]}/{{key_id}}"
     env = pytest.MonkeyPatch()
@@ -309,7 +302,7 @@ async def run(moto_server: Any, tmp_path_factory: pytest.TempPathFactory) -> Any
         env.setenv(prefix + "agent", encode_signing_key(ENV_OLD))
         env.setenv(prefix + "child", encode_signing_key(CHILD, "hex"))
         env.setenv(prefix + "broken", _corrupt(BROKEN))
-        result = Run(f"127.0.0.1:{port}", workdir / "temporal-server.log", capture, [], {},
+        result = Run(server.target, workdir / "temporal-server.log", capture, [], {},
                      [], [], [], [])
         await _workload(result, moto_server, prefix, aws_template, workdir, env)
         yield result

@@ -122,13 +122,9 @@ from temporalio.worker import Interceptor as WorkerInterceptor
 from tenuo.temporal_plugin import TenuoTemporalPlugin as StockPlugin
 
 import tenuo_temporal as ours
+from integration import _interop_workflows as wf
 from tenuo_keys import StaticKeyResolver, encode_signing_key
 from tenuo_temporal import _headers as H
-
-try:
-    from . import _interop_workflows as wf
-except ImportError:
-    import _interop_workflows as wf  # type: ignore[no-redef]
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
 

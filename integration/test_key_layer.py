@@ -25,8 +25,8 @@ import google_crc32c
 import grpc
 import pytest
 import tenuo_core
-from _hostile import Dripper, Flood, Recorder, Redirector, serve
 
+from integration.support.hostile import Dripper, Flood, Recorder, Redirector, serve
 from tenuo_keys import (
     BackendUnavailable,
     HolderMismatch,

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from _procs import run_bench_quick
+
+from integration.support.procs import run_bench_quick
 
 pytestmark = pytest.mark.integration
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import time
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,6 +26,8 @@ from temporalio.worker import (
     Worker,
 )
 
+from integration import _plugin_workflows as wf
+from integration.support.temporal_helpers import connect, denial_of, events_of, uid, worker
 from tenuo_keys import EnvKeyResolver, StaticKeyResolver, encode_signing_key
 from tenuo_keys.testing import assert_no_secret
 from tenuo_temporal import (
@@ -38,13 +39,6 @@ from tenuo_temporal import (
 )
 from tenuo_temporal import _headers as H
 from tenuo_temporal._interceptors import MINT_ACTIVITY, TenuoInterceptor
-
-try:
-    from . import _plugin_workflows as wf
-except ImportError:
-    import _plugin_workflows as wf  # type: ignore[no-redef]
-
-from _temporal_helpers import connect, denial_of, events_of, uid, worker
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
 
@@ -349,20 +343,18 @@ async def test_split_deployment_verify_only_activity_worker(temporal_env):
 
 async def test_split_deployment_across_processes(temporal_env, tmp_path):
     """Workflow worker here; a verify-only activity worker in another process."""
-    import sys
-
-    from _procs import ManagedProcess
+    from integration.support.procs import REPO_ROOT, ManagedProcess, module_argv
 
     signer = await connect(temporal_env, TenuoPluginConfig(
         key_resolver=StaticKeyResolver({"agent1": HOLDER})))
     queue = uid("procs")
     target = temporal_env.client.service_client.config.target_host
-    script = str(Path(__file__).with_name("_activity_worker_proc.py"))
     log = tmp_path / "activity-worker.log"
     proc = ManagedProcess(
-        [sys.executable, script, target, temporal_env.client.namespace, queue + "-activities",
-         base64.b64encode(bytes(ROOT.public_key_bytes())).decode()],
-        "activity worker", log)
+        module_argv("integration._activity_worker_proc", target, temporal_env.client.namespace,
+                    queue + "-activities",
+                    base64.b64encode(bytes(ROOT.public_key_bytes())).decode()),
+        "activity worker", log, cwd=REPO_ROOT)
     proc.start(lambda: "ready" in log.read_text(), timeout=60)
     try:
         async with worker(signer, queue, [wf.ReadByNameWorkflow]):

@@ -36,12 +36,14 @@ from typing import Any
 import hvac.exceptions
 import pytest
 import tenuo_core
-from _procs import free_port
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.exceptions import ApplicationError
 from temporalio.worker import Replayer, Worker
 
+from integration import _remote_workflows as wf
+from integration.support.procs import free_port
+from integration.support.temporal_helpers import connect, denial_of, events_of, uid, worker
 from tenuo_keys import (
     KeyResolutionError,
     LocalSigner,
@@ -68,13 +70,6 @@ from tenuo_temporal._remote import (
     precomputed_pop,
     workflow_pop,
 )
-
-try:
-    from . import _remote_workflows as wf
-except ImportError:
-    import _remote_workflows as wf  # type: ignore[no-redef]
-
-from _temporal_helpers import connect, denial_of, events_of, uid, worker
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
 

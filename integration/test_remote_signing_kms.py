@@ -25,6 +25,8 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.worker import Replayer
 
+from integration import _remote_workflows as wf
+from integration.support.temporal_helpers import connect, denial_of, events_of, uid, worker
 from tenuo_keys import KeyResolutionError, Signer
 from tenuo_keys.backends.gcp_kms import GCPKMSSigner
 from tenuo_temporal import (
@@ -35,13 +37,6 @@ from tenuo_temporal import (
     start_workflow_authorized,
 )
 from tenuo_temporal import _headers as H
-
-try:
-    from . import _remote_workflows as wf
-except ImportError:
-    import _remote_workflows as wf  # type: ignore[no-redef]
-
-from _temporal_helpers import connect, denial_of, events_of, uid, worker
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
 

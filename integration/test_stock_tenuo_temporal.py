@@ -37,12 +37,8 @@ from temporalio.worker import Worker
 from tenuo.temporal import TenuoPluginConfig, execute_workflow_authorized
 from tenuo.temporal_plugin import TenuoTemporalPlugin
 
+from integration import _stock_workflows as wf
 from tenuo_keys import EnvKeyResolver, StaticKeyResolver, encode_signing_key
-
-try:  # a package if someone adds integration/__init__.py, a top-level module otherwise
-    from . import _stock_workflows as wf
-except ImportError:
-    import _stock_workflows as wf  # type: ignore[no-redef]
 
 pytestmark = pytest.mark.integration
 #: The ``temporal_env`` fixture lives on the session event loop; async tests must too.

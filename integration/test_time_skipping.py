@@ -21,15 +21,10 @@ from temporalio.client import Client
 from tenuo.temporal._dedup import InMemoryPopDedupStore
 from tenuo.temporal_plugin import TenuoTemporalPlugin as StockPlugin
 
+from integration import _time_skipping_workflows as wf
+from integration.support.temporal_helpers import denial_of, events_of, uid, worker
 from tenuo_keys import StaticKeyResolver
 from tenuo_temporal import TenuoPluginConfig, TenuoTemporalPlugin, start_workflow_authorized
-
-try:
-    from . import _time_skipping_workflows as wf
-except ImportError:
-    import _time_skipping_workflows as wf  # type: ignore[no-redef]
-
-from _temporal_helpers import denial_of, events_of, uid, worker
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
 

@@ -18,8 +18,8 @@ import hvac
 import hvac.exceptions
 import pytest
 import tenuo_core
-from _svc_vault import free_port_pair
 
+from integration.support.vault import free_port_pair
 from tenuo_keys import (
     BackendUnavailable,
     HolderMismatch,

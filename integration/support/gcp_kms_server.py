@@ -51,14 +51,14 @@ service (``tenuo_keys.testing.KMSControl``, JSON in and out, see
 
 Run it as a process (the fault tests stop and restart it by PID)::
 
-    python integration/gcp_kms_server.py --port 8086 [--state state.json]
+    python -m integration.support.gcp_kms_server --port 8086 [--state state.json]
 
 With ``--state`` every change, key material included, is written to that JSON
 file (atomically), and a restarted server starts from it.
 
 The gRPC server and its control service, the ``token``, ``latency_ms`` and
 ``fail`` hooks, the ``--state`` file writes and the command line live in
-``integration/_grpc_test_server.py``, shared with ``gcp_sm_server.py``.
+``integration/support/grpc_test_server.py``, shared with ``gcp_sm_server.py``.
 """
 
 from __future__ import annotations
@@ -75,7 +75,16 @@ from typing import Any
 
 import google_crc32c
 import grpc
-from _grpc_test_server import (
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.keywrap import (
+    InvalidUnwrap,
+    aes_key_unwrap_with_padding,
+)
+from google.cloud import kms_v1 as kms
+
+from integration.support.grpc_test_server import (
     Abort,
     HandlerTable,
     HookedStore,
@@ -85,14 +94,6 @@ from _grpc_test_server import (
     start_server,
     timestamp,
 )
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from cryptography.hazmat.primitives.keywrap import (
-    InvalidUnwrap,
-    aes_key_unwrap_with_padding,
-)
-from google.cloud import kms_v1 as kms
 
 __all__ = ["CONTROL_SERVICE", "MAX_DATA", "SERVICE", "ControlClient", "FakeKMS", "serve"]
 
@@ -220,7 +221,7 @@ class FakeKMS(HookedStore):
     """The Cloud KMS state and behaviour behind the gRPC handlers (thread-safe).
 
     The hooks, call counters and state file come from
-    :class:`_grpc_test_server.HookedStore`.
+    :class:`integration.support.grpc_test_server.HookedStore`.
 
     Args:
         state_file: JSON file to load at start and rewrite after each change.

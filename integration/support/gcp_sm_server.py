@@ -36,14 +36,14 @@ service (``tenuo_keys.testing.SecretManagerControl``, JSON in and out, see
 
 Run it as a process (the fault tests stop and restart it by PID)::
 
-    python integration/gcp_sm_server.py --port 8085 [--state state.json]
+    python -m integration.support.gcp_sm_server --port 8085 [--state state.json]
 
 With ``--state`` every change is written to that JSON file (atomically), and a
 restarted server starts from it.
 
 The gRPC server and its control service, the ``token``, ``latency_ms`` and
 ``fail`` hooks, the ``--state`` file writes and the command line live in
-``integration/_grpc_test_server.py``, shared with ``gcp_kms_server.py``.
+``integration/support/grpc_test_server.py``, shared with ``gcp_kms_server.py``.
 """
 
 from __future__ import annotations
@@ -60,7 +60,10 @@ from typing import Any
 
 import google_crc32c
 import grpc
-from _grpc_test_server import (
+from google.cloud import secretmanager_v1 as sm
+from google.protobuf import empty_pb2
+
+from integration.support.grpc_test_server import (
     Abort,
     HandlerTable,
     HookedStore,
@@ -70,8 +73,6 @@ from _grpc_test_server import (
     start_server,
     timestamp,
 )
-from google.cloud import secretmanager_v1 as sm
-from google.protobuf import empty_pb2
 
 __all__ = ["CONTROL_SERVICE", "SERVICE", "ControlClient", "FakeSecretManager", "serve"]
 
@@ -128,7 +129,7 @@ class FakeSecretManager(HookedStore):
     """The Secret Manager state and behaviour behind the gRPC handlers (thread-safe).
 
     The hooks, call counters and state file come from
-    :class:`_grpc_test_server.HookedStore`.
+    :class:`integration.support.grpc_test_server.HookedStore`.
 
     Args:
         state_file: JSON file to load at start and rewrite after each change.

@@ -1,7 +1,7 @@
 """Fixture scaffolding shared by the loopback gRPC test servers' fixtures.
 
-``_svc_gcp.py`` (Secret Manager) and ``_svc_gcp_kms.py`` (Cloud KMS) each run a
-server script from this directory (``gcp_sm_server.py``, ``gcp_kms_server.py``)
+``gcp.py`` (Secret Manager) and ``gcp_kms.py`` (Cloud KMS) each run a
+server module from this package (``gcp_sm_server.py``, ``gcp_kms_server.py``)
 as a subprocess on a free loopback port and talk to it with the real Google
 client over an insecure channel. What they have in common lives here:
 
@@ -21,16 +21,16 @@ from __future__ import annotations
 
 import functools
 import importlib
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import pytest
-from _procs import ManagedProcess, free_port
+
+from integration.support.procs import REPO_ROOT, ManagedProcess, free_port, module_argv
 
 if TYPE_CHECKING:
-    from _grpc_test_server import JsonControlClient
+    from integration.support.grpc_test_server import JsonControlClient
 
 __all__ = ["LoopbackServer", "bearer_interceptor", "insecure_client", "server_factory",
            "session_server", "start_server"]
@@ -107,18 +107,17 @@ class LoopbackServer:
     """
 
     server_module: ClassVar[str]
-    """The server script's module name, e.g. ``gcp_sm_server``."""
+    """The server's module, e.g. ``integration.support.gcp_sm_server``."""
 
     def __init__(self, port: int, log: Path, state: Path | None = None,
                  args: tuple[str, ...] = ()) -> None:
         self.port = port
         self.endpoint = f"127.0.0.1:{port}"
         self.state = state
-        script = Path(__file__).with_name(f"{self.server_module}.py")
-        argv = [sys.executable, str(script), "--port", str(port), *args]
+        argv = module_argv(self.server_module, "--port", str(port), *args)
         if state is not None:
             argv += ["--state", str(state)]
-        self._process = ManagedProcess(argv, f"{self.server_module}:{port}", log)
+        self._process = ManagedProcess(argv, f"{self.server_module}:{port}", log, cwd=REPO_ROOT)
         server = importlib.import_module(self.server_module)
         self.control: JsonControlClient = server.ControlClient(self.endpoint)
         self._client: Any = None

@@ -1,4 +1,4 @@
-"""Fixtures for the Cloud KMS test server (``integration/gcp_kms_server.py``).
+"""Fixtures for the Cloud KMS test server (``integration/support/gcp_kms_server.py``).
 
 GCP has no KMS emulator, so the suite runs the project's own small gRPC server
 as a subprocess on a free loopback port, and the real
@@ -22,7 +22,13 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from _svc_grpc import LoopbackServer, insecure_client, server_factory, session_server
+
+from integration.support.grpc_servers import (
+    LoopbackServer,
+    insecure_client,
+    server_factory,
+    session_server,
+)
 
 __all__ = ["KMS_TOKEN", "KMSServer", "gcp_kms", "gcp_kms_factory", "make_kms_client",
            "wrap_for_import"]
@@ -83,7 +89,7 @@ class KMSServer(LoopbackServer):
         control: The server's ``gcp_kms_server.ControlClient``.
     """
 
-    server_module = "gcp_kms_server"
+    server_module = "integration.support.gcp_kms_server"
     project = PROJECT
     location = LOCATION
     key_ring = KEY_RING

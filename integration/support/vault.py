@@ -36,7 +36,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _procs import ManagedProcess, find_binary
+
+from integration.support.procs import ManagedProcess, find_binary
 
 __all__ = [
     "K8sTokenReview",

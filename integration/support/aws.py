@@ -23,8 +23,9 @@ from typing import Any
 
 import boto3
 import pytest
-from _procs import ManagedProcess, find_binary, free_port, port_open
 from botocore.config import Config
+
+from integration.support.procs import ManagedProcess, find_binary, free_port, port_open
 
 __all__ = ["MotoServer", "moto_factory", "moto_server"]
 

@@ -16,9 +16,9 @@ command-line name); what they have in common lives here:
 * :func:`run_main`: the command line (``--port``, ``--host``, ``--state``,
   ``--deny``, ``--token``, ``--latency-ms``), serving until SIGTERM/SIGINT.
 
-The servers run as scripts (``python integration/gcp_sm_server.py``) and are
-imported by the fixtures as top-level modules, so this module is imported as
-``_grpc_test_server`` from the ``integration`` directory.
+The servers run as modules from the repository root
+(``python -m integration.support.gcp_sm_server``), and the fixtures import
+them (for their ``ControlClient``) under the same names.
 """
 
 from __future__ import annotations

@@ -1,8 +1,13 @@
-"""Start and stop real service processes for the integration suite.
+"""Start and stop real service processes for the integration suite and the benches.
 
 Shared by every service fixture: pick a free loopback port, start the binary,
 wait until it answers, and stop exactly the process we started, by PID. Also
-runs a benchmark script in its quick shape for the benchmarks' smoke tests.
+runs a benchmark in its quick shape for the benchmarks' smoke tests.
+
+Python programs of this repository (service fakes, worker processes, benches)
+are started as modules (``python -m integration.support.gcp_sm_server``) from
+the repository root (:data:`REPO_ROOT`, see :func:`module_argv`), so they import
+``integration`` and ``bench`` as packages, with no ``sys.path`` edits.
 """
 
 from __future__ import annotations
@@ -21,9 +26,20 @@ from typing import Any
 
 import pytest
 
-__all__ = ["ManagedProcess", "find_binary", "free_port", "run_bench_quick", "wait_until"]
+__all__ = ["REPO_ROOT", "ManagedProcess", "find_binary", "free_port", "module_argv", "port_open",
+           "run_bench_quick", "wait_until"]
 
-BENCH_DIR = Path(__file__).resolve().parent.parent / "bench"
+REPO_ROOT = Path(__file__).resolve().parents[2]
+"""The repository root: the working directory of every Python program started here."""
+
+
+def module_argv(module: str, *args: str) -> list[str]:
+    """The command that runs ``python -m module args...`` with this interpreter.
+
+    Run it with ``cwd=REPO_ROOT`` (:class:`ManagedProcess` does, given
+    ``cwd``), so that ``module`` and the packages it imports are found.
+    """
+    return [sys.executable, "-m", module, *args]
 
 
 def find_binary(name: str) -> str:
@@ -45,16 +61,16 @@ def find_binary(name: str) -> str:
 
 
 def run_bench_quick(script: str, out_dir: Path, timeout: float) -> Any:
-    """Run ``bench/<script> --quick`` and return the JSON it writes, or fail the test.
+    """Run ``python -m bench.<script stem> --quick`` and return the JSON it writes, or fail.
 
     The interpreter's directory goes first on ``PATH``, so that a bench finds
     the virtualenv's service binaries as the fixtures do.
     """
     out = out_dir / f"{Path(script).stem}.json"
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"}
-    result = subprocess.run([sys.executable, str(BENCH_DIR / script), "--quick", "--json",
-                             str(out)], capture_output=True, text=True, timeout=timeout,
-                            check=False, env=env)
+    result = subprocess.run(module_argv(f"bench.{Path(script).stem}", "--quick", "--json",
+                                        str(out)), capture_output=True, text=True,
+                            timeout=timeout, check=False, env=env, cwd=REPO_ROOT)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     return json.loads(out.read_text())
 
@@ -105,14 +121,17 @@ class ManagedProcess:
         name: For messages.
         log: File that receives the process's stdout and stderr.
         env: Extra environment variables.
+        cwd: The working directory (:data:`REPO_ROOT` for a :func:`module_argv`
+            command), or None for ours.
     """
 
     def __init__(self, argv: Sequence[str], name: str, log: Path,
-                 env: dict[str, str] | None = None) -> None:
+                 env: dict[str, str] | None = None, cwd: Path | None = None) -> None:
         self.argv = list(argv)
         self.name = name
         self.log = log
         self.env = {**os.environ, **(env or {})}
+        self.cwd = cwd
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, ready: Callable[[], bool], timeout: float = 30.0) -> ManagedProcess:
@@ -121,7 +140,7 @@ class ManagedProcess:
         out = self.log.open("ab")
         self.proc = subprocess.Popen(
             self.argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            env=self.env, start_new_session=True,
+            env=self.env, cwd=self.cwd, start_new_session=True,
         )
         out.close()
 

@@ -1,4 +1,4 @@
-"""Fixtures for the GCP Secret Manager test server (``integration/gcp_sm_server.py``).
+"""Fixtures for the GCP Secret Manager test server (``integration/support/gcp_sm_server.py``).
 
 GCP has no emulator, so the suite runs the project's own small gRPC server as a
 subprocess on a free loopback port, and the real ``SecretManagerServiceClient``
@@ -18,7 +18,13 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from _svc_grpc import LoopbackServer, insecure_client, server_factory, session_server
+
+from integration.support.grpc_servers import (
+    LoopbackServer,
+    insecure_client,
+    server_factory,
+    session_server,
+)
 
 __all__ = ["GCPServer", "gcp_sm", "gcp_sm_factory", "make_gcp_client"]
 
@@ -56,7 +62,7 @@ class GCPServer(LoopbackServer):
         control: The server's ``gcp_sm_server.ControlClient``.
     """
 
-    server_module = "gcp_sm_server"
+    server_module = "integration.support.gcp_sm_server"
     project = PROJECT
 
     def _new_client(self) -> Any:
