@@ -41,13 +41,10 @@ class _Get(Protocol[K_in, V_out]):
     def __call__(self, key: K_in, default: T, /) -> V_out | T: ...
 
 
-class _FIFO(cachetools.FIFOCache[K, V]):
-    """A FIFO cache that mirrors every insert and removal into ``view``."""
+class _Mirrored(cachetools.Cache[K, V]):
+    """Mirrors every insert and removal of a ``cachetools`` cache into ``view``."""
 
-    def __init__(self, maxsize: float, getsizeof: Callable[[V], float] | None,
-                 view: dict[K, V]) -> None:
-        super().__init__(maxsize, getsizeof)
-        self.view = view
+    view: dict[K, V]
 
     def __setitem__(self, key: K, value: V) -> None:
         super().__setitem__(key, value)
@@ -63,26 +60,22 @@ class _FIFO(cachetools.FIFOCache[K, V]):
         return key, value
 
 
-class _TTL(cachetools.TTLCache[K, V]):
+class _FIFO(_Mirrored[K, V], cachetools.FIFOCache[K, V]):
+    """A FIFO cache mirrored into ``view``."""
+
+    def __init__(self, maxsize: float, getsizeof: Callable[[V], float] | None,
+                 view: dict[K, V]) -> None:
+        cachetools.FIFOCache.__init__(self, maxsize, getsizeof)
+        self.view = view
+
+
+class _TTL(_Mirrored[K, V], cachetools.TTLCache[K, V]):
     """A TTL cache (reads never touch its order) mirrored into ``view``."""
 
     def __init__(self, maxsize: float, ttl: float, timer: Callable[[], float],
                  getsizeof: Callable[[V], float] | None, view: dict[K, V]) -> None:
-        super().__init__(maxsize, ttl, timer, getsizeof)
+        cachetools.TTLCache.__init__(self, maxsize, ttl, timer, getsizeof)
         self.view = view
-
-    def __setitem__(self, key: K, value: V) -> None:
-        super().__setitem__(key, value)
-        self.view[key] = value
-
-    def __delitem__(self, key: K) -> None:
-        super().__delitem__(key)
-        self.view.pop(key, None)
-
-    def popitem(self) -> tuple[K, V]:
-        key, value = super().popitem()
-        self.view.pop(key, None)
-        return key, value
 
     def expire(self, time: float | None = None) -> list[tuple[K, V]]:
         expired = list(super().expire(time))
