@@ -848,7 +848,7 @@ async def test_property_any_bit_flip_in_signed_material_is_denied(harness: Harne
     interceptor = harness.plugin.interceptor
 
     def authorize(attempt: ExecuteActivityInput, info: Any) -> Any:
-        context, _, pending = interceptor.check(
+        context, _, pending = interceptor.verifier.check(
             attempt, info, interceptor.config.tool_for(info.activity_type))
         assert pending is None, "the in-memory store claims inline: nothing left to await"
         return context

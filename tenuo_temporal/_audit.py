@@ -1,12 +1,34 @@
-"""Audit events and metrics for authorization decisions."""
+"""Audit events and metrics: what one plugin reports about its decisions.
+
+:class:`Recorder` is the one place decisions are counted and audited, on
+both sides: the activity inbound interceptor calls :meth:`Recorder.allowed`
+and :meth:`Recorder.denied`; the workflow side, which runs on a worker thread
+inside the sandbox, calls :meth:`Recorder.workflow_denial`, whose event is
+handed to the worker's event loop. Metrics go to the Temporal runtime's meter
+(:meth:`Recorder.set_meter`); audit events to ``TenuoPluginConfig.audit_callback``,
+and denials are logged as warnings when there is none.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import inspect
+import logging
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-__all__ = ["AuditCallback", "AuditEvent", "redact"]
+import temporalio.activity
+import temporalio.workflow
+from temporalio.exceptions import ApplicationError
+
+from ._bounded import BoundedMap
+from .errors import TenuoTemporalError
+
+__all__ = ["AuditCallback", "AuditEvent", "Recorder", "redact"]
+
+logger = logging.getLogger("tenuo_temporal")
 
 
 @dataclass(frozen=True)
@@ -51,3 +73,163 @@ AuditCallback = Callable[[AuditEvent], Any]
 def redact(args: Mapping[str, Any]) -> dict[str, str]:
     """Argument names with value types only."""
     return {name: f"<{type(value).__name__}>" for name, value in args.items()}
+
+
+class Recorder:
+    """Metrics and audit events of one plugin.
+
+    Args:
+        audit_callback: Receives every decision's event; None logs denials only.
+        metrics: Whether to export metrics once a meter is set.
+    """
+
+    def __init__(self, audit_callback: AuditCallback | None, metrics: bool) -> None:
+        self.audit_callback = audit_callback
+        self._metrics = metrics
+        self.meter: Any = None
+        self._counters: dict[str, Any] = {}
+        # tool names come from registered activities: a few
+        self._per_tool: BoundedMap[str, tuple[Any, Any]] = BoundedMap(1024)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._pending: set[asyncio.Future[None]] = set()
+
+    @property
+    def counting(self) -> bool:
+        """Whether metrics are exported (a meter is set and metrics are on)."""
+        return bool(self._counters)
+
+    def set_meter(self, meter: Any) -> None:
+        """Use this Temporal metric meter for the plugin's metrics (once)."""
+        if not self._metrics or meter is None or self.meter is not None:
+            return
+        self.meter = meter
+        self._counters = {
+            "allow": meter.create_counter(
+                "tenuo_activity_authorized", "Activities authorized by Tenuo"),
+            "deny": meter.create_counter(
+                "tenuo_activity_denied", "Activities denied by Tenuo"),
+            "latency": meter.create_histogram_float(
+                "tenuo_authorization_latency", "Verification latency", "ms"),
+            "cache": meter.create_counter(
+                "tenuo_key_cache_events", "Key resolver cache events"),
+        }
+
+    def cache_counter(self) -> Any:
+        """The counter resolver cache events are exported to, if metrics are on."""
+        return self._counters.get("cache")
+
+    def bind_loop(self, loop: asyncio.AbstractEventLoop) -> None:
+        """The worker's event loop: workflow-side audit events are emitted on it."""
+        self._loop = loop
+
+    # -- activity side -------------------------------------------------------
+
+    def count(self, tool: str, latency_ms: float, error: TenuoTemporalError | None) -> None:
+        """Add one decision to the metrics (a no-op when metrics are off).
+
+        Allowed calls go through per-tool metric handles with the ``tool``
+        attribute bound once: an attribute dict per call costs the Temporal
+        meter about a microsecond more per instrument.
+        """
+        if not self._counters:
+            return
+        if error is None:
+            bound = self._per_tool.get(tool)
+            if bound is None:
+                bound = self._bind(tool)
+            bound[0].add(1)
+            bound[1].record(latency_ms)
+            return
+        attrs = {"tool": tool}
+        self._counters["deny"].add(1, {**attrs, "reason": error.type})
+        self._counters["latency"].record(latency_ms, attrs)
+
+    def _bind(self, tool: str) -> tuple[Any, Any]:
+        attrs = {"tool": tool}
+        bound = (self._counters["allow"].with_additional_attributes(attrs),
+                 self._counters["latency"].with_additional_attributes(attrs))
+        self._per_tool[tool] = bound
+        return bound
+
+    async def record(
+        self,
+        info: temporalio.activity.Info,
+        tool: str,
+        started: float,
+        warrant_id: str | None,
+        chain_length: int,
+        args: Mapping[str, Any],
+        error: TenuoTemporalError | None,
+    ) -> None:
+        """Count one activity decision and emit its audit event.
+
+        Args:
+            info: The activity's info.
+            tool: The tool checked.
+            started: ``time.perf_counter()`` when verification began.
+            warrant_id: The leaf warrant's id, when one was presented.
+            chain_length: Links in the presented chain.
+            args: The constraint arguments (redacted in the event).
+            error: The denial, None when allowed.
+        """
+        latency_ms = (time.perf_counter() - started) * 1000.0
+        self.count(tool, latency_ms, error)
+        if self.audit_callback is None:
+            if error is not None:
+                logger.warning("tenuo: denied %s for workflow %s: %s", tool, info.workflow_id,
+                               error)
+            return
+        await self._emit(AuditEvent(
+            decision="deny" if error else "allow",
+            tool=tool,
+            reason=error.type if error else None,
+            detail=error.reason if error else None,
+            warrant_id=warrant_id,
+            chain_length=chain_length,
+            workflow_id=info.workflow_id,
+            run_id=info.workflow_run_id,
+            activity_id=info.activity_id,
+            attempt=info.attempt,
+            args=redact(args),
+            latency_ms=latency_ms,
+        ))
+
+    async def _emit(self, event: AuditEvent) -> None:
+        callback = self.audit_callback
+        if callback is None:
+            logger.warning("tenuo: denied %s for workflow %s: %s", event.tool,
+                           event.workflow_id, event.detail)
+            return
+        try:
+            result = callback(event)
+            if inspect.isawaitable(result):
+                await result
+        except Exception:
+            logger.exception("tenuo: audit callback raised; ignored")
+
+    # -- workflow side -------------------------------------------------------
+
+    def workflow_denial(self, error: ApplicationError, tool: str | None) -> ApplicationError:
+        """Audit a denial raised in workflow code (never on replay); return it.
+
+        Workflow code runs on a worker thread inside the sandbox, so the event is
+        handed to the worker's event loop, where activity-side events run too.
+        """
+        if temporalio.workflow.unsafe.is_replaying():
+            return error
+        info = temporalio.workflow.info()
+        event = AuditEvent(
+            decision="deny", tool=tool or "", reason=error.type, detail=error.message,
+            warrant_id=None, chain_length=0, workflow_id=info.workflow_id,
+            run_id=info.run_id, activity_id=None, attempt=info.attempt)
+        if self._counters:
+            self._counters["deny"].add(1, {"tool": tool or "", "reason": error.type or ""})
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._emit_soon, event)
+        return error
+
+    def _emit_soon(self, event: AuditEvent) -> None:
+        task = asyncio.ensure_future(self._emit(event))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)

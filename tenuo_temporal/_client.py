@@ -10,7 +10,7 @@ import temporalio.client
 from tenuo_keys import ResolverConfigError
 
 from ._headers import WarrantContext
-from ._interceptors import TenuoInterceptor
+from ._interceptors import TenuoClientInterceptor
 from ._state import client_context
 
 __all__ = ["execute_workflow_authorized", "start_workflow_authorized"]
@@ -18,7 +18,7 @@ __all__ = ["execute_workflow_authorized", "start_workflow_authorized"]
 
 def _check_plugin(client: temporalio.client.Client) -> None:
     interceptors = client.config(active_config=True).get("interceptors", [])
-    if not any(isinstance(i, TenuoInterceptor) for i in interceptors):
+    if not any(isinstance(i, TenuoClientInterceptor) for i in interceptors):
         raise ResolverConfigError(
             "this client has no TenuoTemporalPlugin: connect with "
             "Client.connect(..., plugins=[TenuoTemporalPlugin(config)])"

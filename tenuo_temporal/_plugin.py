@@ -19,7 +19,8 @@ from tenuo_keys import CacheEvent, KeyResolutionError, KeyResolver, ResolverConf
 
 from ._config import TenuoPluginConfig
 from ._ids import PLUGIN_ID
-from ._interceptors import KEEP_WARM_SECONDS, TenuoInterceptor
+from ._interceptors import TenuoInterceptor
+from ._keep_warm import KEEP_WARM_SECONDS
 from ._mint import make_mint_activity
 from ._remote import make_remote_sign_activity, warm_up
 
@@ -104,7 +105,7 @@ class TenuoTemporalPlugin(SimplePlugin):
         return config
 
     def _export_cache_metrics(self) -> None:
-        counter = self.interceptor.cache_counter()
+        counter = self.interceptor.recorder.cache_counter()
         resolver = self.config.key_resolver
         if counter is None or resolver is None:
             return
@@ -169,7 +170,7 @@ class TenuoTemporalPlugin(SimplePlugin):
         fails its workflow task while it starts the reload; Temporal spaces
         such retries further and further apart (up to 10 min), so a workflow
         whose key nobody else reads can fail on every attempt. Touching the keys
-        that recently signed (:meth:`TenuoInterceptor.keys_to_keep_warm`) through
+        that recently signed (:meth:`TenuoWorkerInterceptor.keys_to_keep_warm`) through
         the async path (which refreshes or reloads in the background) keeps them
         loaded, and reloads them as soon as an outage ends.
         """

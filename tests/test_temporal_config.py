@@ -12,7 +12,8 @@ from tenuo_keys import KeyNotLoaded, KeyResolver, ResolverConfigError, StaticKey
 from tenuo_keys._resolver import ForeignKeyResolver
 from tenuo_temporal import TenuoPluginConfig
 from tenuo_temporal import _headers as H
-from tenuo_temporal._interceptors import KeyNotReady, RunState, TenuoInterceptor, _WorkflowOutbound
+from tenuo_temporal._interceptors import TenuoInterceptor
+from tenuo_temporal._workflow_signer import KeyNotReady
 from tenuo_temporal.errors import KEY_RESOLUTION_TYPE
 
 ROOT = tenuo_core.SigningKey.generate()
@@ -60,11 +61,8 @@ def test_an_object_without_resolve_and_resolve_sync_is_refused() -> None:
 
 def holder_key(resolver: Any, warrant: Any = WARRANT) -> tuple[Any, TenuoInterceptor]:
     tenuo = TenuoInterceptor(TenuoPluginConfig(key_resolver=resolver, metrics=False))
-    state = RunState(tenuo.run_policy())
     context = H.WarrantContext.build(warrant, "agent1")
-    state.context = context
-    outbound = _WorkflowOutbound(None, state, tenuo)  # type: ignore[arg-type]
-    return outbound._holder_key(context), tenuo
+    return tenuo.signer.holder_key(context), tenuo
 
 
 def test_signing_reads_a_foreign_resolver_s_key_for_the_holder() -> None:

@@ -1,6 +1,6 @@
 """The activity-side check, in process: the hot path's shortcuts keep every denial.
 
-``TenuoInterceptor.check`` is what the activity inbound interceptor runs
+``Verifier.check`` (the interceptor's ``verifier``) is what the activity inbound interceptor runs
 before an activity body. These tests drive it directly on a protobuf header
 map, as a worker hands it over; the end-to-end cases on a real Temporal
 server are in ``integration/test_plugin.py`` and ``integration/test_adversarial.py``.
@@ -74,9 +74,9 @@ async def authorize(tenuo: TenuoInterceptor, input: ExecuteActivityInput, info: 
                     ) -> tuple[Any, dict[str, Any]]:
     """The activity worker's path: ``check``, then ``claim`` when the store is asynchronous."""
     tool = tenuo.config.tool_for(info.activity_type)
-    context, args, pending = tenuo.check(input, info, tool)
+    context, args, pending = tenuo.verifier.check(input, info, tool)
     if pending is not None and context is not None:
-        await tenuo.claim(pending, tool, context)
+        await tenuo.verifier.claim(pending, tool, context)
     return context, args
 
 
@@ -106,7 +106,7 @@ def activity_input(args: list[Any], signed: dict[str, Any], arg_keys: str,
 
 
 def test_allowed_with_one_view_when_both_sides_name_alike():
-    context, named, pending = interceptor().check(
+    context, named, pending = interceptor().verifier.check(
         activity_input(["/data/a"], {"path": "/data/a"}, "path"), info(), "read_file")
     assert context is not None and named == {"path": "/data/a"} and pending is None
 
@@ -114,39 +114,41 @@ def test_allowed_with_one_view_when_both_sides_name_alike():
 def test_split_views_positional_signing_still_checks_constraints_by_name():
     tenuo = interceptor()
     # A workflow worker without the activity code signs arg0; constraints see "path".
-    _, named, _ = tenuo.check(activity_input(["/data/a"], {"arg0": "/data/a"}, "arg0"),
+    _, named, _ = tenuo.verifier.check(activity_input(["/data/a"], {"arg0": "/data/a"}, "arg0"),
                               info(), "read_file")
     assert named == {"path": "/data/a"}
     with pytest.raises(TemporalConstraintViolation):
-        tenuo.check(activity_input(["/etc/passwd"], {"arg0": "/etc/passwd"}, "arg0"),
+        tenuo.verifier.check(activity_input(["/etc/passwd"], {"arg0": "/etc/passwd"}, "arg0"),
                     info(), "read_file")
 
 
 def test_signed_names_never_steer_constraints():
     # The PoP is valid for {"other": ...}, but the activity's parameter is "path".
     with pytest.raises((TemporalConstraintViolation, PopVerificationError)):
-        interceptor().check(activity_input(["/etc/passwd"], {"other": "/etc/passwd"}, "other"),
-                            info(), "read_file")
+        interceptor().verifier.check(
+            activity_input(["/etc/passwd"], {"other": "/etc/passwd"}, "other"), info(),
+            "read_file")
 
 
 def test_workflow_scope_is_added_to_both_views_and_enforced():
     tenuo = interceptor()
     signed = {"path": "/data/a", "_workflow_namespace": "default", "_workflow_id": "wf-1"}
-    _, named, _ = tenuo.check(activity_input(["/data/a"], signed, "path", SCOPED),
+    _, named, _ = tenuo.verifier.check(activity_input(["/data/a"], signed, "path", SCOPED),
                               info("wf-1"), "read_file")
     assert named == signed
     with pytest.raises((TemporalConstraintViolation, PopVerificationError)):
-        tenuo.check(activity_input(["/data/a"], signed, "path", SCOPED), info("other-1"),
+        tenuo.verifier.check(activity_input(["/data/a"], signed, "path", SCOPED), info("other-1"),
                     "read_file")
 
 
 def test_in_memory_store_is_claimed_inline_and_refuses_a_second_workflow():
     tenuo = interceptor()
     first = activity_input(["/data/a"], {"path": "/data/a"}, "path")
-    assert tenuo.check(first, info("wf-1"), "read_file")[2] is None
-    assert tenuo.check(first, info("wf-1"), "read_file")[2] is None  # same workflow: a retry
+    assert tenuo.verifier.check(first, info("wf-1"), "read_file")[2] is None
+    # same workflow: a retry
+    assert tenuo.verifier.check(first, info("wf-1"), "read_file")[2] is None
     with pytest.raises(PopReplayed):
-        tenuo.check(first, info("wf-2"), "read_file")
+        tenuo.verifier.check(first, info("wf-2"), "read_file")
 
 
 async def test_a_store_without_claim_now_is_awaited():
@@ -155,10 +157,10 @@ async def test_a_store_without_claim_now_is_awaited():
     first = activity_input(["/data/a"], {"path": "/data/a"}, "path")
     assert (await authorize(tenuo, first, info("wf-1")))[0] is not None
     assert store.calls == 1
-    context, _, pending = tenuo.check(first, info("wf-2"), "read_file")
+    context, _, pending = tenuo.verifier.check(first, info("wf-2"), "read_file")
     assert pending is not None and pending[1] == "7:default/wf-2" and context is not None
     with pytest.raises(PopReplayed):
-        await tenuo.claim(pending, "read_file", context)
+        await tenuo.verifier.claim(pending, "read_file", context)
     with pytest.raises(PopReplayed):
         await authorize(tenuo, first, info("wf-2"))
 
@@ -218,13 +220,14 @@ def test_a_pop_fresh_at_its_scheduling_time_passes_however_far_that_is_from_now(
     ahead = time.time() + 2 * HOURS
     received = activity_input(["/data/a"], {"path": "/data/a"}, "path", DAY_LONG,
                               signed_at=ahead)
-    assert interceptor().check(received, info(scheduled_at=ahead), "read_file")[0] is not None
+    assert interceptor().verifier.check(received, info(scheduled_at=ahead),
+                                        "read_file")[0] is not None
 
 
 def test_a_warrant_expired_on_either_clock_is_refused():
     later = time.time() + 2 * HOURS  # WARRANT lives ten minutes
     with pytest.raises(WarrantExpired):  # expired on Temporal's clock only
-        interceptor().check(activity_input(["/data/a"], {"path": "/data/a"}, "path",
+        interceptor().verifier.check(activity_input(["/data/a"], {"path": "/data/a"}, "path",
                                            signed_at=later),
                             info(scheduled_at=later), "read_file")
     short = tenuo_core.Warrant.issue(
@@ -234,14 +237,14 @@ def test_a_warrant_expired_on_either_clock_is_refused():
     scheduled = time.time()
     time.sleep(1.5)
     with pytest.raises(WarrantExpired, match="expired"):  # expired at this worker's now only
-        interceptor().check(received, info(scheduled_at=scheduled), "read_file")
+        interceptor().verifier.check(received, info(scheduled_at=scheduled), "read_file")
 
 
 def test_a_pop_stale_at_its_scheduling_time_gets_one_more_chance_at_now():
     # scheduled_time far in the past (a long backlog), the PoP signed now: judged at now,
     # the windows widened back to the scheduling time.
     received = activity_input(["/data/a"], {"path": "/data/a"}, "path")
-    assert interceptor().check(received, info(scheduled_at=time.time() - 2 * HOURS),
+    assert interceptor().verifier.check(received, info(scheduled_at=time.time() - 2 * HOURS),
                                "read_file")[0] is not None
 
 
@@ -249,7 +252,7 @@ def test_a_pop_stale_on_both_clocks_is_refused():
     received = activity_input(["/data/a"], {"path": "/data/a"}, "path",
                               signed_at=time.time() - 2 * HOURS)
     with pytest.raises(PopVerificationError):
-        interceptor().check(received, info(), "read_file")
+        interceptor().verifier.check(received, info(), "read_file")
 
 
 def test_a_local_activity_is_judged_by_the_workflow_clock_recorded_at_signing():
@@ -259,9 +262,9 @@ def test_a_local_activity_is_judged_by_the_workflow_clock_recorded_at_signing():
     tenuo = interceptor()
     # A local activity reports this worker's clock as its scheduling time.
     with pytest.raises(PopVerificationError):
-        tenuo.check(received, info(is_local=True), "read_file")
-    tenuo.remember_local_pop(pop_of(received), int(ahead))
-    assert tenuo.check(received, info("wf-2", is_local=True), "read_file")[0] is not None
+        tenuo.verifier.check(received, info(is_local=True), "read_file")
+    tenuo.verifier.remember_local_pop(pop_of(received), int(ahead))
+    assert tenuo.verifier.check(received, info("wf-2", is_local=True), "read_file")[0] is not None
 
 
 def test_the_local_record_never_serves_an_activity_from_the_wire():
@@ -269,17 +272,17 @@ def test_the_local_record_never_serves_an_activity_from_the_wire():
     received = activity_input(["/data/a"], {"path": "/data/a"}, "path", DAY_LONG,
                               signed_at=ahead)
     tenuo = interceptor()
-    tenuo.remember_local_pop(pop_of(received), int(ahead))
+    tenuo.verifier.remember_local_pop(pop_of(received), int(ahead))
     with pytest.raises(PopVerificationError):  # not local: scheduled_time (now) decides
-        tenuo.check(received, info(is_local=False), "read_file")
+        tenuo.verifier.check(received, info(is_local=False), "read_file")
 
 
 def test_local_records_are_bounded():
     tenuo = interceptor()
     for i in range(5000):
-        tenuo.remember_local_pop(i.to_bytes(64, "big"), i)
-    assert len(tenuo._local_signed_at) <= 4096
-    assert tenuo._local_signed_at[(4999).to_bytes(64, "big")] == 4999
+        tenuo.verifier.remember_local_pop(i.to_bytes(64, "big"), i)
+    assert len(tenuo.verifier.local_signed_at) <= 4096
+    assert tenuo.verifier.local_signed_at[(4999).to_bytes(64, "big")] == 4999
 
 
 def test_the_verifier_is_a_function_of_the_config_the_interceptor_runs():
@@ -288,13 +291,14 @@ def test_the_verifier_is_a_function_of_the_config_the_interceptor_runs():
     received = activity_input(["/data/a"], {"path": "/data/a"}, "path", DAY_LONG)
     tenuo = interceptor()
     assert isinstance(tenuo.verifier, Verifier) and tenuo.verifier.config is tenuo.config
-    assert tenuo._local_signed_at is tenuo.verifier.local_signed_at
+    # The workflow side records local PoPs' signing times into this verifier's map.
+    assert tenuo._inbound_class.parts.remember_local_pop == tenuo.verifier.remember_local_pop
     # Standalone, on the same config: the same decision as the interceptor's.
     alone = Verifier(tenuo.config)
     context, args, pending = alone.check(received, info("wf-alone"), "read_file")
     assert context is not None and args == {"path": "/data/a"} and pending is None
     with pytest.raises(PopReplayed):  # one replay store, shared through the config
-        tenuo.check(received, info("wf-other"), "read_file")
+        tenuo.verifier.check(received, info("wf-other"), "read_file")
 
 
 def test_each_worker_keeps_its_own_keys_warm_from_a_shared_context():
@@ -302,6 +306,6 @@ def test_each_worker_keeps_its_own_keys_warm_from_a_shared_context():
     # by one plugin must still be noted by the next (a worker replaced in place).
     context = H.WarrantContext.build(WARRANT, "agent1")
     first, second = interceptor(), interceptor()
-    first.note_key_in_use("agent1", context)
-    second.note_key_in_use("agent1", context)
+    first.keys_in_use.note("agent1", context)
+    second.keys_in_use.note("agent1", context)
     assert first.keys_to_keep_warm() == ["agent1"] == second.keys_to_keep_warm()

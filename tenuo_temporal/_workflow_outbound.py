@@ -1,0 +1,73 @@
+"""The workflow outbound interceptor: PoP on what a workflow schedules.
+
+Activities and local activities get their PoP from
+:class:`~tenuo_temporal._workflow_signer.WorkflowSigner`. Children the
+workflow-helpers start under a warrant (a context override) and
+continue-as-new carry the warrant headers on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import temporalio.workflow
+from temporalio.worker import (
+    ContinueAsNewInput,
+    StartActivityInput,
+    StartChildWorkflowInput,
+    StartLocalActivityInput,
+    WorkflowOutboundInterceptor,
+)
+
+from ._ids import MINT_ACTIVITY, REMOTE_SIGN_ACTIVITY
+from ._state import RunState, child_context_override
+from ._workflow_signer import WorkflowSigner
+
+__all__ = ["WorkflowOutbound"]
+
+
+class WorkflowOutbound(WorkflowOutboundInterceptor):
+    """Signs each scheduled activity; carries the warrant to children and new runs.
+
+    Args:
+        next: The next outbound interceptor.
+        state: The run's state (its warrant context).
+        signer: The plugin's workflow-side signer.
+        remember_local_pop: Records the workflow clock at which a local
+            activity's PoP was signed (its verifier runs in this process).
+    """
+
+    def __init__(self, next: WorkflowOutboundInterceptor, state: RunState,
+                 signer: WorkflowSigner, remember_local_pop: Callable[[bytes, int], None],
+                 ) -> None:
+        super().__init__(next)
+        self._state = state
+        self._signer = signer
+        self._remember_local_pop = remember_local_pop
+
+    def start_activity(self, input: StartActivityInput) -> temporalio.workflow.ActivityHandle[Any]:
+        self._signer.sign(self._state, input)
+        return super().start_activity(input)
+
+    def start_local_activity(
+        self, input: StartLocalActivityInput
+    ) -> temporalio.workflow.ActivityHandle[Any]:
+        if input.activity not in (MINT_ACTIVITY, REMOTE_SIGN_ACTIVITY):
+            pop = self._signer.sign(self._state, input)
+            if pop is not None:
+                # A local activity reports this worker's clock as its scheduling
+                # time; its verifier (in this process) reads the workflow's here.
+                self._remember_local_pop(pop, int(temporalio.workflow.now().timestamp()))
+        return super().start_local_activity(input)
+
+    def start_child_workflow(self, input: StartChildWorkflowInput) -> Any:
+        context = child_context_override.get() or self._state.context
+        if context is not None:
+            input.headers = {**input.headers, **context.payloads}
+        return super().start_child_workflow(input)
+
+    def continue_as_new(self, input: ContinueAsNewInput) -> Any:
+        if self._state.context is not None:
+            input.headers = {**input.headers, **self._state.context.payloads}
+        return super().continue_as_new(input)
