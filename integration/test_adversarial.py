@@ -322,9 +322,11 @@ async def harness(temporal_env: Any) -> Any:
     def audit(event: AuditEvent) -> None:
         events.setdefault(event.workflow_id or "", []).append(event)
 
+    # Strict replay protection: the crossed-header cases show a PoP copied onto
+    # another workflow refused (the default mode's answer: test_replay_modes.py).
     plugin = TenuoTemporalPlugin(TenuoPluginConfig(
         key_resolver=StaticKeyResolver(RESOLVER_KEYS), trusted_roots=[ROOT.public_key],
-        max_chain_depth=MAX_CHAIN_DEPTH, audit_callback=audit))
+        max_chain_depth=MAX_CHAIN_DEPTH, audit_callback=audit, replay_protection="strict"))
     mutator = Mutator()
     target = temporal_env.client.service_client.config.target_host
     client = await Client.connect(target, namespace=temporal_env.client.namespace,

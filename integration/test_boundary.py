@@ -336,8 +336,8 @@ async def test_a_copied_pop_retried_after_the_old_claim_window_is_refused(tempor
     clock = FakeClock()
     deliveries = Deliveries()
     victim = await connect(temporal_env, TenuoPluginConfig(
-        trusted_roots=[ROOT.public_key], replay_store=InMemoryReplayStore(clock=clock)),
-        interceptors=[deliveries])
+        trusted_roots=[ROOT.public_key], replay_store=InMemoryReplayStore(clock=clock),
+        replay_protection="strict"), interceptors=[deliveries])
     signer = await connect(temporal_env, TenuoPluginConfig(
         key_resolver=StaticKeyResolver({"agent": HOLDER})))
     queue, legit_queue, rogue_queue = uid("victim"), uid("legit"), uid("rogue")

@@ -69,15 +69,17 @@ verifiers add it from `activity.info()`. It is never listed in `x-tenuo-arg-keys
 activity argument may not use either name. `test_workflow_scoped_warrant` covers all four
 cells.
 
-**Differs: one warrant, two workflows, the same call within one 30-second PoP window.**
-The two PoPs are the same bytes.
+**One warrant, two workflows, the same call within one 30-second PoP window.** The two
+PoPs are the same bytes.
 
 - The stock verifier accepts both: it deduplicates per workflow run and activity.
-- Ours accepts the first and denies the second with `TENUO_POP_REPLAYED`: a PoP belongs
-  to the first workflow that presents it. Fleets that share one warrant across workflows
-  can avoid this in two ways:
-  - use workflow-scoped warrants, whose PoPs name the workflow;
-  - set `replay_protection=False`.
+- Ours, by default (`replay_protection=True`, i.e. `"run"`), accepts both too: each
+  attempt of each activity is authorized once.
+- Ours with `replay_protection="strict"` accepts the first and denies the second with
+  `TENUO_POP_REPLAYED`: a PoP belongs to the first workflow that presents it, which is
+  how strict mode refuses headers copied onto another workflow. Fleets that share one
+  warrant across workflows and want strict mode use workflow-scoped warrants, whose PoPs
+  name the workflow.
 
 **Not tested here**
 
@@ -655,28 +657,32 @@ async def same_pop_window(margin: float = 4.0) -> None:
         await asyncio.sleep(left + 0.2)
 
 
-@pytest.mark.parametrize(("signer", "verifier"), [("stock", "ours"), ("ours", "stock")],
-                         ids=["stock-signs-ours-verifies", "ours-signs-stock-verifies"])
-async def test_one_warrant_two_workflows_same_call(temporal_env, signer, verifier):
+@pytest.mark.parametrize(("signer", "verifier", "mode"), [
+    ("stock", "ours", True), ("stock", "ours", "strict"), ("ours", "stock", None)],
+    ids=["stock-signs-ours-verifies", "stock-signs-ours-verifies-strict",
+         "ours-signs-stock-verifies"])
+async def test_one_warrant_two_workflows_same_call(temporal_env, signer, verifier, mode):
     """Two workflows, one warrant, the same call in the same PoP window.
 
     The PoP does not name the workflow, so both PoPs are the same bytes. The
     stock verifier's dedup key is warrant + call + workflow id + run id +
-    activity id: both are accepted. Ours lets a PoP belong to the first
-    workflow that presents it (``TENUO_POP_REPLAYED`` for the second), which
-    is how it refuses headers copied onto another workflow, and also refuses
-    this legitimate second call. A divergence to know about in mixed fleets.
+    activity id: both are accepted. Ours by default authorizes each activity
+    attempt once: both are accepted as well. Ours in strict mode lets a PoP
+    belong to the first workflow that presents it (``TENUO_POP_REPLAYED`` for
+    the second), which is how it refuses headers copied onto another
+    workflow, and also refuses this legitimate second call.
     """
     warrant = mint()
     mark = len(wf.CALLS)
-    async with fleet(temporal_env, signer, verifier) as f:
+    verifier_config = {"replay_protection": mode} if verifier == "ours" else None
+    async with fleet(temporal_env, signer, verifier, verifier_config=verifier_config) as f:
         await same_pop_window()
         first = await outcome(f.run("read_file", ["/data/shared"], chain=[warrant]))
         second = await outcome(f.run("read_file", ["/data/shared"], chain=[warrant]))
     assert first == "contents of /data/shared"
-    if verifier == "stock":
-        assert second == "contents of /data/shared"
-        assert wf.CALLS[mark:] == [("read_file", ("/data/shared",))] * 2
-    else:
+    if mode == "strict":
         assert isinstance(second, tuple) and second[0] == "TENUO_POP_REPLAYED", second
         assert wf.CALLS[mark:] == [("read_file", ("/data/shared",))]
+    else:
+        assert second == "contents of /data/shared"
+        assert wf.CALLS[mark:] == [("read_file", ("/data/shared",))] * 2

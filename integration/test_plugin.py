@@ -27,6 +27,7 @@ from temporalio.worker import (
 )
 
 from integration import _plugin_workflows as wf
+from integration.support.copy_headers import CopyHeaders
 from integration.support.temporal_helpers import connect, denial_of, events_of, uid, worker
 from tenuo_keys import EnvKeyResolver, StaticKeyResolver, encode_signing_key
 from tenuo_keys.testing import assert_no_secret
@@ -254,39 +255,13 @@ async def test_dataclass_arguments_sign_and_verify_identically(temporal_env):
     assert result == "copied /data/a -> /data/b"
 
 
-class CopyHeaders(ClientInterceptor, Interceptor):
-    """Copies the Tenuo headers of one workflow's activity onto another's."""
-
-    def __init__(self, victim: str, thief: str) -> None:
-        self.victim, self.thief = victim, thief
-        self.captured: dict[str, Any] | None = None
-        self.ready = asyncio.Event()
-
-    def intercept_activity(self, next: ActivityInboundInterceptor) -> ActivityInboundInterceptor:
-        outer = self
-
-        class Copy(ActivityInboundInterceptor):
-            async def execute_activity(self, input: ExecuteActivityInput) -> Any:
-                from temporalio import activity
-
-                workflow_id = activity.info().workflow_id
-                if workflow_id == outer.victim:
-                    outer.captured = {k: v for k, v in input.headers.items()
-                                      if k.startswith("x-tenuo-")}
-                    outer.ready.set()
-                elif workflow_id == outer.thief:
-                    await outer.ready.wait()
-                    assert outer.captured is not None
-                    input.headers = {**input.headers, **outer.captured}
-                return await super().execute_activity(input)
-
-        return Copy(next)
-
-
 async def test_pop_replayed_onto_another_workflow_is_refused(temporal_env):
     victim, thief = uid("victim"), uid("thief")
     copier = CopyHeaders(victim, thief)
-    client = await connect(temporal_env, default_config(), interceptors=[copier])
+    # Strict mode: a PoP belongs to the first workflow that presents it (the
+    # default authorizes each activity attempt once: test_replay_modes.py).
+    client = await connect(temporal_env, default_config(replay_protection="strict"),
+                           interceptors=[copier])
     queue = uid("replay")
     mark = len(wf.CALLS)
     async with worker(client, queue, ALL_WORKFLOWS, ALL_ACTIVITIES):

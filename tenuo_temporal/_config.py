@@ -6,7 +6,7 @@ import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import tenuo_core
 
@@ -51,17 +51,23 @@ class TenuoPluginConfig:
         max_chain_depth: Longest delegation chain accepted.
         audit_callback: Receives an ``AuditEvent`` for every decision.
         replay_store: Where PoP ownership is recorded; in-memory by default.
-        replay_protection: Refuse a PoP already presented by another workflow
-            (``TENUO_POP_REPLAYED``). A PoP does not name its workflow unless the
-            warrant is workflow-scoped, so two workflows making the same call
-            under one warrant within one 30-second window present the same PoP
-            and the second is refused as well. Switch off for fleets that do
-            that, as the 0.3.3 reference (which has no cross-workflow check) does.
-            A claim lives until the warrant chain expires (at least the PoP
-            windows): every retry of an activity keeps its first scheduling
-            time, by which freshness is judged, so a copied PoP stays usable
-            by a retry for that long. Size ``replay_store`` for the call rate
-            times the warrants' lifetime.
+        replay_protection: How activity workers refuse a PoP presented again
+            (``TENUO_POP_REPLAYED``). ``True`` (the default, also ``"run"``):
+            each attempt of each activity is authorized once: the same attempt of
+            the same activity (namespace, workflow id, run id, activity id)
+            presented again is refused, while retries and every other workflow
+            run; this is the reference's dedup, so a fleet that shares one
+            warrant across workflows making the same call is never denied.
+            ``"strict"``: a PoP also belongs to the workflow that first
+            presented it, so headers copied onto another workflow are refused;
+            two workflows making the same call under one warrant within one
+            30-second window present the same bytes (Ed25519 is deterministic,
+            and a PoP names no workflow unless the warrant is workflow-scoped),
+            so the second of those is refused too. ``False``: no claims. A claim
+            lives until the warrant chain expires (at least the PoP windows):
+            every retry keeps its first scheduling time, by which freshness is
+            judged. Size ``replay_store`` for the call rate times the warrants'
+            lifetime; a shared store makes either mode span a fleet.
         preload_key_ids: Key ids to load before the worker polls.
         preload_all: Also load every key the resolver can list.
         tool_mappings: Activity type to warrant tool name, where they differ.
@@ -98,7 +104,7 @@ class TenuoPluginConfig:
     max_chain_depth: int = 8
     audit_callback: AuditCallback | None = None
     replay_store: ReplayStore | None = None
-    replay_protection: bool = True
+    replay_protection: bool | Literal["run", "strict"] = True
     preload_key_ids: Sequence[str] = ()
     preload_all: bool = True
     tool_mappings: Mapping[str, str] = field(default_factory=dict)
@@ -129,6 +135,10 @@ class TenuoPluginConfig:
                 raise ResolverConfigError(f"TenuoPluginConfig.{name} must be >= 1")
         if self.trusted_roots_refresh_seconds <= 0:
             raise ResolverConfigError("trusted_roots_refresh_seconds must be positive")
+        if self.replay_protection not in (True, False, "run", "strict"):
+            raise ResolverConfigError(
+                f"TenuoPluginConfig.replay_protection must be True (or \"run\"), "
+                f"\"strict\" or False, not {self.replay_protection!r}")
         if self.replay_store is None:
             self.replay_store = InMemoryReplayStore()
         self._roots_lock = threading.Lock()
@@ -136,6 +146,13 @@ class TenuoPluginConfig:
         self._authorizers: BoundedMap[int, Any] = BoundedMap(_AUTHORIZERS_HELD)
         if not callable(self.trusted_roots):
             self._set_roots(self.trusted_roots)
+
+    @property
+    def replay_mode(self) -> Literal["run", "strict"] | None:
+        """``"run"``, ``"strict"``, or None when replay protection is off."""
+        if self.replay_protection is False:
+            return None
+        return "strict" if self.replay_protection == "strict" else "run"
 
     # -- trusted roots and authorizers -----------------------------------
 

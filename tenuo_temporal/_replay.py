@@ -9,7 +9,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from typing import Protocol, runtime_checkable
 
 logger = logging.getLogger("tenuo_temporal")
@@ -64,8 +64,10 @@ class InMemoryReplayStore:
         self._lock = threading.Lock()
         self._maxsize = maxsize
         self._clock = clock
-        self._held: dict[bytes, tuple[str, float]] = {}
-        self._expiries: list[tuple[float, bytes]] = []
+        self._held: dict[Hashable, tuple[Hashable, float]] = {}
+        # (expiry, sequence, key): the sequence breaks ties, so keys are never compared
+        self._expiries: list[tuple[float, int, Hashable]] = []
+        self._sequence = itertools.count()
         self._next_sweep = 0.0
         self._warned_at = -math.inf
 
@@ -73,14 +75,16 @@ class InMemoryReplayStore:
         """See :meth:`ReplayStore.claim`."""
         return self.claim_now(pop_digest, owner, ttl_seconds)
 
-    def claim_now(self, key: bytes, owner: str, ttl_seconds: float) -> bool:
+    def claim_now(self, key: Hashable, owner: Hashable, ttl_seconds: float) -> bool:
         """:meth:`claim` without a coroutine; the verifier calls this when a store has it.
 
         Args:
-            key: What names the PoP. The plugin passes the PoP itself: in process
-                memory a digest buys nothing, and it costs a hash per activity.
-            owner: The presenting workflow (an unambiguous encoding of its
-                namespace and id).
+            key: What names the claim. The plugin passes the PoP itself (strict
+                mode), or the PoP with the activity attempt's identity (``"run"``
+                mode): in process memory a digest buys nothing, and it costs a
+                hash per activity.
+            owner: The presenting workflow (strict mode), or a token unique to
+                the presentation (``"run"`` mode: any second one is refused).
             ttl_seconds: How long the claim must be remembered.
         """
         now = self._clock()
@@ -97,19 +101,20 @@ class InMemoryReplayStore:
                 self._evict(now)
             expires = now + ttl_seconds
             held[key] = (owner, expires)
-            heapq.heappush(self._expiries, (expires, key))
+            heapq.heappush(self._expiries, (expires, next(self._sequence), key))
             return True
 
     def _expire(self, now: float) -> None:
         self._next_sweep = now + 1.0
         held, expiries = self._held, self._expiries
         while expiries and expiries[0][0] <= now:
-            expires, key = heapq.heappop(expiries)
+            expires, _, key = heapq.heappop(expiries)
             entry = held.get(key)
             if entry is not None and entry[1] == expires:
                 del held[key]
         if len(expiries) > 2 * self._maxsize:  # stale entries of dropped claims
-            self._expiries = [(entry[1], key) for key, entry in held.items()]
+            self._expiries = [(entry[1], next(self._sequence), key)
+                              for key, entry in held.items()]
             heapq.heapify(self._expiries)
 
     def _evict(self, now: float) -> None:

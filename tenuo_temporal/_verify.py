@@ -9,7 +9,10 @@ answers asynchronously; every failure is a typed :class:`TenuoTemporalError`.
 
 from __future__ import annotations
 
+import hashlib
+import itertools
 import math
+import secrets
 import time
 from datetime import timezone
 from typing import Any
@@ -39,7 +42,7 @@ from .errors import (
     WorkflowUnbound,
 )
 
-__all__ = ["LOCAL_POPS_HELD", "Verifier", "replay_owner"]
+__all__ = ["LOCAL_POPS_HELD", "Verifier", "replay_owner", "run_claim_digest"]
 
 LOCAL_POPS_HELD = 4096
 """Local-activity PoPs whose signing time (workflow clock) this process keeps."""
@@ -51,6 +54,27 @@ def _scheduled_at(info: temporalio.activity.Info) -> float:
     if scheduled.tzinfo is None:
         scheduled = scheduled.replace(tzinfo=timezone.utc)
     return scheduled.timestamp()
+
+
+POP_REPLAYED = "this PoP was already presented by another workflow"
+ATTEMPT_REPLAYED = "this activity attempt was already authorized once"
+_presentations = itertools.count()  # in-process owners: one per presentation
+
+
+def run_claim_digest(pop: bytes, info: temporalio.activity.Info) -> bytes:
+    """What a shared store keeps for one activity attempt (``replay_protection="run"``).
+
+    SHA-256 of the PoP and the attempt's identity (namespace, workflow id, run
+    id, activity id, attempt), each length-prefixed so no two identities
+    encode alike.
+    """
+    digest = hashlib.sha256(pop)
+    for part in (info.workflow_namespace, info.workflow_id, info.workflow_run_id,
+                 info.activity_id, str(info.attempt)):
+        data = (part or "").encode("utf-8", "surrogatepass")
+        digest.update(len(data).to_bytes(4, "big"))
+        digest.update(data)
+    return digest.digest()
 
 
 def replay_owner(namespace: str | None, workflow_id: str | None) -> str:
@@ -71,6 +95,9 @@ class Verifier:
         # PoP -> the workflow's clock when a local activity was signed (in-process
         # only: never read from the wire), bounded.
         self.local_signed_at: BoundedMap[bytes, int] = BoundedMap(LOCAL_POPS_HELD)
+        self._mode = config.replay_mode
+        # The in-memory store answers without a coroutine (shared stores: claim()).
+        self._claim_now = getattr(config.replay_store, "claim_now", None)
         # A claim's shortest life: the PoP windows, both ways, plus clock tolerance.
         self.window_ttl = (POP_WINDOW_SECS * (config.pop_max_windows + 2) * 2
                            + config.clock_tolerance_secs)
@@ -89,7 +116,8 @@ class Verifier:
         store = self.config.replay_store
         assert store is not None
         if not await store.claim(pending[0], pending[1], self.replay_ttl(context)):
-            raise PopReplayed("this PoP was already presented by another workflow", tool=tool)
+            raise PopReplayed(ATTEMPT_REPLAYED if self._mode == "run" else POP_REPLAYED,
+                              tool=tool)
 
     def check(
         self, input: temporalio.worker.ExecuteActivityInput, info: temporalio.activity.Info,
@@ -172,19 +200,32 @@ class Verifier:
             raise ChainValidationError(str(exc), tool=tool) from None
         if not context.local.held and context.digest is not None:
             H.remember(context)  # trusted now: worth keeping decoded
-        if not config.replay_protection:
+        mode = self._mode
+        if mode is None:
             return context, constraint_args, None
-        # A PoP belongs to the workflow that first presented it. Runs of one
-        # workflow (retries, continue-as-new, resets) share it: the same call
+        claim_now = self._claim_now
+        if mode == "run":
+            # Each attempt of each activity is authorized once. Retries (a new
+            # attempt) and every other workflow run; a presentation of the same
+            # attempt again is not (each presentation is its own owner).
+            if claim_now is None:
+                return context, constraint_args, (
+                    run_claim_digest(pop, info), secrets.token_hex(16))
+            if not claim_now((pop, info.workflow_namespace, info.workflow_id,
+                              info.workflow_run_id, info.activity_id, info.attempt),
+                             next(_presentations), self.replay_ttl(context)):
+                raise PopReplayed(ATTEMPT_REPLAYED, tool=tool)
+            return context, constraint_args, None
+        # Strict: a PoP belongs to the workflow that first presented it. Runs of
+        # one workflow (retries, continue-as-new, resets) share it: the same call
         # under the same warrant in the same window signs to the same bytes.
         owner = replay_owner(info.workflow_namespace, info.workflow_id)
-        claim_now = getattr(config.replay_store, "claim_now", None)
         if claim_now is None:
             return context, constraint_args, (pop_digest(pop), owner)
         # The in-memory store answers without suspending, keyed by the PoP
         # itself (in process memory a digest buys nothing).
         if not claim_now(pop, owner, self.replay_ttl(context)):
-            raise PopReplayed("this PoP was already presented by another workflow", tool=tool)
+            raise PopReplayed(POP_REPLAYED, tool=tool)
         return context, constraint_args, None
 
     def check_at_schedule_time(self, chain: tuple[Any, ...], tool: str, args: dict[str, Any],

@@ -128,3 +128,16 @@ def test_a_full_store_warns_that_live_claims_were_dropped(caplog):
         for i in range(30):
             store.claim_now(bytes([i]), "ns/a", 600)
     assert [r for r in caplog.records if "replay store is full" in r.getMessage()]
+
+
+def test_keys_of_any_kind_expiring_together_never_compare(monkeypatch):
+    # A PoP (strict mode) and a PoP with an attempt's identity ("run" mode) in
+    # one store, expiring at the same instant: the heap must not compare them.
+    clock = fake_clock(monkeypatch)
+    store = InMemoryReplayStore(clock=clock)
+    assert store.claim_now(b"p" * 64, "owner", 10)
+    assert store.claim_now((b"p" * 64, "default", "wf", "run", "1", 1), 7, 10)
+    assert store.claim_now(b"q" * 64, "owner", 10)
+    clock.now += 11
+    assert store.claim_now(b"r" * 64, "owner", 10)  # sweeps the three at once
+    assert store.size == 1

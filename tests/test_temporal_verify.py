@@ -62,10 +62,10 @@ class AsyncOnlyStore:
         return await self.inner.claim(pop_digest, owner, ttl_seconds)
 
 
-def interceptor(store: Any = None) -> TenuoInterceptor:
+def interceptor(store: Any = None, replay_protection: Any = True) -> TenuoInterceptor:
     tenuo = TenuoInterceptor(TenuoPluginConfig(
         key_resolver=StaticKeyResolver({"agent1": HOLDER}), trusted_roots=[ROOT.public_key],
-        metrics=False, replay_store=store))
+        metrics=False, replay_store=store, replay_protection=replay_protection))
     tenuo.register_activities([read_file])
     return tenuo
 
@@ -81,12 +81,12 @@ async def authorize(tenuo: TenuoInterceptor, input: ExecuteActivityInput, info: 
 
 
 def info(workflow_id: str = "wf-1", *, scheduled_at: float | None = None,
-         is_local: bool = False) -> Any:
+         is_local: bool = False, attempt: int = 1, run_id: str = "run") -> Any:
     scheduled = datetime.fromtimestamp(time.time() if scheduled_at is None else scheduled_at,
                                        timezone.utc)
     return SimpleNamespace(
         activity_type="read_file", workflow_namespace="default", workflow_id=workflow_id,
-        workflow_run_id="run", activity_id="1", attempt=1, is_local=is_local,
+        workflow_run_id=run_id, activity_id="1", attempt=attempt, is_local=is_local,
         scheduled_time=scheduled)
 
 
@@ -142,7 +142,7 @@ def test_workflow_scope_is_added_to_both_views_and_enforced():
 
 
 def test_in_memory_store_is_claimed_inline_and_refuses_a_second_workflow():
-    tenuo = interceptor()
+    tenuo = interceptor(replay_protection="strict")
     first = activity_input(["/data/a"], {"path": "/data/a"}, "path")
     assert tenuo.verifier.check(first, info("wf-1"), "read_file")[2] is None
     # same workflow: a retry
@@ -153,7 +153,7 @@ def test_in_memory_store_is_claimed_inline_and_refuses_a_second_workflow():
 
 async def test_a_store_without_claim_now_is_awaited():
     store = AsyncOnlyStore()
-    tenuo = interceptor(store)
+    tenuo = interceptor(store, "strict")
     first = activity_input(["/data/a"], {"path": "/data/a"}, "path")
     assert (await authorize(tenuo, first, info("wf-1")))[0] is not None
     assert store.calls == 1
@@ -163,6 +163,65 @@ async def test_a_store_without_claim_now_is_awaited():
         await tenuo.verifier.claim(pending, "read_file", context)
     with pytest.raises(PopReplayed):
         await authorize(tenuo, first, info("wf-2"))
+
+
+def test_by_default_every_workflow_may_make_the_same_call_and_an_attempt_runs_once():
+    # Ed25519 is deterministic: two workflows making the same call under one
+    # warrant in one PoP window present the same bytes. Both run by default.
+    tenuo = interceptor()
+    assert tenuo.config.replay_mode == "run"
+    same = activity_input(["/data/a"], {"path": "/data/a"}, "path")
+    assert tenuo.verifier.check(same, info("wf-1"), "read_file")[0] is not None
+    assert tenuo.verifier.check(same, info("wf-2"), "read_file")[0] is not None
+    assert tenuo.verifier.check(same, info("wf-1", attempt=2), "read_file")[0] is not None
+    assert tenuo.verifier.check(same, info("wf-1", run_id="run-2"), "read_file")[0] is not None
+    # The same attempt of the same activity presented again is refused.
+    with pytest.raises(PopReplayed, match="activity attempt was already authorized once"):
+        tenuo.verifier.check(same, info("wf-2"), "read_file")
+
+
+async def test_by_default_a_shared_store_gets_one_claim_per_attempt_and_presentation():
+    store = AsyncOnlyStore()
+    tenuo = interceptor(store)
+    same = activity_input(["/data/a"], {"path": "/data/a"}, "path")
+    _, _, first = tenuo.verifier.check(same, info("wf-1"), "read_file")
+    _, _, again = tenuo.verifier.check(same, info("wf-1"), "read_file")
+    _, _, other = tenuo.verifier.check(same, info("wf-2"), "read_file")
+    assert first is not None and again is not None and other is not None
+    assert first[0] == again[0] != other[0]  # keyed by the attempt's identity
+    assert len({first[1], again[1], other[1]}) == 3  # an owner per presentation
+    assert (await authorize(tenuo, same, info("wf-1")))[0] is not None
+    assert (await authorize(tenuo, same, info("wf-2")))[0] is not None
+    assert (await authorize(tenuo, same, info("wf-1", attempt=2)))[0] is not None
+    with pytest.raises(PopReplayed, match="activity attempt was already authorized once"):
+        await authorize(tenuo, same, info("wf-1"))
+
+
+def test_the_attempt_identity_is_length_prefixed():
+    from tenuo_temporal._verify import run_claim_digest
+
+    pop = bytes(64)
+    one = SimpleNamespace(workflow_namespace="a", workflow_id="b/c", workflow_run_id="r",
+                          activity_id="1", attempt=1)
+    two = SimpleNamespace(workflow_namespace="a/b", workflow_id="c", workflow_run_id="r",
+                          activity_id="1", attempt=1)
+    assert run_claim_digest(pop, one) != run_claim_digest(pop, two)  # type: ignore[arg-type]
+
+
+def test_replay_protection_off_claims_nothing():
+    tenuo = interceptor(replay_protection=False)
+    assert tenuo.config.replay_mode is None
+    same = activity_input(["/data/a"], {"path": "/data/a"}, "path")
+    for _ in range(2):
+        assert tenuo.verifier.check(same, info("wf-1"), "read_file")[0] is not None
+    assert tenuo.config.replay_store.size == 0  # type: ignore[union-attr]
+
+
+def test_an_unknown_replay_mode_is_a_configuration_error():
+    from tenuo_keys import ResolverConfigError
+
+    with pytest.raises(ResolverConfigError, match="replay_protection must be True"):
+        TenuoPluginConfig(trusted_roots=[ROOT.public_key], replay_protection="fleet")  # type: ignore[arg-type]
 
 
 class RecordingStore(AsyncOnlyStore):
@@ -289,7 +348,7 @@ def test_the_verifier_is_a_function_of_the_config_the_interceptor_runs():
     from tenuo_temporal._verify import Verifier
 
     received = activity_input(["/data/a"], {"path": "/data/a"}, "path", DAY_LONG)
-    tenuo = interceptor()
+    tenuo = interceptor(replay_protection="strict")
     assert isinstance(tenuo.verifier, Verifier) and tenuo.verifier.config is tenuo.config
     # The workflow side records local PoPs' signing times into this verifier's map.
     assert tenuo._inbound_class.parts.remember_local_pop == tenuo.verifier.remember_local_pop
