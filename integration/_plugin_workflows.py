@@ -134,6 +134,18 @@ class ChildReader:
 
 
 @workflow.defn
+class PlainChildParent:
+    """Starts a child with plain ``workflow.execute_child_workflow``: no warrant crosses."""
+
+    @workflow.run
+    async def run(self, path: str, authorized_child: bool) -> str:
+        child = GuardedWorkflow.run if authorized_child else ChildReader.run
+        return await workflow.execute_child_workflow(
+            child, path, id=f"{workflow.info().workflow_id}-plain-child",
+            retry_policy=RetryPolicy(maximum_attempts=1))
+
+
+@workflow.defn
 class DelegatingWorkflow:
     """Delegates ``read_file`` under a narrower path to a child on another key."""
 

@@ -76,7 +76,7 @@ def default_config(**overrides: Any) -> TenuoPluginConfig:
 
 
 ALL_WORKFLOWS = [wf.ReadWorkflow, wf.ReadTwiceWorkflow, wf.WriteWorkflow, wf.CopyWorkflow,
-                 wf.GuardedWorkflow, wf.InteractiveWorkflow, wf.ChildReader,
+                 wf.GuardedWorkflow, wf.InteractiveWorkflow, wf.ChildReader, wf.PlainChildParent,
                  wf.DelegatingWorkflow, wf.WideningWorkflow, wf.ContinuingWorkflow,
                  wf.SlowReadsWorkflow, wf.RetryAcrossWindowWorkflow]
 ALL_ACTIVITIES = [wf.read_file, wf.write_file, wf.copy_file, wf.flaky_read]
@@ -275,6 +275,31 @@ async def test_pop_replayed_onto_another_workflow_is_refused(temporal_env):
     assert ok == "contents of /data/payroll.csv"
     assert error.type == "TENUO_POP_REPLAYED" and error.non_retryable
     assert calls_since(mark) == [("read_file", ("/data/payroll.csv",))]
+
+
+@pytest.mark.parametrize("authorized_child", [False, True], ids=["plain", "authorized"])
+async def test_a_plain_child_workflow_starts_without_a_warrant(temporal_env, authorized_child):
+    """``workflow.execute_child_workflow()`` does not propagate warrant headers.
+
+    As the seed documentation says: only ``tenuo_execute_child_workflow()``
+    gives a child a (narrowed) warrant. A plain child of an authorized parent
+    has none: under ``require_warrant`` its activities are denied, and an
+    ``AuthorizedWorkflow`` child fails at once.
+    """
+    client = await connect(temporal_env, default_config())
+    queue = uid("plain-child")
+    mark = len(wf.CALLS)
+    async with worker(client, queue, ALL_WORKFLOWS, ALL_ACTIVITIES):
+        error = await denial_of(execute_workflow_authorized(
+            client, wf.PlainChildParent.run, workflow_id=uid("parent"),
+            warrant=read_warrant(), key_id="agent1", args=["/data/x", authorized_child],
+            task_queue=queue))
+    assert error.type == "TENUO_WARRANT_MISSING" and error.non_retryable, error
+    if authorized_child:
+        assert "AuthorizedWorkflow but was started without a warrant" in error.message
+    else:
+        assert error.message == "warrant missing: the activity carries no warrant"
+    assert calls_since(mark) == []
 
 
 async def test_trusted_roots_provider(temporal_env):

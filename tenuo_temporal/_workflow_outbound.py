@@ -1,9 +1,11 @@
 """The workflow outbound interceptor: PoP on what a workflow schedules.
 
 Activities and local activities get their PoP from
-:class:`~tenuo_temporal._workflow_signer.WorkflowSigner`. Children the
-workflow-helpers start under a warrant (a context override) and
-continue-as-new carry the warrant headers on.
+:class:`~tenuo_temporal._workflow_signer.WorkflowSigner`. Continue-as-new
+carries the run's warrant on; a child carries one only when
+``tenuo_execute_child_workflow`` started it (an attenuated warrant, set for
+that one start): a plain ``workflow.execute_child_workflow()`` child starts
+without a warrant.
 """
 
 from __future__ import annotations
@@ -62,7 +64,11 @@ class WorkflowOutbound(WorkflowOutboundInterceptor):
         return super().start_local_activity(input)
 
     def start_child_workflow(self, input: StartChildWorkflowInput) -> Any:
-        context = child_context_override.get() or self._state.context
+        # Only a child started through tenuo_execute_child_workflow (an attenuated
+        # warrant, set for that one start) carries a warrant. A plain
+        # workflow.execute_child_workflow() starts with none, as documented: a
+        # child never inherits its parent's full authority by surprise.
+        context = child_context_override.get()
         if context is not None:
             input.headers = {**input.headers, **context.payloads}
         return super().start_child_workflow(input)
