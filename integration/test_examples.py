@@ -42,6 +42,12 @@ CASES = [
         "2 allowed, 2 denied: as expected",
         "holder mismatch", "TENUO_CONSTRAINT_VIOLATION",
     ], id="multi_warrant"),
+    pytest.param("own_plugin.py", 1, 1, [
+        "1 allowed, 1 denied: as expected",
+        "plugins: OpenTelemetryPlugin, example.PlatformPlugin",
+        "TENUO_CONSTRAINT_VIOLATION",
+        "OpenTelemetry traced 2 activity run(s) beside Tenuo",
+    ], id="own_plugin"),
     pytest.param("cloud_iam_layering.py", 2, 3, [
         "2 allowed, 3 denied: as expected",
         "IAM enforced",

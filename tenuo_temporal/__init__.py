@@ -38,8 +38,10 @@ from tenuo_keys import (
 from ._audit import AuditCallback, AuditEvent
 from ._client import execute_workflow_authorized, start_workflow_authorized
 from ._config import TenuoPluginConfig, TrustedRootsProvider
+from ._interceptors import TenuoClientInterceptor, TenuoWorkerInterceptor
 from ._plugin import TenuoTemporalPlugin
 from ._replay import InMemoryReplayStore, ReplayStore
+from ._sandbox import PASSTHROUGH_MODULES, workflow_runner
 from .errors import (
     ChainValidationError,
     HeaderError,
@@ -59,6 +61,7 @@ from .workflow import (
 )
 
 __all__ = [
+    "PASSTHROUGH_MODULES",
     "AuditCallback",
     "AuditEvent",
     "AuthorizedWorkflow",
@@ -79,9 +82,11 @@ __all__ = [
     "ReplayStore",
     "StaticKeyResolver",
     "TemporalConstraintViolation",
+    "TenuoClientInterceptor",
     "TenuoPluginConfig",
     "TenuoTemporalError",
     "TenuoTemporalPlugin",
+    "TenuoWorkerInterceptor",
     "ToolNotAuthorized",
     "TrustedRootsProvider",
     "WarrantExpired",
@@ -93,6 +98,7 @@ __all__ = [
     "start_workflow_authorized",
     "tenuo_execute_activity",
     "tenuo_execute_child_workflow",
+    "workflow_runner",
 ]
 
 

@@ -118,6 +118,11 @@ class Recorder:
         """The counter resolver cache events are exported to, if metrics are on."""
         return self._counters.get("cache")
 
+    @property
+    def has_loop(self) -> bool:
+        """Whether an event loop was bound for workflow-side audit events."""
+        return self._loop is not None
+
     def bind_loop(self, loop: asyncio.AbstractEventLoop) -> None:
         """The worker's event loop: workflow-side audit events are emitted on it."""
         self._loop = loop

@@ -93,6 +93,10 @@ class TenuoPluginConfig:
             payload converter, so it has a cost per activity: about 0.6 ms of
             worker plus server CPU on the local dev server (``make bench``,
             ``diag.summary``). ``False`` leaves summaries as the caller set them.
+        activity_fns: Activity functions whose parameter names PoP binds on a
+            workflow worker that does not register them itself (the
+            reference's name). The plugin learns them from the worker's
+            ``activities``; hand-wired ``TenuoWorkerInterceptor`` reads them here.
     """
 
     key_resolver: KeyResolver | None = None
@@ -113,6 +117,7 @@ class TenuoPluginConfig:
     signers: Mapping[str, Signer] = field(default_factory=dict)
     activity_summaries: bool = True
     require_workflow_binding: bool = False
+    activity_fns: Sequence[Callable[..., Any]] = ()
 
     def __post_init__(self) -> None:
         if self.key_resolver is None and not self.trusted_roots and not self.signers:

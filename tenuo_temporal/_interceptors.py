@@ -21,12 +21,16 @@ the interceptor of each hook:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 from typing import Any
 
 import temporalio.activity
 import temporalio.client
+import temporalio.runtime
 import temporalio.worker
+
+from tenuo_keys import ResolverConfigError
 
 from ._activity_inbound import ActivityInbound
 from ._audit import Recorder
@@ -34,6 +38,8 @@ from ._client_outbound import ClientOutbound
 from ._config import TenuoPluginConfig
 from ._ids import MINT_ACTIVITY, PLUGIN_ID, SUMMARY_PREFIX
 from ._keep_warm import KEEP_WARM_SECONDS, KeysInUse
+from ._mint import make_mint_activity
+from ._remote import make_remote_sign_activity
 from ._state import (
     RunPolicy,
     RunState,
@@ -69,7 +75,19 @@ __all__ = [
 
 
 class TenuoClientInterceptor(temporalio.client.Interceptor):
-    """Adds warrant headers to workflows started by the client helpers."""
+    """Adds warrant headers to workflows started by the client helpers.
+
+    For hand-composed wiring: ``Client.connect(..., interceptors=[TenuoClientInterceptor()])``
+    (or inside your own ``SimplePlugin``). ``TenuoTemporalPlugin`` registers
+    one for you.
+
+    Args:
+        config: Accepted for the 0.3.3 reference's signature; the client side
+            needs nothing from it.
+    """
+
+    def __init__(self, config: TenuoPluginConfig | None = None) -> None:
+        super().__init__()
 
     def intercept_client(
         self, next: temporalio.client.OutboundInterceptor
@@ -81,14 +99,46 @@ class TenuoClientInterceptor(temporalio.client.Interceptor):
 class TenuoWorkerInterceptor(temporalio.worker.Interceptor):
     """Signs PoP on workflow workers and verifies it on activity workers.
 
+    ``TenuoTemporalPlugin`` registers one for you. To compose it by hand
+    (your own ``Plugin``/``SimplePlugin``, or a bare ``Worker``), give the
+    worker three things the plugin would have given it::
+
+        tenuo = TenuoWorkerInterceptor(config, task_queue="agents")
+        Worker(client, task_queue="agents", workflows=[...],
+               activities=[*my_activities, *tenuo.local_activities()],
+               interceptors=[tenuo], workflow_runner=workflow_runner())
+
+    What the plugin does besides, and hand wiring does not: it preloads keys
+    before polling (here keys load on first use: the first workflow task that
+    needs one fails and is retried), refreshes a ``trusted_roots`` provider
+    periodically (here it is read once, at construction), keeps keys in use
+    warm, closes resolvers and signers after the last worker, and learns
+    argument names from the worker's activities (here from
+    ``config.activity_fns``, else ``arg0``, ``arg1``...; activity workers name
+    them by their own functions either way).
+
     Args:
         config: The plugin configuration.
+        task_queue: The worker's task queue, so delegation
+            (``tenuo_execute_child_workflow``) knows this worker runs the
+            minting local activity (the plugin reads it from the worker).
     """
 
-    def __init__(self, config: TenuoPluginConfig) -> None:
+    def __init__(self, config: TenuoPluginConfig, *, task_queue: str | None = None) -> None:
+        super().__init__()
         self.config = config
         self.activity_fns: dict[str, Callable[..., Any]] = {}
         self.mint_queues: set[str] = set()
+        if task_queue is not None:
+            self.mint_queues.add(task_queue)
+        self.register_activities(list(config.activity_fns))
+        self._mint = (make_mint_activity(config)
+                      if config.signs and config.delegation is not False else None)
+        self._remote_sign = make_remote_sign_activity(config) if config.signers else None
+        # False once a TenuoTemporalPlugin owns this interceptor: the plugin
+        # then loads roots, meter and loop itself, at the right moments.
+        self.hand_wired = True
+        self._roots_read = False
         self.recorder = Recorder(config.audit_callback, config.metrics)
         self.verifier = Verifier(config)
         self.keys_in_use = KeysInUse()
@@ -96,6 +146,21 @@ class TenuoWorkerInterceptor(temporalio.worker.Interceptor):
                                      self.recorder)
         self._inbound_class: type[WorkflowInbound] = inbound_class(WorkflowParts(
             self.run_policy, self.signer, self.recorder, self.verifier.remember_local_pop))
+
+    @property
+    def mints(self) -> bool:
+        """Whether this worker runs delegation's minting local activity."""
+        return self._mint is not None
+
+    def local_activities(self) -> list[Callable[..., Any]]:
+        """The plugin's local activities a workflow worker registers.
+
+        Delegation's minting activity (``__tenuo_mint_child_warrant``, when
+        this config signs and ``delegation`` is not False) and remote
+        signing's (``__tenuo_remote_sign``, when ``signers`` is set). They run
+        only as local activities of the calling run.
+        """
+        return [fn for fn in (self._mint, self._remote_sign) if fn is not None]
 
     def run_policy(self) -> RunPolicy:
         """The read-only facts a workflow run's helpers may see (no keys, no resolver)."""
@@ -133,13 +198,33 @@ class TenuoWorkerInterceptor(temporalio.worker.Interceptor):
         self, next: temporalio.worker.ActivityInboundInterceptor
     ) -> temporalio.worker.ActivityInboundInterceptor:
         """Verify every activity before it runs."""
+        self._wire_defaults()
         return ActivityInbound(next, self.verifier, self.recorder)
 
     def workflow_interceptor_class(
         self, input: temporalio.worker.WorkflowInterceptorClassInput
     ) -> type[temporalio.worker.WorkflowInboundInterceptor]:
         """Sign PoP for what workflows schedule."""
+        self._wire_defaults()
         return self._inbound_class
+
+    def _wire_defaults(self) -> None:
+        """What the plugin sets, when nothing did: the default runtime's meter, this loop.
+
+        Temporal asks for the interceptors while it builds the worker, on the
+        worker's event loop, after every plugin configured it.
+        """
+        if not self.hand_wired:
+            return
+        if callable(self.config.trusted_roots) and not self._roots_read:
+            self._roots_read = True
+            if not self.config.refresh_trusted_roots():
+                raise ResolverConfigError("the trusted_roots provider failed at start-up")
+        if self.recorder.meter is None:
+            self.recorder.set_meter(temporalio.runtime.Runtime.default().metric_meter)
+        if not self.recorder.has_loop:
+            with contextlib.suppress(RuntimeError):  # no running loop: audits log only
+                self.recorder.bind_loop(asyncio.get_running_loop())
 
 
 class TenuoInterceptor(TenuoWorkerInterceptor, TenuoClientInterceptor):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -13,7 +12,6 @@ import temporalio.client
 import temporalio.runtime
 import temporalio.worker
 from temporalio.plugin import SimplePlugin
-from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from tenuo_keys import CacheEvent, KeyResolutionError, KeyResolver, ResolverConfigError
 
@@ -21,25 +19,12 @@ from ._config import TenuoPluginConfig
 from ._ids import PLUGIN_ID
 from ._interceptors import TenuoInterceptor
 from ._keep_warm import KEEP_WARM_SECONDS
-from ._mint import make_mint_activity
-from ._remote import make_remote_sign_activity, warm_up
+from ._remote import warm_up
+from ._sandbox import workflow_runner
 
 __all__ = ["KEEP_WARM_SECONDS", "TenuoTemporalPlugin"]
 
 logger = logging.getLogger("tenuo_temporal")
-
-PASSTHROUGH = ("tenuo_core", "tenuo", "tenuo_keys", "tenuo_temporal", "cachetools")
-
-
-def _passthrough(runner: temporalio.worker.WorkflowRunner | None
-                 ) -> temporalio.worker.WorkflowRunner:
-    runner = runner or SandboxedWorkflowRunner()
-    if isinstance(runner, SandboxedWorkflowRunner):
-        return dataclasses.replace(
-            runner, restrictions=runner.restrictions.with_passthrough_modules(*PASSTHROUGH)
-        )
-    return runner
-
 
 class _Configured(temporalio.worker.Interceptor):
     """A no-op marker: this worker's config already went through a Tenuo plugin."""
@@ -59,14 +44,13 @@ class TenuoTemporalPlugin(SimplePlugin):
     def __init__(self, config: TenuoPluginConfig) -> None:
         self.config = config
         self.interceptor = TenuoInterceptor(config)
-        self._mint = make_mint_activity(config) if config.signs else None
-        self._remote_sign = make_remote_sign_activity(config) if config.signers else None
+        self.interceptor.hand_wired = False  # this plugin wires roots, meter and loop
         self._active_runs = 0
         self._observed: set[int] = set()
         super().__init__(
             PLUGIN_ID,
             interceptors=[self.interceptor],
-            workflow_runner=_passthrough,
+            workflow_runner=workflow_runner,
             run_context=self._run_context,
         )
 
@@ -86,13 +70,12 @@ class TenuoTemporalPlugin(SimplePlugin):
         # go wherever workflows run. A worker without activities of its own would
         # then start polling its activity queue and take other workers' tasks, so
         # it is kept to local activities with no_remote_activities.
-        internal = [fn for fn in (self._mint if self.config.delegation is not False else None,
-                                  self._remote_sign) if fn is not None]
+        internal = self.interceptor.local_activities()
         if internal and config.get("workflows"):
             config["activities"] = [*activities, *internal]
             if not activities:
                 config["no_remote_activities"] = True
-            if self._mint in internal:
+            if self.interceptor.mints:
                 self.interceptor.mint_queues.add(str(config.get("task_queue")))
         client = config.get("client")
         runtime = None
