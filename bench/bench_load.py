@@ -28,8 +28,8 @@ from typing import Any
 import tenuo_core
 from temporalio.worker import Worker
 
-from bench._load_workflows import FiveReads, read_file
 from bench._util import exit_with, parser, write_json
+from bench._workflows import FiveReads, read_file
 from integration.support.aws import MotoServer
 from integration.support.temporal import DevServer, quiet_runtime
 from tenuo_keys import (

@@ -60,13 +60,13 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from bench._remote_bench_workflows import (
+from bench._util import cpu_seconds, exit_with, parser, versions, write_json
+from bench._workflows import (
     SequentialReads,
     SequentialReadsAfterLocalActivity,
     noop,
     read_file,
 )
-from bench._util import cpu_seconds, exit_with, parser, versions, write_json
 from integration.support.temporal import DevServer, quiet_runtime
 from integration.support.vault import VaultServer
 from tenuo_keys import StaticKeyResolver, sign_pop

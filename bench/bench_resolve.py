@@ -53,6 +53,7 @@ from typing import Any
 from bench._util import (
     calibrate,
     exit_with,
+    finish,
     parser,
     run_meta,
     spread,
@@ -60,7 +61,6 @@ from bench._util import (
     time_2,
     time_empty,
     without_gc,
-    write_json,
 )
 
 KEY_ID = "agent1"
@@ -422,11 +422,7 @@ def main(argv: list[str] | None = None) -> int:
         sanity="every variant returned the expected key before and after timing",
     )
     print_report(summary, meta)
-    print(f"\ntotal {meta['elapsed_s']:.1f} s")
-    if args.json:
-        write_json(args.json, {"meta": meta, **summary})
-        print(f"wrote {args.json}")
-    return 0
+    return finish(args.json, meta, summary)
 
 
 if __name__ == "__main__":
