@@ -142,6 +142,11 @@ class ResolverURL:
             raise ResolverConfigError(f"{self.scheme}:// parameter {name} must be finite")
         return number
 
+    def pop_floats(self, *names: str) -> dict[str, float]:
+        """Take number parameters; the result holds those given (``none`` left out)."""
+        found = {name: self.pop_float(name, None) for name in names}
+        return {name: number for name, number in found.items() if number is not None}
+
     def pop_int(self, name: str, default: int) -> int:
         """Take an integer parameter."""
         value = self._query.pop(name, None)

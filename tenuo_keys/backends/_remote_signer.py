@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import abc
 import math
+import re
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -28,7 +29,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from .._keyset import public_bytes_of
 from .._resolver import check_key_id
 from .._signer import Signer
-from .._template import PLACEHOLDER
+from .._template import PLACEHOLDER, KeyTemplate
+from .._url import ResolverURL
 from ..errors import HolderMismatch, KeyResolutionError, ResolverClosed, ResolverConfigError
 
 __all__ = [
@@ -43,6 +45,8 @@ __all__ = [
     "as_message",
     "check_intervals",
     "check_signer_key_id",
+    "key_name",
+    "signer_url",
     "url_key_id",
 ]
 
@@ -407,6 +411,40 @@ def check_intervals(refresh_interval: float, max_age: float) -> None:
     if not (max_age > 0 and math.isfinite(max_age)):
         raise ResolverConfigError(
             f"max_age must be a positive number of seconds, got {max_age!r}")
+
+
+def signer_url(url: str | ResolverURL, scheme: str) -> ResolverURL:
+    """``url`` parsed, refused unless its scheme is ``scheme``.
+
+    Raises:
+        ResolverConfigError: A malformed URL, or one of another scheme.
+    """
+    parsed = url if isinstance(url, ResolverURL) else ResolverURL(url)
+    if parsed.scheme != scheme:
+        raise ResolverConfigError(f"expected a {scheme}:// URL, got {parsed.scheme}://")
+    return parsed
+
+
+def key_name(template: KeyTemplate, key_id: str, backend: str, valid: re.Pattern[str],
+             what: str, rule: str) -> str:
+    """The remote key's name for ``key_id``; refuses ids that make an invalid one.
+
+    Args:
+        template: The signer's name template.
+        key_id: The key id.
+        backend: The backend name, for errors.
+        valid: What a name must fully match.
+        what: What the name is called in errors (``"Transit key name"``).
+        rule: What ``valid`` asks, in words.
+
+    Raises:
+        ResolverConfigError: A bad key id, or one giving a name ``valid`` refuses.
+    """
+    check_signer_key_id(key_id, backend)
+    name = template.render(key_id)
+    if not valid.fullmatch(name):
+        raise ResolverConfigError(f"key id {key_id!r} gives the {what} {name[:80]!r}; {rule}")
+    return name
 
 
 def check_signer_key_id(key_id: str, backend: str) -> None:

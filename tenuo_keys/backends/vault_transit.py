@@ -61,7 +61,8 @@ from ._remote_signer import (
     VersionSnapshot,
     as_message,
     check_intervals,
-    check_signer_key_id,
+    key_name,
+    signer_url,
     url_key_id,
 )
 from ._vault_common import (
@@ -402,15 +403,9 @@ class VaultTransitSigner(RemoteSigner[TransitKeyInfo, _Settings, _SharedSession]
             ResolverConfigError: A malformed URL, an unknown parameter, a
                 conflict, or no key id for a template with ``{key_id}``.
         """
-        parsed = url if isinstance(url, ResolverURL) else ResolverURL(url)
-        if parsed.scheme != SCHEME:
-            raise ResolverConfigError(
-                f"expected a {SCHEME}:// URL, got {parsed.scheme}://")
+        parsed = signer_url(url, SCHEME)
         options = url_options(parsed, "name_template")
-        for name in ("refresh_interval", "max_age"):
-            number = parsed.pop_float(name, None)
-            if number is not None:
-                options[name] = number
+        options.update(parsed.pop_floats("refresh_interval", "max_age"))
         for name in ("lazy", "prehashed", "dangerously_allow_exportable"):
             flag = pop_opt_bool(parsed, name)
             if flag is not None:
@@ -573,13 +568,8 @@ def _check_template(template: str) -> KeyTemplate:
 
 def _key_name(template: str, key_id: str) -> str:
     """The Transit key name of ``key_id``; refuses ids that make an invalid name."""
-    check_signer_key_id(key_id, BACKEND)
-    name = _check_template(template).render(key_id)
-    if not TRANSIT_NAME.fullmatch(name):
-        raise ResolverConfigError(
-            f"key id {key_id!r} gives the Transit key name {name[:80]!r}; names may hold "
-            "only letters, digits and '-_.'")
-    return name
+    return key_name(_check_template(template), key_id, BACKEND, TRANSIT_NAME, "Transit key name",
+                    "names may hold only letters, digits and '-_.'")
 
 
 def _open(key_id: str, url: str | None, options: dict[str, Any]) -> VaultTransitSigner:
