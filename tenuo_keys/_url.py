@@ -161,9 +161,14 @@ class ResolverURL:
 
     def pop_bool(self, name: str, default: bool) -> bool:
         """Take a boolean parameter (true/false, 1/0, yes/no)."""
+        value = self.pop_opt_bool(name)
+        return default if value is None else value
+
+    def pop_opt_bool(self, name: str) -> bool | None:
+        """Take a boolean parameter; None when absent (so the constructor default applies)."""
         value = self._query.pop(name, None)
         if value is None:
-            return default
+            return None
         lowered = value.lower()
         if lowered in ("1", "true", "yes", "on"):
             return True

@@ -68,7 +68,6 @@ __all__ = [
     "check_arguments",
     "clean_mount",
     "map_error",
-    "pop_opt_bool",
     "summary",
     "url_options",
 ]
@@ -441,7 +440,7 @@ def _connection_options(url: ResolverURL) -> dict[str, Any]:
             "or keyword arguments"
         )
     options: dict[str, Any] = {}
-    tls = pop_opt_bool(url, "tls")
+    tls = url.pop_opt_bool("tls")
     if url.host:
         host = f"[{url.host}]" if ":" in url.host else url.host
         protocol = "http" if tls is False else "https"
@@ -457,7 +456,7 @@ def _connection_options(url: ResolverURL) -> dict[str, Any]:
         if value is not None:
             options[name] = value
     for name in ("verify", "renew", INSECURE_OPT_IN):
-        flag = pop_opt_bool(url, name)
+        flag = url.pop_opt_bool(name)
         if flag is not None:
             options[name] = flag
     timeout = url.pop_float("timeout", None)
@@ -943,16 +942,3 @@ def clean_mount(mount: str) -> str:
     ):
         raise ResolverConfigError(f"invalid Vault mount {mount!r}")
     return cleaned
-
-
-def pop_opt_bool(url: ResolverURL, name: str) -> bool | None:
-    """A boolean parameter, or None when absent (so the constructor default applies)."""
-    raw = url.pop_optional(name)
-    if raw is None:
-        return None
-    lowered = raw.lower()
-    if lowered in ("1", "true", "yes", "on"):
-        return True
-    if lowered in ("0", "false", "no", "off"):
-        return False
-    raise ResolverConfigError(f"{url.scheme}:// parameter {name}={raw!r} is not a boolean")

@@ -52,7 +52,6 @@ from ._vault_common import (
     check_addr,
     check_arguments,
     clean_mount,
-    pop_opt_bool,
     url_options,
 )
 from ._vault_common import DEFAULT_K8S_JWT_PATH as DEFAULT_K8S_JWT_PATH
@@ -268,7 +267,7 @@ class VaultKeyResolver(BackendKeyResolver):
         if field is not None:
             options["field"] = field
         for name in ("transit", "allow_slash"):
-            flag = pop_opt_bool(url, name)
+            flag = url.pop_opt_bool(name)
             if flag is not None:
                 options[name] = flag
         kv = url.pop_optional("kv")

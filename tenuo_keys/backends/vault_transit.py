@@ -72,7 +72,6 @@ from ._vault_common import (
     VaultConnection,
     check_arguments,
     clean_mount,
-    pop_opt_bool,
     summary,
     url_options,
 )
@@ -407,7 +406,7 @@ class VaultTransitSigner(RemoteSigner[TransitKeyInfo, _Settings, _SharedSession]
         options = url_options(parsed, "name_template")
         options.update(parsed.pop_floats("refresh_interval", "max_age"))
         for name in ("lazy", "prehashed", "dangerously_allow_exportable"):
-            flag = pop_opt_bool(parsed, name)
+            flag = parsed.pop_opt_bool(name)
             if flag is not None:
                 options[name] = flag
         parsed.finish()
