@@ -164,6 +164,11 @@ class ResolverURL:
         value = self.pop_opt_bool(name)
         return default if value is None else value
 
+    def pop_bools(self, *names: str) -> dict[str, bool]:
+        """Take boolean parameters; the result holds those given."""
+        found = {name: self.pop_opt_bool(name) for name in names}
+        return {name: flag for name, flag in found.items() if flag is not None}
+
     def pop_opt_bool(self, name: str) -> bool | None:
         """Take a boolean parameter; None when absent (so the constructor default applies)."""
         value = self._query.pop(name, None)

@@ -455,13 +455,8 @@ def _connection_options(url: ResolverURL) -> dict[str, Any]:
         value = url.pop_optional(name)
         if value is not None:
             options[name] = value
-    for name in ("verify", "renew", INSECURE_OPT_IN):
-        flag = url.pop_opt_bool(name)
-        if flag is not None:
-            options[name] = flag
-    timeout = url.pop_float("timeout", None)
-    if timeout is not None:
-        options["timeout"] = timeout
+    options.update(url.pop_bools("verify", "renew", INSECURE_OPT_IN))
+    options.update(url.pop_floats("timeout"))
     return options
 
 

@@ -266,10 +266,7 @@ class VaultKeyResolver(BackendKeyResolver):
         field = url.pop_optional("field")
         if field is not None:
             options["field"] = field
-        for name in ("transit", "allow_slash"):
-            flag = url.pop_opt_bool(name)
-            if flag is not None:
-                options[name] = flag
+        options.update(url.pop_bools("transit", "allow_slash"))
         kv = url.pop_optional("kv")
         if kv is not None:
             if kv not in ("1", "2"):

@@ -405,10 +405,7 @@ class VaultTransitSigner(RemoteSigner[TransitKeyInfo, _Settings, _SharedSession]
         parsed = signer_url(url, SCHEME)
         options = url_options(parsed, "name_template")
         options.update(parsed.pop_floats("refresh_interval", "max_age"))
-        for name in ("lazy", "prehashed", "dangerously_allow_exportable"):
-            flag = parsed.pop_opt_bool(name)
-            if flag is not None:
-                options[name] = flag
+        options.update(parsed.pop_bools("lazy", "prehashed", "dangerously_allow_exportable"))
         parsed.finish()
         key_id = url_key_id(SCHEME, options, kwargs, key_id, DEFAULT_TEMPLATE)
         return cls(key_id, **options, **kwargs)
