@@ -19,7 +19,7 @@ import math
 import re
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar, Final, Generic, Protocol, TypeVar
 
 import tenuo_core
@@ -133,6 +133,14 @@ class SignerSettings(Protocol):
     def name_template(self) -> str:
         """The key name template, with at most one ``{key_id}``."""
 
+    @property
+    def refresh_interval(self) -> float:
+        """Fewest seconds between two reads of the key caused by an unknown holder."""
+
+    @property
+    def max_age(self) -> float:
+        """Seconds after which signing without a holder reads the key again."""
+
 
 class RemoteSigner(Signer, Generic[InfoT, SettingsT, SharedT]):
     """Base of the signers whose key never leaves a KMS (see the module docstring).
@@ -170,10 +178,13 @@ class RemoteSigner(Signer, Generic[InfoT, SettingsT, SharedT]):
             ResolverConfigError: ``key_id`` names no valid key.
         """
 
-    def _init_versions(self, key_id: str, *, refresh_interval: float, max_age: float) -> None:
+    def _init_versions(self, key_id: str, settings: SettingsT, shared: SharedT) -> None:
+        """Hold ``settings`` and ``shared``; no key version is known yet."""
         Signer.__init__(self, key_id)
-        self.refresh_interval = refresh_interval
-        self.max_age = max_age
+        self._settings = settings
+        self._shared = shared
+        self.refresh_interval = settings.refresh_interval
+        self.max_age = settings.max_age
         self._lock = threading.Lock()
         self._count_lock = threading.Lock()
         self._snapshot: VersionSnapshot[InfoT] | None = None
@@ -283,6 +294,33 @@ class RemoteSigner(Signer, Generic[InfoT, SettingsT, SharedT]):
     @abc.abstractmethod
     def _mismatch(self, info: InfoT, raw: bytes, *, retryable: bool) -> HolderMismatch:
         """The error for a holder ``raw`` that is no signing version of the key."""
+
+    def _mismatch_error(self, raw: bytes, key: str, signing: Sequence[tuple[int, bytes | None]],
+                        adjective: str, known: tuple[int, str] | None, *,
+                        retryable: bool) -> HolderMismatch:
+        """The :meth:`_mismatch` error, worded the same for every backend.
+
+        Args:
+            raw: The holder's raw public key.
+            key: How the error names the key.
+            signing: Number and public key of each version that signs, newest first.
+            adjective: What the backend calls a version that signs (``"ENABLED"``).
+            known: When ``raw`` is a version that does not sign: its number and
+                why it does not (``"no longer signs (...)"``).
+            retryable: Whether a later read of the key may find the holder.
+        """
+        wanted = raw.hex()[:16]
+        if known is not None:
+            number, why = known
+            reason = (f"holder mismatch: the warrant holder {wanted}… is version {number} of "
+                      f"{self._KEY_KIND} {key}, which {why}")
+        else:
+            held = ", ".join(f"{n}={(public or b'').hex()[:16]}…" for n, public in signing)
+            reason = (f"holder mismatch: the warrant holder {wanted}… matches none of the "
+                      f"{len(signing)} {adjective} version(s) of {self._KEY_KIND} {key}"
+                      + (f" ({held})" if held else ""))
+        return HolderMismatch(reason, key_id=self.key_id, backend=self.backend,
+                              retryable=retryable)
 
     # -- reading the key -------------------------------------------------------------
 

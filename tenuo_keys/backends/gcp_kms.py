@@ -391,10 +391,7 @@ class GCPKMSSigner(RemoteSigner[KMSKeyInfo, _Settings, _SharedClient]):
 
     def _setup(self, key_id: str, settings: _Settings, shared: _SharedClient, *,
                lazy: bool) -> None:
-        self._init_versions(key_id, refresh_interval=settings.refresh_interval,
-                            max_age=settings.max_age)
-        self._settings = settings
-        self._shared = shared
+        self._init_versions(key_id, settings, shared)
         self.project = settings.project
         self.location = settings.location
         self.key_ring = settings.key_ring
@@ -540,19 +537,11 @@ class GCPKMSSigner(RemoteSigner[KMSKeyInfo, _Settings, _SharedClient]):
         return snapshot, snapshot.info.current
 
     def _mismatch(self, info: KMSKeyInfo, raw: bytes, *, retryable: bool) -> HolderMismatch:
-        wanted = raw.hex()[:16]
         known = next((v for v in info.versions if v.public == raw), None)
-        if known is not None:
-            reason = (f"holder mismatch: the warrant holder {wanted}… is version "
-                      f"{known.number} of CryptoKey {info.name}, which is {known.state} "
-                      f"(Cloud KMS signs only with ENABLED versions)")
-        else:
-            held = ", ".join(f"{v.number}={(v.public or b'').hex()[:16]}…" for v in info.signing)
-            reason = (f"holder mismatch: the warrant holder {wanted}… matches none of the "
-                      f"{len(info.signing)} ENABLED version(s) of CryptoKey {info.name}"
-                      + (f" ({held})" if held else ""))
-        return HolderMismatch(reason, key_id=self.key_id, backend=self.backend,
-                              retryable=retryable)
+        why = None if known is None else (
+            known.number, f"is {known.state} (Cloud KMS signs only with ENABLED versions)")
+        return self._mismatch_error(raw, info.name, [(v.number, v.public) for v in info.signing],
+                                    "ENABLED", why, retryable=retryable)
 
     def _none_enabled(self, info: KMSKeyInfo) -> KeyNotFound:
         states = ", ".join(f"{v.number}={v.state}" for v in info.versions) or "no versions"

@@ -372,10 +372,7 @@ class VaultTransitSigner(RemoteSigner[TransitKeyInfo, _Settings, _SharedSession]
 
     def _setup(self, key_id: str, settings: _Settings, shared: _SharedSession, *,
                lazy: bool) -> None:
-        self._init_versions(key_id, refresh_interval=settings.refresh_interval,
-                            max_age=settings.max_age)
-        self._settings = settings
-        self._shared = shared
+        self._init_versions(key_id, settings, shared)
         self.mount = settings.mount
         self.key_name = self._key_name_for(key_id)
         self.connection = settings.connection
@@ -441,19 +438,12 @@ class VaultTransitSigner(RemoteSigner[TransitKeyInfo, _Settings, _SharedSession]
         return snapshot, snapshot.info.current.version
 
     def _mismatch(self, info: TransitKeyInfo, raw: bytes, *, retryable: bool) -> HolderMismatch:
-        wanted = raw.hex()[:16]
         retired = next((v for v in info.retired if v.public == raw), None)
-        if retired is not None:
-            reason = (f"holder mismatch: the warrant holder {wanted}… is version "
-                      f"{retired.version} of Transit key {info.name!r}, which no longer signs "
-                      f"(below min_encryption_version)")
-        else:
-            held = ", ".join(f"{v.version}={v.public.hex()[:16]}…" for v in info.versions)
-            reason = (f"holder mismatch: the warrant holder {wanted}… matches none of the "
-                      f"{len(info.versions)} signing version(s) of Transit key {info.name!r} "
-                      f"({held})")
-        return HolderMismatch(reason, key_id=self.key_id, backend=self.backend,
-                              retryable=retryable)
+        why = None if retired is None else (
+            retired.version, "no longer signs (below min_encryption_version)")
+        return self._mismatch_error(raw, repr(info.name),
+                                    [(v.version, v.public) for v in info.versions], "signing",
+                                    why, retryable=retryable)
 
     def _load(self, construction: bool) -> _Snapshot:
         where = f"{self.mount}/keys/{self.key_name}"
