@@ -4,7 +4,7 @@ The scripts run as modules from the repository root (``python -m
 bench.bench_temporal``) and import this as ``bench._util``; the services they
 start (the Temporal dev server, OpenBao, moto_server, the GCP fake) and the
 quiet Temporal runtime come from ``integration.support``. It imports only the
-standard library. The Temporal workflow modules (``_*_workflows.py``) must not
+standard library. The Temporal workflow modules (``_*workflows.py``) must not
 import it: the workflow sandbox re-imports those and should see nothing but
 temporalio.
 """
@@ -71,6 +71,19 @@ def write_json(path: str | Path, data: Any) -> None:
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+
+
+def finish(json_path: str | None, meta: dict[str, Any], results: dict[str, Any]) -> int:
+    """End a run: print its total time and, given a path, write ``{"meta": meta, **results}``.
+
+    Returns:
+        0, the exit status of a run that measured what it set out to.
+    """
+    print(f"\ntotal {meta['elapsed_s']:.1f} s")
+    if json_path:
+        write_json(json_path, {"meta": meta, **results})
+        print(f"wrote {json_path}")
+    return 0
 
 
 def exit_with(main: Callable[[], int]) -> NoReturn:

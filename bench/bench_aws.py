@@ -48,7 +48,7 @@ from typing import Any
 import tenuo_core
 from botocore.awsrequest import AWSResponse
 
-from bench._util import exit_with, parser, run_meta, spread, time_1, time_2, without_gc, write_json
+from bench._util import exit_with, finish, parser, run_meta, spread, time_1, time_2, without_gc
 from integration.support.aws import MotoServer
 from tenuo_keys import CachePolicy, encode_signing_key
 from tenuo_keys.backends.aws import AWSSecretsManagerKeyResolver
@@ -273,11 +273,7 @@ def main(argv: list[str] | None = None) -> int:
     meta = run_meta(started, "moto", "boto3", "tenuo_keys",
                     quick=args.quick, keys=count, rounds=rounds, endpoint=moto.endpoint)
     report(results, meta)
-    print(f"\ntotal {meta['elapsed_s']:.1f} s")
-    if args.json:
-        write_json(args.json, {"meta": meta, **results})
-        print(f"wrote {args.json}")
-    return 0
+    return finish(args.json, meta, results)
 
 
 if __name__ == "__main__":

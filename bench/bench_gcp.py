@@ -36,7 +36,7 @@ from typing import Any
 
 import tenuo_core
 
-from bench._util import exit_with, parser, run_meta, spread, write_json
+from bench._util import exit_with, finish, parser, run_meta, spread
 from integration.support.gcp_sm_server import ControlClient
 from integration.support.procs import REPO_ROOT, ManagedProcess, free_port, module_argv
 from tenuo_keys import CachePolicy, encode_signing_key
@@ -174,7 +174,6 @@ def report(results: dict[str, Any], meta: dict[str, Any]) -> None:
     warm = results["warm_resolve_sync_ns"]
     print(f"warm resolve_sync: median {warm['median']:.0f} ns  p10 {warm['p10']:.0f} ns  "
           f"p90 {warm['p90']:.0f} ns per call ({warm['n']} batches of 20,000)")
-    print(f"\ntotal {meta['elapsed_s']:.1f} s")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -203,10 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     meta = run_meta(started, "google_cloud_secret_manager", "grpcio",
                     quick=args.quick, keys=n_keys, cold_samples=n_cold)
     report(results, meta)
-    if args.json:
-        write_json(args.json, {"meta": meta, **results})
-        print(f"wrote {args.json}")
-    return 0
+    return finish(args.json, meta, results)
 
 
 if __name__ == "__main__":

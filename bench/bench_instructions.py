@@ -59,7 +59,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from bench._util import exit_with, parser, run_meta, write_json
+from bench._util import exit_with, finish, parser, run_meta
 from integration.support.procs import REPO_ROOT, module_argv
 
 WARM = 5  # activities in the warm-up loop every measured process runs first
@@ -257,11 +257,7 @@ def main(argv: list[str]) -> int:
     res = measure(valgrind, loops, pool_size, workers)
     report(res)
     meta = run_meta(started, "tenuo", "temporalio")
-    print(f"\ntotal {meta['elapsed_s']:.1f} s")
-    if args.json:
-        write_json(args.json, {"meta": meta, **res})
-        print(f"results written to {args.json}")
-    return 0
+    return finish(args.json, meta, res)
 
 
 if __name__ == "__main__":

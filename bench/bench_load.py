@@ -28,8 +28,8 @@ from typing import Any
 import tenuo_core
 from temporalio.worker import Worker
 
-from bench._load_workflows import FiveReads, read_file
 from bench._util import exit_with, parser, write_json
+from bench._workflows import FiveReads, read_file
 from integration.support.aws import MotoServer
 from integration.support.temporal import DevServer, quiet_runtime
 from tenuo_keys import (
@@ -128,12 +128,12 @@ async def run(workflows: int, activities: int, keys: int) -> dict[str, Any]:
 
 
 def report(result: dict[str, Any]) -> None:
-    lat = result["auth_latency_ms"]
     print(f"load: {result['workflows']} workflows x {result['activities_per_workflow']} "
           f"activities, {result['keys']} key ids (half AWS Secrets Manager on moto_server, "
           "half env), one worker, full plugin")
     print(f"  {result['activities']} activities in {result['seconds']:.2f} s: "
           f"{result['activities_per_second']:.0f} activities/s")
+    lat = result["auth_latency_ms"]
     print(f"  authorization (verify) latency: p50 {lat.get('p50', 0):.3f} ms, "
           f"p99 {lat.get('p99', 0):.3f} ms, max {lat.get('max', 0):.3f} ms")
     print(f"  errors: {result['errors']} (goal 0)" + (

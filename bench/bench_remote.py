@@ -60,13 +60,13 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from bench._remote_bench_workflows import (
+from bench._util import cpu_seconds, exit_with, parser, versions, write_json
+from bench._workflows import (
     SequentialReads,
     SequentialReadsAfterLocalActivity,
     noop,
     read_file,
 )
-from bench._util import cpu_seconds, exit_with, parser, versions, write_json
 from integration.support.temporal import DevServer, quiet_runtime
 from integration.support.vault import VaultServer
 from tenuo_keys import StaticKeyResolver, sign_pop
@@ -278,11 +278,12 @@ async def run(quick: bool) -> dict[str, Any]:
 
 
 def report(result: dict[str, Any]) -> None:
-    shape = result["shape"]
+    shape, sign, ratios, added, split, checks = (result[k] for k in (
+        "shape", "sign_in_process_ms", "ratios_remote_over_local", "added_ms_per_activity",
+        "cpu_ms_self_split", "checks"))
     print(f"remote signer (OpenBao Transit) vs local key, through tenuo_execute_activity; "
           f"{shape['workflows']} workflows x {shape['activities_per_workflow']} sequential "
           f"activities, {shape['rounds']} rounds, medians")
-    sign = result["sign_in_process_ms"]
     print(f"  PoP signing alone (no Temporal): remote {sign['remote_transit']:.3f} ms "
           f"({sign['remote_transit_cpu_self']:.3f} ms CPU here), local {sign['local']:.3f} ms")
     print(f"  {'variant':14} {'act/s':>8} {'wall ms/act':>12} {'seq ms/act':>11} "
@@ -291,16 +292,12 @@ def report(result: dict[str, Any]) -> None:
         print(f"  {name:14} {v['activities_per_second']:8.1f} {v['wall_ms_per_activity']:12.2f} "
               f"{v['sequential_ms_per_activity']:11.2f} {v['cpu_ms_self']:9.2f} "
               f"{v['cpu_ms_temporal']:13.2f} {v['cpu_ms_openbao']:8.2f}")
-    ratios = result["ratios_remote_over_local"]
-    added = result["added_ms_per_activity"]
     print(f"  remote/local: throughput x{ratios['activities_per_second']:.2f}, sequential "
           f"latency x{ratios['sequential_ms_per_activity']:.2f} (+{added['sequential']:.2f} ms "
           f"per activity), CPU of this process x{ratios['cpu_ms_self']:.2f}")
-    split = result["cpu_ms_self_split"]
     print(f"  extra CPU here per remote activity: local-activity machinery "
           f"{split['local_activity_machinery']:.2f} ms + Transit request and signing "
           f"{split['transit_request_and_signing']:.2f} ms")
-    checks = result["checks"]
     print(f"  Transit sign requests: {checks['transit_sign_requests']} for "
           f"{checks['expected_sign_requests']} remote activities; markers per workflow "
           f"{checks['markers_per_workflow']}")

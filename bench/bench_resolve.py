@@ -53,6 +53,7 @@ from typing import Any
 from bench._util import (
     calibrate,
     exit_with,
+    finish,
     parser,
     run_meta,
     spread,
@@ -60,7 +61,6 @@ from bench._util import (
     time_2,
     time_empty,
     without_gc,
-    write_json,
 )
 
 KEY_ID = "agent1"
@@ -81,6 +81,10 @@ REF_CACHED = ("ref.aws.no_loop", "ref.aws.in_loop")
 # Every variant is timed with the same loop shape (``_util.time_1``/``time_2``:
 # a pre-bound callable, positional args), so the loop and call overhead is the
 # same in the floor and in ours.
+
+
+Timed = tuple[Callable[[], Any], Callable[[int], int]]
+"""One call (for the sanity check), and n calls timed (elapsed ns)."""
 
 
 @dataclass
@@ -104,7 +108,7 @@ class Variant:
         }
 
 
-def _plain(fn: Callable[..., Any], *args: Any) -> tuple[Callable[[], Any], Callable[[int], int]]:
+def _plain(fn: Callable[..., Any], *args: Any) -> Timed:
     if len(args) == 1:
         (a,) = args
         return (lambda: fn(a)), (lambda n: time_1(fn, a, n))
@@ -114,7 +118,7 @@ def _plain(fn: Callable[..., Any], *args: Any) -> tuple[Callable[[], Any], Calla
 
 def _in_loop(
     loop: asyncio.AbstractEventLoop, fn: Callable[[Any], Any], a: Any
-) -> tuple[Callable[[], Any], Callable[[int], int]]:
+) -> Timed:
     """Time ``fn(a)`` called synchronously from inside a running event loop."""
 
     async def one() -> Any:
@@ -208,41 +212,25 @@ def build(stack: contextlib.ExitStack) -> Setup:
     loop = asyncio.new_event_loop()
     stack.callback(loop.close)
 
-    def variant(name: str, group: str, label: str, pair: tuple[Any, Any]) -> Variant:
-        return Variant(name, group, label, pair[0], pair[1])
-
-    variants = [
-        variant("floor.dict_get", "floor", "dict.get(key_id)", _plain(keys.get, KEY_ID)),
-        variant(
-            "ours.env.resolve_sync", "ours", "tenuo_keys Env resolve_sync",
-            _plain(ours_env.resolve_sync, KEY_ID),
-        ),
-        variant(
-            "ours.static.resolve_sync", "ours", "tenuo_keys Static resolve_sync",
-            _plain(ours_static.resolve_sync, KEY_ID),
-        ),
-        variant(
-            "ours.env.resolve_for_holder_sync", "ours", "tenuo_keys Env resolve_for_holder_sync",
-            _plain(ours_env.resolve_for_holder_sync, KEY_ID, holder),
-        ),
-        variant(
-            "ours.static.resolve_for_holder_sync", "ours",
-            "tenuo_keys Static resolve_for_holder_sync",
-            _plain(ours_static.resolve_for_holder_sync, KEY_ID, holder),
-        ),
-        variant(
-            "ref.env", "reference", "tenuo.temporal Env resolve_sync (preloaded)",
-            _plain(ref_env.resolve_sync, KEY_ID),
-        ),
-        variant(
-            "ref.aws.no_loop", "reference", "tenuo.temporal AWS resolve_sync hit, no loop",
-            _plain(ref_aws.resolve_sync, KEY_ID),
-        ),
-        variant(
-            "ref.aws.in_loop", "reference", "tenuo.temporal AWS resolve_sync hit, in loop",
-            _in_loop(loop, ref_aws.resolve_sync, KEY_ID),
-        ),
+    table: list[tuple[str, str, str, Timed]] = [  # name, group, label, timed calls
+        ("floor.dict_get", "floor", "dict.get(key_id)", _plain(keys.get, KEY_ID)),
+        ("ours.env.resolve_sync", "ours", "tenuo_keys Env resolve_sync",
+         _plain(ours_env.resolve_sync, KEY_ID)),
+        ("ours.static.resolve_sync", "ours", "tenuo_keys Static resolve_sync",
+         _plain(ours_static.resolve_sync, KEY_ID)),
+        ("ours.env.resolve_for_holder_sync", "ours", "tenuo_keys Env resolve_for_holder_sync",
+         _plain(ours_env.resolve_for_holder_sync, KEY_ID, holder)),
+        ("ours.static.resolve_for_holder_sync", "ours",
+         "tenuo_keys Static resolve_for_holder_sync",
+         _plain(ours_static.resolve_for_holder_sync, KEY_ID, holder)),
+        ("ref.env", "reference", "tenuo.temporal Env resolve_sync (preloaded)",
+         _plain(ref_env.resolve_sync, KEY_ID)),
+        ("ref.aws.no_loop", "reference", "tenuo.temporal AWS resolve_sync hit, no loop",
+         _plain(ref_aws.resolve_sync, KEY_ID)),
+        ("ref.aws.in_loop", "reference", "tenuo.temporal AWS resolve_sync hit, in loop",
+         _in_loop(loop, ref_aws.resolve_sync, KEY_ID)),
     ]
+    variants = [Variant(name, group, label, *pair) for name, group, label, pair in table]
 
     env_versions = ours_env.resolve_versions_sync(KEY_ID)
     static_versions = ours_static.resolve_versions_sync(KEY_ID)
@@ -422,11 +410,7 @@ def main(argv: list[str] | None = None) -> int:
         sanity="every variant returned the expected key before and after timing",
     )
     print_report(summary, meta)
-    print(f"\ntotal {meta['elapsed_s']:.1f} s")
-    if args.json:
-        write_json(args.json, {"meta": meta, **summary})
-        print(f"wrote {args.json}")
-    return 0
+    return finish(args.json, meta, summary)
 
 
 if __name__ == "__main__":

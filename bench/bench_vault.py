@@ -41,7 +41,7 @@ from typing import Any
 
 import tenuo_core
 
-from bench._util import calibrate, exit_with, parser, run_meta, write_json
+from bench._util import calibrate, exit_with, finish, parser, run_meta
 from integration.support.vault import VaultServer
 from tenuo_keys import CachePolicy, encode_signing_key
 from tenuo_keys.backends.vault import VaultKeyResolver
@@ -275,9 +275,7 @@ def main(argv: list[str] | None = None) -> int:
     meta = run_meta(started, "tenuo_keys", "hvac",
                     quick=args.quick, openbao="bao server -dev (in-memory, loopback)")
     report(results, meta)
-    if args.json:
-        write_json(args.json, {"meta": meta, "results": results})
-    return 0
+    return finish(args.json, meta, {"results": results})
 
 
 def report(results: dict[str, Any], meta: dict[str, Any]) -> None:
@@ -304,7 +302,6 @@ def report(results: dict[str, Any], meta: dict[str, Any]) -> None:
               f"({p['keys'] / p['sequential_s']:>7.0f} keys/s)")
         print(f"  preload_all() (LIST + load)  {p['preload_all_s']:>7.3f} s")
         print(f"  parallel speedup             {p['speedup']:>7.1f}x")
-    print(f"\ntotal {meta['elapsed_s']:.1f} s")
 
 
 if __name__ == "__main__":

@@ -838,11 +838,7 @@ class KeyCache:
     def clear(self) -> None:
         """Forget every key; loads already running are not stored. Never waits."""
         with self._lock:
-            self._store.clear()
-            self._order.clear()
-            self._failures.clear()
-            self._last_error.clear()
-            self._inflight.clear()
+            self._forget_all()
             self._cancel_retries()
 
     def key_ids(self) -> list[str]:
@@ -883,11 +879,15 @@ class KeyCache:
             if not future.done():
                 future.set_exception(ResolverClosed(backend=self.backend))
         with self._lock:
-            self._store.clear()
-            self._order.clear()
-            self._failures.clear()
-            self._last_error.clear()
-            self._inflight.clear()
+            self._forget_all()
+
+    def _forget_all(self) -> None:
+        """Drop every key, failure record and in-flight load (the lock held)."""
+        self._store.clear()
+        self._order.clear()
+        self._failures.clear()
+        self._last_error.clear()
+        self._inflight.clear()
 
     def __repr__(self) -> str:
         return (

@@ -26,7 +26,7 @@ from .errors import (
 )
 
 __all__ = ["BackendKeyResolver", "ForeignKeyResolver", "KeyMaterial", "KeyResolver", "StoredKey",
-           "as_key_resolver", "check_key_id"]
+           "as_key_resolver", "check_key_id", "count_loaded"]
 
 logger = logging.getLogger("tenuo_keys")
 
@@ -438,7 +438,7 @@ class BackendKeyResolver(KeyResolver):
             ResolverConfigError: An explicit ``maxsize`` is smaller than the
                 number of keys listed; nothing was loaded.
         """
-        return _count_loaded(self._preload_many(self.list_key_ids()), strict)
+        return count_loaded(self._preload_many(self.list_key_ids()), strict)
 
     def invalidate(self, key_id: str) -> None:
         """Forget ``key_id`` so the next resolve fetches it again."""
@@ -508,11 +508,20 @@ class BackendKeyResolver(KeyResolver):
         return f"{type(self).__name__}(backend={self.backend!r}, held={len(self._cache)})"
 
 
+def count_loaded(outcome: Mapping[str, KeyResolutionError | None], strict: bool,
+                 log: logging.Logger = logger) -> int:
+    """What ``preload_all`` returns: how many ids of ``outcome`` loaded.
 
-def _count_loaded(outcome: Mapping[str, KeyResolutionError | None], strict: bool) -> int:
+    Each failure is logged to ``log``; with ``strict`` the first one is raised.
+
+    Args:
+        outcome: Each id's error, or None where it loaded.
+        strict: Raise the first failure instead of skipping it.
+        log: The resolver's logger.
+    """
     errors = [e for e in outcome.values() if e is not None]
     for error in errors:
-        logger.error("tenuo_keys: preload_all could not load a key: %s", error)
+        log.error("tenuo_keys: preload_all could not load a key: %s", error)
     if strict and errors:
         raise errors[0]
     return len(outcome) - len(errors)

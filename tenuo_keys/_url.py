@@ -142,6 +142,11 @@ class ResolverURL:
             raise ResolverConfigError(f"{self.scheme}:// parameter {name} must be finite")
         return number
 
+    def pop_floats(self, *names: str) -> dict[str, float]:
+        """Take number parameters; the result holds those given (``none`` left out)."""
+        found = {name: self.pop_float(name, None) for name in names}
+        return {name: number for name, number in found.items() if number is not None}
+
     def pop_int(self, name: str, default: int) -> int:
         """Take an integer parameter."""
         value = self._query.pop(name, None)
@@ -156,9 +161,19 @@ class ResolverURL:
 
     def pop_bool(self, name: str, default: bool) -> bool:
         """Take a boolean parameter (true/false, 1/0, yes/no)."""
+        value = self.pop_opt_bool(name)
+        return default if value is None else value
+
+    def pop_bools(self, *names: str) -> dict[str, bool]:
+        """Take boolean parameters; the result holds those given."""
+        found = {name: self.pop_opt_bool(name) for name in names}
+        return {name: flag for name, flag in found.items() if flag is not None}
+
+    def pop_opt_bool(self, name: str) -> bool | None:
+        """Take a boolean parameter; None when absent (so the constructor default applies)."""
         value = self._query.pop(name, None)
         if value is None:
-            return default
+            return None
         lowered = value.lower()
         if lowered in ("1", "true", "yes", "on"):
             return True

@@ -26,6 +26,12 @@ __all__ = ["main"]
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
+_public_format = click.option(
+    "--format", "fmt", type=click.Choice(["base64", "hex", "pem"]), default="base64",
+    show_default=True)
+"""The ``--format`` option of the commands that print a public key."""
+
+
 @click.group()
 @click.version_option(package_name="tenuo-keys")
 def main() -> None:
@@ -61,8 +67,7 @@ def export_env(key_id: str, prefix: str) -> None:
 @main.command()
 @click.argument("url")
 @click.argument("key_id")
-@click.option("--format", "fmt", type=click.Choice(["base64", "hex", "pem"]), default="base64",
-              show_default=True)
+@_public_format
 def public(url: str, key_id: str, fmt: str) -> None:
     """Print the public key of KEY_ID held behind resolver URL."""
     try:
@@ -70,13 +75,7 @@ def public(url: str, key_id: str, fmt: str) -> None:
             key = asyncio.run(resolver.resolve(key_id))
     except TenuoKeysError as exc:
         raise click.ClickException(str(exc)) from None
-    pk = key.public_key
-    if fmt == "pem":
-        click.echo(pk.to_pem())
-    elif fmt == "hex":
-        click.echo(bytes(pk.to_bytes()).hex())
-    else:
-        click.echo(base64.b64encode(bytes(pk.to_bytes())).decode())
+    _echo_public(key.public_key, fmt)
 
 
 def _open(url: str) -> KeyResolver:
@@ -104,6 +103,15 @@ def _read_import(source: str | None) -> Any:
 
 def _fingerprint(public: bytes) -> str:
     return base64.b64encode(public).decode()
+
+
+def _echo_public(public_key: Any, fmt: str) -> None:
+    """Print a ``tenuo_core.PublicKey`` as ``fmt`` (``pem``, ``hex`` or ``base64``)."""
+    if fmt == "pem":
+        click.echo(public_key.to_pem())
+        return
+    raw = bytes(public_key.to_bytes())
+    click.echo(raw.hex() if fmt == "hex" else _fingerprint(raw))
 
 
 def _store(resolver: BackendKeyResolver, key_id: str, key: Any) -> str | None:
@@ -283,8 +291,7 @@ def transit_import(url: str, key_id: str, source: str, new_version: bool,
 @click.argument("key_id")
 @click.option("--holder", metavar="BASE64", default=None,
               help="Print the version whose public key this is (fails if there is none).")
-@click.option("--format", "fmt", type=click.Choice(["base64", "hex", "pem"]), default="base64",
-              show_default=True)
+@_public_format
 def transit_public(url: str, key_id: str, holder: str | None, fmt: str) -> None:
     """Print the public key of KEY_ID's Transit key: the latest version, or --holder's.
 
@@ -300,13 +307,7 @@ def transit_public(url: str, key_id: str, holder: str | None, fmt: str) -> None:
         version = _vault_transit().public(key_id, url, holder=holder_raw)
     except TenuoKeysError as exc:
         raise click.ClickException(str(exc)) from None
-    pk = version.public_key
-    if fmt == "pem":
-        click.echo(pk.to_pem())
-    elif fmt == "hex":
-        click.echo(version.public.hex())
-    else:
-        click.echo(_fingerprint(version.public))
+    _echo_public(version.public_key, fmt)
     click.echo(f"version {version.version}", err=True)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import random
 import threading
 import time
@@ -79,6 +80,16 @@ def make(backend: Backend, clock: Clock, stats: CacheStats | None = None, **poli
     defaults.update(policy)
     return KeyCache(backend, backend="test", policy=CachePolicy(**defaults), timer=clock,
                     observers=[stats] if stats else [], rng=random.Random(7))
+
+
+def start_blocked_load(
+    backend: Backend, clock: Clock, **policy
+) -> tuple[KeyCache, concurrent.futures.Future]:
+    """A cache and the future of its load of "a", which waits on ``backend.gate``."""
+    backend.set("a")
+    backend.gate = threading.Event()
+    cache = make(backend, clock, **policy)
+    return cache, cache.get_future("a")
 
 
 def wait_done(cache: KeyCache, key_id: str) -> None:
@@ -269,10 +280,7 @@ def test_lru_bound_evicts_least_recently_used(backend, clock):
 
 
 def test_invalidate_and_clear_never_wait_for_a_running_load(backend, clock):
-    backend.set("a")
-    backend.gate = threading.Event()
-    cache = make(backend, clock)
-    future = cache.get_future("a")
+    cache, future = start_blocked_load(backend, clock)
     started = time.monotonic()
     cache.invalidate("a")
     cache.clear()
@@ -402,10 +410,7 @@ def test_load_begun_before_invalidate_is_not_stored_after_100k_other_invalidates
 ):
     # The race a per-id generation counter guarded: a bounded counter that
     # forgot "a" would let this stale load store the key invalidate() dropped.
-    backend.set("a")
-    backend.gate = threading.Event()
-    cache = make(backend, clock, maxsize=100)
-    future = cache.get_future("a")
+    cache, future = start_blocked_load(backend, clock, maxsize=100)
     cache.invalidate("a")
     for i in range(100_000):
         cache.invalidate(f"other-{i}")
@@ -419,10 +424,7 @@ def test_load_begun_before_invalidate_is_not_stored_after_100k_other_invalidates
 
 
 def test_load_begun_before_clear_is_not_stored(backend, clock):
-    backend.set("a")
-    backend.gate = threading.Event()
-    cache = make(backend, clock)
-    future = cache.get_future("a")
+    cache, future = start_blocked_load(backend, clock)
     cache.clear()
     backend.gate.set()
     future.result(5)

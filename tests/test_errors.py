@@ -6,36 +6,24 @@ import pickle
 
 import pytest
 
-from tenuo_keys import (
-    BackendUnavailable,
-    HolderMismatch,
-    KeyAccessDenied,
-    KeyFormatError,
-    KeyNotFound,
-    KeyNotLoaded,
-    KeyResolutionError,
-    MissingExtraError,
-    ResolverClosed,
-    ResolverConfigError,
-    TenuoKeysError,
-)
+from tenuo_keys import errors
 
 
 @pytest.mark.parametrize(
     ("cls", "stdlib", "retryable", "reason"),
     [
-        (KeyNotFound, LookupError, False, "not found"),
-        (KeyAccessDenied, PermissionError, False, "access denied"),
-        (BackendUnavailable, ConnectionError, True, "backend unreachable"),
-        (KeyFormatError, ValueError, False, "not a key"),
-        (KeyNotLoaded, KeyResolutionError, True, "not loaded"),
-        (HolderMismatch, KeyResolutionError, False, "holder mismatch"),
-        (ResolverClosed, KeyResolutionError, False, "closed"),
+        (errors.KeyNotFound, LookupError, False, "not found"),
+        (errors.KeyAccessDenied, PermissionError, False, "access denied"),
+        (errors.BackendUnavailable, ConnectionError, True, "backend unreachable"),
+        (errors.KeyFormatError, ValueError, False, "not a key"),
+        (errors.KeyNotLoaded, errors.KeyResolutionError, True, "not loaded"),
+        (errors.HolderMismatch, errors.KeyResolutionError, False, "holder mismatch"),
+        (errors.ResolverClosed, errors.KeyResolutionError, False, "closed"),
     ],
 )
 def test_hierarchy_fields_and_messages(cls, stdlib, retryable, reason):
     err = cls(key_id="agent1", backend="vault")
-    assert isinstance(err, KeyResolutionError) and isinstance(err, TenuoKeysError)
+    assert isinstance(err, errors.KeyResolutionError) and isinstance(err, errors.TenuoKeysError)
     assert isinstance(err, stdlib)
     assert err.retryable is retryable
     assert str(err) == f"backend 'vault', key 'agent1': {err.reason}"
@@ -45,14 +33,14 @@ def test_hierarchy_fields_and_messages(cls, stdlib, retryable, reason):
 
 
 def test_with_context_fills_only_missing_fields():
-    err = KeyNotFound("gone", backend="aws")
+    err = errors.KeyNotFound("gone", backend="aws")
     filled = err.with_context(key_id="k1", backend="ignored")
     assert (filled.key_id, filled.backend, filled.reason) == ("k1", "aws", "gone")
     assert err.key_id is None
 
 
 def test_config_errors():
-    err = MissingExtraError("vault", "vault", "hvac")
-    assert isinstance(err, ResolverConfigError) and isinstance(err, ImportError)
+    err = errors.MissingExtraError("vault", "vault", "hvac")
+    assert isinstance(err, errors.ResolverConfigError) and isinstance(err, ImportError)
     assert "pip install 'tenuo-keys[vault]'" in str(err)
-    assert isinstance(ResolverConfigError("x"), ValueError)
+    assert isinstance(errors.ResolverConfigError("x"), ValueError)

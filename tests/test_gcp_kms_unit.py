@@ -34,6 +34,7 @@ from tenuo_keys import (
 )
 from tenuo_keys.backends import gcp_kms
 from tenuo_keys.backends.gcp_kms import MAX_DATA_BYTES, GCPKMSSigner
+from tests._gcp_cases import SHARED_STATUS_CASES
 
 RING = "projects/p/locations/global/keyRings/ring"
 
@@ -287,12 +288,7 @@ def test_for_key_shares_the_client_and_needs_a_template(fake: FakeKMS) -> None:
     [
         (gexc.NotFound("CryptoKey x not found."), KeyNotFound, False, "does not exist"),
         (gexc.PermissionDenied("Permission denied"), KeyAccessDenied, False, "access denied"),
-        (gexc.Unauthenticated("bad token"), KeyAccessDenied, False, "unauthenticated"),
-        (gexc.ServiceUnavailable("down"), BackendUnavailable, True, "UNAVAILABLE"),
-        (gexc.DeadlineExceeded("slow"), BackendUnavailable, True, "DEADLINE_EXCEEDED"),
-        (gexc.InternalServerError("oops"), BackendUnavailable, True, "INTERNAL"),
-        (gexc.ResourceExhausted("quota"), BackendUnavailable, True, "RESOURCE_EXHAUSTED"),
-        (gexc.Aborted("conflict"), BackendUnavailable, True, "ABORTED"),
+        *SHARED_STATUS_CASES,
         (gexc.RetryError("gave up", None), BackendUnavailable, True, "retries exhausted"),
         (gexc.FailedPrecondition("has value DISABLED"), KeyNotFound, False, "not ENABLED"),
         (gexc.MethodNotImplemented("no"), KeyResolutionError, False, "a Cloud KMS?"),

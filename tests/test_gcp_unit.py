@@ -34,6 +34,7 @@ from tenuo_keys import (
 )
 from tenuo_keys.backends.gcp import GCPSecretManagerKeyResolver
 from tenuo_keys.testing import assert_no_secret
+from tests._gcp_cases import SHARED_STATUS_CASES
 
 CREATED = datetime(2024, 1, 1, tzinfo=timezone.utc)
 
@@ -306,13 +307,7 @@ def test_list_filters(make: Any, client: FakeClient) -> None:
          "disabled or destroyed"),
         (gexc.PermissionDenied("Permission 'secretmanager.versions.access' denied"),
          KeyAccessDenied, False, "secretmanager.versions.access"),
-        (gexc.Unauthenticated("bad token"), KeyAccessDenied, False, "unauthenticated"),
-        (gexc.ServiceUnavailable("down"), BackendUnavailable, True, "UNAVAILABLE"),
-        (gexc.DeadlineExceeded("slow"), BackendUnavailable, True, "DEADLINE_EXCEEDED"),
-        (gexc.ResourceExhausted("quota"), BackendUnavailable, True, "RESOURCE_EXHAUSTED"),
-        (gexc.InternalServerError("oops"), BackendUnavailable, True, "INTERNAL"),
-        (gexc.Unknown("?"), BackendUnavailable, True, "UNKNOWN"),
-        (gexc.Aborted("conflict"), BackendUnavailable, True, "ABORTED"),
+        *SHARED_STATUS_CASES,
         (gexc.RetryError("gave up", cause=gexc.ServiceUnavailable("down")), BackendUnavailable,
          True, "retries exhausted"),
         (gexc.MethodNotImplemented("no"), KeyResolutionError, False, "is api_endpoint"),

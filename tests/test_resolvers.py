@@ -14,24 +14,17 @@ import tenuo_core
 
 from tenuo_keys import (
     BackendKeyResolver,
-    BackendUnavailable,
     CachePolicy,
     CacheStats,
     CompositeKeyResolver,
     EnvKeyResolver,
-    HolderMismatch,
-    KeyAccessDenied,
-    KeyFormatError,
-    KeyNotFound,
-    KeyNotLoaded,
-    KeyResolutionError,
     KeyResolver,
     KeyVersion,
     KeyVersions,
-    ResolverConfigError,
     StaticKeyResolver,
     StoredKey,
     encode_signing_key,
+    errors,
 )
 from tenuo_keys._cache import DEFAULT_MAXSIZE
 from tenuo_keys.testing import io_guard, wait_for_sync
@@ -82,7 +75,7 @@ def test_env_preload_all_snapshots_so_sandbox_never_reads_environ(monkeypatch):
     with EnvKeyResolver("SNAP_") as resolver:
         assert resolver.list_key_ids() == ["agent0", "agent1", "agent2", "broken"]
         assert resolver.preload_all() == 3  # the broken one is skipped, not fatal
-        with pytest.raises(KeyFormatError):
+        with pytest.raises(errors.KeyFormatError):
             resolver.preload_all(strict=True)
         for key_id in keys:
             monkeypatch.delenv(f"SNAP_{key_id}")  # the snapshot does not need them any more
@@ -101,7 +94,7 @@ def test_static_accepts_keys_material_and_versions():
         assert pub(r.resolve_sync("b")) == pub(b)
         assert pub(r.resolve_for_holder_sync("c", a.public_key)) == pub(a)
         assert pub(r.resolve_sync("c")) == pub(c)
-    with pytest.raises(KeyFormatError):
+    with pytest.raises(errors.KeyFormatError):
         StaticKeyResolver({"bad": "nope"})
 
 
@@ -112,7 +105,7 @@ async def test_composite_falls_through_on_not_found_only():
     composite = CompositeKeyResolver([first, second])
     assert pub(await composite.resolve("k")) == pub(key)
     assert composite.answered_by("k") is second
-    with pytest.raises(KeyNotFound) as info:
+    with pytest.raises(errors.KeyNotFound) as info:
         await composite.resolve("absent")
     assert "not found in any of: static, static" in str(info.value)
     composite.close()
@@ -120,8 +113,8 @@ async def test_composite_falls_through_on_not_found_only():
 
 @pytest.mark.parametrize(
     "error",
-    [KeyAccessDenied(backend="failing"), BackendUnavailable(backend="failing"),
-     KeyFormatError("bad", backend="failing")],
+    [errors.KeyAccessDenied(backend="failing"), errors.BackendUnavailable(backend="failing"),
+     errors.KeyFormatError("bad", backend="failing")],
 )
 async def test_composite_surfaces_denied_unavailable_and_bad_data(error):
     key = tenuo_core.SigningKey.generate()
@@ -151,7 +144,7 @@ def test_composite_sync_not_loaded_surfaces():
     env = EnvKeyResolver(environ={})
     key = tenuo_core.SigningKey.generate()
     composite = CompositeKeyResolver([env, StaticKeyResolver({"k": key})])
-    with pytest.raises(KeyNotLoaded):
+    with pytest.raises(errors.KeyNotLoaded):
         composite.resolve_sync("k")
     # Once env has answered "not found", the static resolver serves it.
     assert pub(wait_for_sync(composite, "k")) == pub(key)
@@ -159,7 +152,7 @@ def test_composite_sync_not_loaded_surfaces():
 
 
 def test_composite_needs_resolvers():
-    with pytest.raises(ResolverConfigError):
+    with pytest.raises(errors.ResolverConfigError):
         CompositeKeyResolver([])
 
 
@@ -170,7 +163,7 @@ async def test_rotation_picks_holder_version_and_refreshes_on_mismatch():
     # The backend rotates behind the cache's back (no invalidation).
     resolver._keys["k"] = [StoredKey(new, "2"), StoredKey(old, "1")]
     # The memory-only path cannot fetch: it says so, retryably, and starts a refresh.
-    with pytest.raises(HolderMismatch) as info:
+    with pytest.raises(errors.HolderMismatch) as info:
         resolver.resolve_for_holder_sync("k", new.public_key)
     assert info.value.retryable is True
     found = wait_for_sync(resolver, "k", call=lambda: _retry_mismatch(resolver, new))
@@ -182,8 +175,8 @@ async def test_rotation_picks_holder_version_and_refreshes_on_mismatch():
 def _retry_mismatch(resolver, key):
     try:
         return resolver.resolve_for_holder_sync("k", key.public_key)
-    except HolderMismatch as exc:
-        raise KeyNotLoaded() from exc
+    except errors.HolderMismatch as exc:
+        raise errors.KeyNotLoaded() from exc
 
 
 def test_key_versions_repr_and_mismatch_are_public_only():
@@ -220,7 +213,7 @@ class Counting(BackendKeyResolver):
         with self.lock:
             self.reads += 1
         if key_id not in self.keys:
-            raise KeyNotFound(key_id=key_id, backend=self.backend)
+            raise errors.KeyNotFound(key_id=key_id, backend=self.backend)
         return self.keys[key_id]
 
     def list_key_ids(self):
@@ -251,7 +244,7 @@ def ask(resolver, method, key_id):
         result = METHODS[method](resolver, key_id)
         if asyncio.iscoroutine(result):
             asyncio.get_event_loop().run_until_complete(result)
-    except KeyResolutionError as exc:
+    except errors.KeyResolutionError as exc:
         return exc
     raise AssertionError("an unknown id resolved")
 
@@ -269,7 +262,7 @@ def test_unknown_ids_cost_one_backend_read_each_per_negative_ttl(method):
         assert resolver.reads == 2_000
         for _ in range(3):  # and each again, repeatedly
             for key_id in ghosts:
-                assert isinstance(ask(resolver, method, key_id), KeyNotFound)
+                assert isinstance(ask(resolver, method, key_id), errors.KeyNotFound)
         for _ in range(1_000):  # the same unknown id over and over
             ask(resolver, method, "one-ghost")
         settle(resolver)
@@ -288,9 +281,9 @@ def test_resolve_sync_flood_of_100k_distinct_ids_stays_bounded():
     for i in range(100_000):
         try:
             resolver.resolve_sync(f"flood-{i}")
-        except KeyNotLoaded as exc:
+        except errors.KeyNotLoaded as exc:
             refused += "pending" in exc.reason
-        except KeyNotFound:
+        except errors.KeyNotFound:
             pass
     settle(resolver)
     # One read at most per id: refused misses started none.
@@ -305,9 +298,9 @@ def test_sync_path_validates_key_ids_before_any_backend_read(key_id):
     resolver = Counting()
     for call in (resolver.resolve_sync,
                  lambda k: resolver.resolve_for_holder_sync(k, HOLDER)):
-        with pytest.raises(KeyResolutionError, match="invalid key id") as info:
+        with pytest.raises(errors.KeyResolutionError, match="invalid key id") as info:
             call(key_id)
-        assert not isinstance(info.value, KeyNotLoaded)
+        assert not isinstance(info.value, errors.KeyNotLoaded)
     settle(resolver)
     assert resolver.reads == 0
     assert max(per_id_state(resolver.cache).values()) == 0
@@ -351,7 +344,7 @@ def test_env_preload_all_beyond_an_explicit_maxsize_is_refused_before_any_read()
     stats = CacheStats()
     resolver = EnvKeyResolver(environ=environ, observers=[stats],
                               cache=CachePolicy(maxsize=1_024))
-    with pytest.raises(ResolverConfigError) as info:
+    with pytest.raises(errors.ResolverConfigError) as info:
         resolver.preload_all()
     assert "maxsize=1024" in str(info.value) and "1500" in str(info.value)
     assert stats.backend_calls == 0 and len(resolver.cache) == 0
@@ -402,7 +395,7 @@ class Anything(KeyResolver):
     def resolve_versions_sync(self, key_id):
         self.calls += 1
         if not key_id.startswith(self.prefix):
-            raise KeyNotFound(key_id=key_id, backend=self.backend)
+            raise errors.KeyNotFound(key_id=key_id, backend=self.backend)
         return self.versions
 
 
@@ -427,7 +420,7 @@ def test_composite_forgotten_route_is_found_again_in_order():
     assert composite.answered_by("b-0") is None  # forgotten ...
     assert composite.resolve_sync("b-0") is second.versions.current  # ... found again
     assert first.calls == 1 and composite.answered_by("b-0") is second
-    with pytest.raises(ResolverConfigError):
+    with pytest.raises(errors.ResolverConfigError):
         CompositeKeyResolver([first], max_routes=0)
 
 
@@ -437,7 +430,7 @@ def test_composite_unknown_ids_cost_each_resolver_one_read_per_id():
     ghosts = [f"ghost-{i}" for i in range(2_000)]
     for _ in range(4):
         for key_id in ghosts:
-            with contextlib.suppress(KeyNotLoaded, KeyNotFound):
+            with contextlib.suppress(errors.KeyNotLoaded, errors.KeyNotFound):
                 composite.resolve_sync(key_id)
         settle(first)
         settle(second)
@@ -512,7 +505,7 @@ def test_as_key_resolver_keeps_a_key_resolver_and_adapts_a_foreign_one():
     adapted = as_key_resolver(bare)
     assert isinstance(adapted, ForeignKeyResolver) and isinstance(adapted, KeyResolver)
     assert adapted.inner is bare
-    with pytest.raises(ResolverConfigError, match="lacks resolve/resolve_sync"):
+    with pytest.raises(errors.ResolverConfigError, match="lacks resolve/resolve_sync"):
         as_key_resolver(object())
 
 
@@ -527,7 +520,7 @@ def test_a_foreign_resolver_serves_the_contract_through_resolve_sync():
     assert pub(adapted.resolve_for_holder_sync("a", pub(key))) == pub(key)
     assert pub(asyncio.run(adapted.resolve_for_holder("a", key.public_key))) == pub(key)
     assert pub(adapted.resolve_versions_sync("a").current) == pub(key)
-    with pytest.raises(HolderMismatch) as caught:
+    with pytest.raises(errors.HolderMismatch) as caught:
         adapted.resolve_for_holder_sync("a", other.public_key)
     assert str(caught.value) == "key 'a' is not the warrant's holder"
     assert not caught.value.retryable

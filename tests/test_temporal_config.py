@@ -15,13 +15,12 @@ from tenuo_temporal import _headers as H
 from tenuo_temporal._interceptors import TenuoInterceptor
 from tenuo_temporal._workflow_signer import KeyNotReady
 from tenuo_temporal.errors import KEY_RESOLUTION_TYPE
+from tests._warrants import read_file_warrant
 
 ROOT = tenuo_core.SigningKey.generate()
 HOLDER = tenuo_core.SigningKey.generate()
 OTHER = tenuo_core.SigningKey.generate()
-WARRANT = tenuo_core.Warrant.issue(
-    keypair=ROOT, capabilities={"read_file": {"path": tenuo_core.Subpath("/data")}},
-    ttl_seconds=600, holder=HOLDER.public_key)
+WARRANT = read_file_warrant(ROOT, HOLDER)
 
 
 class Bare:

@@ -13,13 +13,12 @@ from temporalio.api.common.v1 import Payload
 
 from tenuo_temporal import _headers as H
 from tenuo_temporal.errors import HeaderError
+from tests._warrants import WORKFLOW_SCOPE, read_file_warrant
 
 ROOT = tenuo_core.SigningKey.generate()
 HOLDER = tenuo_core.SigningKey.generate()
 CHILD = tenuo_core.SigningKey.generate()
-WARRANT = tenuo_core.Warrant.issue(
-    keypair=ROOT, capabilities={"read_file": {"path": tenuo_core.Subpath("/data")}},
-    ttl_seconds=600, holder=HOLDER.public_key)
+WARRANT = read_file_warrant(ROOT, HOLDER)
 
 
 def payloads(**raw: bytes) -> dict[str, Payload]:
@@ -311,12 +310,7 @@ def test_pop_of_is_strict_base64():
 
 
 def test_workflow_scoped_is_read_once_per_context():
-    scoped = tenuo_core.Warrant.issue(
-        keypair=ROOT, capabilities={"read_file": {
-            "path": tenuo_core.Subpath("/data"),
-            "_workflow_namespace": tenuo_core.Exact("default"),
-            "_workflow_id": tenuo_core.Pattern("wf-*")}},
-        ttl_seconds=600, holder=HOLDER.public_key)
+    scoped = read_file_warrant(ROOT, HOLDER, **WORKFLOW_SCOPE)
     context = H.WarrantContext.build(scoped, "agent1")
     assert context.workflow_scoped("read_file") is True
     assert context.workflow_scoped("read_file") is True  # from the memo

@@ -9,22 +9,13 @@ from temporalio.exceptions import ApplicationError
 
 from tenuo_temporal import _headers as H
 from tenuo_temporal._signing import signed_view
+from tests._warrants import WORKFLOW_SCOPE, read_file_warrant
 
 ROOT = tenuo_core.SigningKey.generate()
 HOLDER = tenuo_core.SigningKey.generate()
-PLAIN = tenuo_core.Warrant.issue(
-    keypair=ROOT, capabilities={"read_file": {"path": tenuo_core.Subpath("/data")}},
-    ttl_seconds=600, holder=HOLDER.public_key)
-SCOPED = tenuo_core.Warrant.issue(
-    keypair=ROOT, capabilities={"read_file": {
-        "path": tenuo_core.Subpath("/data"),
-        "_workflow_namespace": tenuo_core.Exact("default"),
-        "_workflow_id": tenuo_core.Pattern("wf-*")}},
-    ttl_seconds=600, holder=HOLDER.public_key)
-HALF = tenuo_core.Warrant.issue(
-    keypair=ROOT, capabilities={"read_file": {
-        "path": tenuo_core.Subpath("/data"), "_workflow_id": tenuo_core.Pattern("wf-*")}},
-    ttl_seconds=600, holder=HOLDER.public_key)
+PLAIN = read_file_warrant(ROOT, HOLDER)
+SCOPED = read_file_warrant(ROOT, HOLDER, **WORKFLOW_SCOPE)
+HALF = read_file_warrant(ROOT, HOLDER, _workflow_id=tenuo_core.Pattern("wf-*"))
 
 
 @activity.defn

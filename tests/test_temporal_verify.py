@@ -31,18 +31,12 @@ from tenuo_temporal.errors import (
     TemporalConstraintViolation,
     WarrantExpired,
 )
+from tests._warrants import WORKFLOW_SCOPE, read_file_warrant
 
 ROOT = tenuo_core.SigningKey.generate()
 HOLDER = tenuo_core.SigningKey.generate()
-WARRANT = tenuo_core.Warrant.issue(
-    keypair=ROOT, capabilities={"read_file": {"path": tenuo_core.Subpath("/data")}},
-    ttl_seconds=600, holder=HOLDER.public_key)
-SCOPED = tenuo_core.Warrant.issue(
-    keypair=ROOT, capabilities={"read_file": {
-        "path": tenuo_core.Subpath("/data"),
-        "_workflow_namespace": tenuo_core.Exact("default"),
-        "_workflow_id": tenuo_core.Pattern("wf-*")}},
-    ttl_seconds=600, holder=HOLDER.public_key)
+WARRANT = read_file_warrant(ROOT, HOLDER)
+SCOPED = read_file_warrant(ROOT, HOLDER, **WORKFLOW_SCOPE)
 
 
 @activity.defn
@@ -239,18 +233,15 @@ async def test_a_claim_lives_until_the_warrant_expires():
     # is fresh: the claim must outlive the PoP windows, up to the warrant's expiry.
     store = RecordingStore()
     tenuo = interceptor(store)
-    hour_long = tenuo_core.Warrant.issue(
-        keypair=ROOT, capabilities={"read_file": {"path": tenuo_core.Subpath("/data")}},
-        ttl_seconds=3600, holder=HOLDER.public_key)
+    hour_long = read_file_warrant(ROOT, HOLDER, ttl_seconds=3600)
     await authorize(tenuo, activity_input(["/data/a"], {"path": "/data/a"}, "path", hour_long),
                     info("wf-1"))
     remaining = datetime.fromisoformat(str(hour_long.expires_at())).timestamp() - time.time()
     assert store.ttls and abs(store.ttls[0] - (remaining + 30)) < 5  # + clock tolerance
     # A warrant about to expire still gets the PoP windows (450 s by default).
-    await authorize(tenuo, activity_input(["/data/b"], {"path": "/data/b"}, "path",
-                                         tenuo_core.Warrant.issue(
-        keypair=ROOT, capabilities={"read_file": {"path": tenuo_core.Subpath("/data")}},
-        ttl_seconds=60, holder=HOLDER.public_key)), info("wf-1"))
+    minute_long = read_file_warrant(ROOT, HOLDER, ttl_seconds=60)
+    await authorize(tenuo, activity_input(["/data/b"], {"path": "/data/b"}, "path", minute_long),
+                    info("wf-1"))
     assert store.ttls[1] == 450
 
 
@@ -264,9 +255,7 @@ def test_owners_are_unambiguous_whatever_the_names_hold():
 # -- PoP freshness on Temporal's clock ---------------------------------------------
 
 HOURS = 3600.0
-DAY_LONG = tenuo_core.Warrant.issue(
-    keypair=ROOT, capabilities={"read_file": {"path": tenuo_core.Subpath("/data")}},
-    ttl_seconds=86_400, holder=HOLDER.public_key)
+DAY_LONG = read_file_warrant(ROOT, HOLDER, ttl_seconds=86_400)
 
 
 def pop_of(received: ExecuteActivityInput) -> bytes:
@@ -289,9 +278,7 @@ def test_a_warrant_expired_on_either_clock_is_refused():
         interceptor().verifier.check(activity_input(["/data/a"], {"path": "/data/a"}, "path",
                                            signed_at=later),
                             info(scheduled_at=later), "read_file")
-    short = tenuo_core.Warrant.issue(
-        keypair=ROOT, capabilities={"read_file": {"path": tenuo_core.Subpath("/data")}},
-        ttl_seconds=1, holder=HOLDER.public_key)
+    short = read_file_warrant(ROOT, HOLDER, ttl_seconds=1)
     received = activity_input(["/data/a"], {"path": "/data/a"}, "path", short)
     scheduled = time.time()
     time.sleep(1.5)

@@ -24,14 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.keywrap import aes_key_unwrap_with_padding
 
-from tenuo_keys import (
-    BackendUnavailable,
-    HolderMismatch,
-    KeyAccessDenied,
-    KeyNotFound,
-    KeyResolutionError,
-    ResolverConfigError,
-)
+from tenuo_keys import errors
 from tenuo_keys._pop import pop_message
 from tenuo_keys._signer import LocalSigner, sign_pop
 from tenuo_keys.backends import vault_transit as vt
@@ -249,7 +242,7 @@ class LocalHarness(SignerHarness):
 
     def make_signer(self, key_id):
         if key_id not in self.keys:
-            raise KeyNotFound(key_id=key_id, backend="local")
+            raise errors.KeyNotFound(key_id=key_id, backend="local")
         return LocalSigner(key_id, self.keys[key_id])
 
     def put(self, key_id, key):
@@ -311,7 +304,7 @@ class TestFakeTransitConformance(SignerConformance):
 )
 def test_unsuitable_keys_are_refused_at_construction(transit, options, expected):
     transit.add("k", **options)
-    with pytest.raises(ResolverConfigError, match=expected) as info:
+    with pytest.raises(errors.ResolverConfigError, match=expected) as info:
         make("k")
     assert "key 'k'" in str(info.value)
     assert all(client.closed for client in transit.clients)  # nothing left open
@@ -326,14 +319,14 @@ def test_exportable_key_signs_only_with_the_loud_opt_in(transit, caplog):
     url = "vault-transit://vault.test/transit/k?dangerously_allow_exportable=1"
     with VaultTransitSigner.from_url(url, environ=ENV) as signer:
         assert signer.sign(b"m") == bytes(key.sign_raw(b"m"))
-    with pytest.raises(ResolverConfigError, match="exportable"):
+    with pytest.raises(errors.ResolverConfigError, match="exportable"):
         VaultTransitSigner.from_url("vault-transit://vault.test/transit/k", environ=ENV)
 
 
 def test_unsuitable_key_with_lazy_fails_each_call_typed(transit):
     transit.add("k", derived=True)
     with make("k", lazy=True) as signer:
-        with pytest.raises(KeyResolutionError, match="is derived") as info:
+        with pytest.raises(errors.KeyResolutionError, match="is derived") as info:
             signer.sign(b"m")
         assert info.value.retryable is False and info.value.backend == "vault-transit"
 
@@ -354,14 +347,14 @@ def test_unsuitable_key_with_lazy_fails_each_call_typed(transit):
     ],
 )
 def test_bad_settings_are_refused_before_any_request(transit, kwargs, expected):
-    with pytest.raises(ResolverConfigError, match=expected):
+    with pytest.raises(errors.ResolverConfigError, match=expected):
         make("agent1", **kwargs)
     assert transit.reads == 0
 
 
 @pytest.mark.parametrize("key_id", ["a b", "a/b", "x" * 200 + "\x00", ""])
 def test_key_ids_that_make_no_transit_name_are_refused(transit, key_id):
-    with pytest.raises(ResolverConfigError):
+    with pytest.raises(errors.ResolverConfigError):
         make(key_id)
 
 
@@ -409,14 +402,14 @@ def test_unknown_holders_reread_at_most_once_per_interval(transit):
     stranger = tenuo_core.SigningKey.generate().public_key
     with make("k", refresh_interval=60) as signer:
         for attempt in range(5):
-            with pytest.raises(HolderMismatch) as info:
+            with pytest.raises(errors.HolderMismatch) as info:
                 signer.sign(b"m", holder=stranger)
             # The first miss re-read the key and is final; later ones were throttled.
             assert info.value.retryable is (attempt > 0)
         assert signer.read_calls == 2 and signer.sign_calls == 0
     with make("k", refresh_interval=0) as eager:
         for _ in range(3):
-            with pytest.raises(HolderMismatch):
+            with pytest.raises(errors.HolderMismatch):
                 eager.sign(b"m", holder=stranger)
         assert eager.read_calls == 4
 
@@ -437,7 +430,7 @@ def test_versions_below_min_encryption_version_no_longer_sign(transit):
     v2 = transit.rotate("k")
     transit.keys["k"]["min_enc"] = 2
     with make("k") as signer:
-        with pytest.raises(HolderMismatch, match=r"is version 1 .* no longer signs"):
+        with pytest.raises(errors.HolderMismatch, match=r"is version 1 .* no longer signs"):
             signer.sign(b"m", holder=v1.public_key)
         assert signer.sign(b"m", holder=v2.public_key) == bytes(v2.sign_raw(b"m"))
         assert signer.key_info().retired[0].version == 1
@@ -450,11 +443,12 @@ def test_version_retired_after_loading_is_a_final_error_and_rereads(transit):
     with make("k") as signer:
         signer.public_key_for(v1.public_key)
         transit.keys["k"]["min_enc"] = 2  # Transit answers 500 for this caller mistake
-        with pytest.raises(KeyResolutionError, match="requested version for signing") as info:
+        with pytest.raises(errors.KeyResolutionError,
+                           match="requested version for signing") as info:
             signer.sign(b"m", holder=v1.public_key)
-        assert not isinstance(info.value, BackendUnavailable)
+        assert not isinstance(info.value, errors.BackendUnavailable)
         assert info.value.retryable is False
-        with pytest.raises(HolderMismatch, match="no longer signs"):
+        with pytest.raises(errors.HolderMismatch, match="no longer signs"):
             signer.sign(b"m", holder=v1.public_key)
 
 
@@ -466,7 +460,7 @@ def test_a_signature_that_does_not_verify_is_never_returned(transit):
     with make("k") as signer:
         signer.sign(b"m")
         transit.tamper = True
-        with pytest.raises(KeyResolutionError, match="does not verify") as info:
+        with pytest.raises(errors.KeyResolutionError, match="does not verify") as info:
             signer.sign(b"m")
         assert info.value.retryable is False
         assert signer._snapshot is None  # the version map is re-read next time
@@ -480,9 +474,9 @@ def test_a_key_recreated_under_the_same_name_is_caught(transit):
     with make("k") as signer:
         signer.sign(b"m", holder=old.public_key)
         transit.add("k")  # deleted and created again: version 1 is another key now
-        with pytest.raises(KeyResolutionError, match="does not verify"):
+        with pytest.raises(errors.KeyResolutionError, match="does not verify"):
             signer.sign(b"m", holder=old.public_key)
-        with pytest.raises(HolderMismatch):
+        with pytest.raises(errors.HolderMismatch):
             signer.sign(b"m", holder=old.public_key)
 
 
@@ -496,7 +490,7 @@ def test_malformed_signature_answers_are_refused(transit, answer):
     with make("k") as signer:
         signer._session.client.secrets.transit.sign_data = lambda **k: {
             "data": {"signature": answer}}
-        with pytest.raises(KeyResolutionError) as info:
+        with pytest.raises(errors.KeyResolutionError) as info:
             signer.sign(b"m")
         assert info.value.retryable is False
 
@@ -513,16 +507,17 @@ def test_message_must_be_bytes(transit):
 @pytest.mark.parametrize(
     ("error", "cls", "retryable", "text"),
     [
-        (requests.exceptions.ConnectionError("refused"), BackendUnavailable, True,
+        (requests.exceptions.ConnectionError("refused"), errors.BackendUnavailable, True,
          "cannot connect"),
-        (requests.exceptions.ReadTimeout("slow"), BackendUnavailable, True, "did not answer"),
-        (hvac.exceptions.VaultDown(errors=["Vault is sealed"]), BackendUnavailable, True,
+        (requests.exceptions.ReadTimeout("slow"), errors.BackendUnavailable, True,
+         "did not answer"),
+        (hvac.exceptions.VaultDown(errors=["Vault is sealed"]), errors.BackendUnavailable, True,
          "sealed"),
         (_err(hvac.exceptions.InternalServerError, "storage backend failed"),
-         BackendUnavailable, True, "server error"),
+         errors.BackendUnavailable, True, "server error"),
         (_err(hvac.exceptions.InternalServerError, "error deriving key: missing 'context' for "
-              "key derivation"), KeyResolutionError, False, "Transit refused sign"),
-        (_err(hvac.exceptions.InvalidRequest, "signing key not found"), KeyNotFound, False,
+              "key derivation"), errors.KeyResolutionError, False, "Transit refused sign"),
+        (_err(hvac.exceptions.InvalidRequest, "signing key not found"), errors.KeyNotFound, False,
          "not found"),
     ],
 )
@@ -539,11 +534,11 @@ def test_sign_errors_are_mapped(transit, error, cls, retryable, text):
 
 def test_wrong_token_and_missing_key(transit):
     transit.add("k")
-    with pytest.raises(KeyAccessDenied, match="rejected the token") as info:
+    with pytest.raises(errors.KeyAccessDenied, match="rejected the token") as info:
         make("k", environ={"VAULT_ADDR": ADDR, "VAULT_TOKEN": "hvs.NOPE"})
     assert "hvs.NOPE" not in str(info.value) + repr(info.value)
     assert info.value.backend == "vault-transit"
-    with pytest.raises(KeyNotFound, match="not found: nothing at transit/keys/absent"):
+    with pytest.raises(errors.KeyNotFound, match="not found: nothing at transit/keys/absent"):
         make("absent")
 
 
@@ -552,7 +547,7 @@ def test_closed_signer_refuses(transit):
     signer = make("k")
     signer.close()
     signer.close()
-    with pytest.raises(KeyResolutionError, match="closed"):
+    with pytest.raises(errors.KeyResolutionError, match="closed"):
         signer.sign(b"m")
     assert transit.clients[0].closed
 
@@ -573,13 +568,13 @@ def test_for_key_shares_one_client_and_closes_with_the_last(transit):
     second.sign(b"m")  # still usable
     second.close()
     assert transit.clients[0].closed
-    with pytest.raises(KeyResolutionError, match="closed"):
+    with pytest.raises(errors.KeyResolutionError, match="closed"):
         first.for_key("c")
 
 
 def test_for_key_on_a_fixed_name_is_refused(transit):
     transit.add("only")
-    with make("x", name_template="only") as signer, pytest.raises(ResolverConfigError,
+    with make("x", name_template="only") as signer, pytest.raises(errors.ResolverConfigError,
                                                                  match="one Transit key"):
         signer.for_key("y")
 
@@ -592,7 +587,7 @@ def test_repr_and_errors_never_show_the_token(transit, caplog):
         assert "transit/keys/k" in text and "vault.test" in text and "token" in text
         try:
             signer.sign(b"m", holder=tenuo_core.SigningKey.generate().public_key)
-        except HolderMismatch as exc:
+        except errors.HolderMismatch as exc:
             text += str(exc) + repr(exc)
     assert TOKEN not in text + caplog.text
 
@@ -641,12 +636,12 @@ def test_url_defaults_fixed_name_and_env_addr(transit):
     ],
 )
 def test_bad_urls(transit, url, expected):
-    with pytest.raises(ResolverConfigError, match=expected):
+    with pytest.raises(errors.ResolverConfigError, match=expected):
         from_url(url)
 
 
 def test_url_and_argument_clash(transit):
-    with pytest.raises(ResolverConfigError, match="both in the URL and as an argument"):
+    with pytest.raises(errors.ResolverConfigError, match="both in the URL and as an argument"):
         from_url("vault-transit://h/transit/k?timeout=1", timeout=2)
 
 
@@ -657,11 +652,11 @@ def test_create_key_is_non_exportable_ed25519_and_refuses_existing(transit):
     info = vt.create_key("agent1", environ=ENV)
     assert transit.keys["agent1"]["type"] == "ed25519"
     assert (info.name, info.latest_version, info.exportable) == ("agent1", 1, False)
-    with pytest.raises(KeyResolutionError, match="already exists"):
+    with pytest.raises(errors.KeyResolutionError, match="already exists"):
         vt.create_key("agent1", environ=ENV)
     assert vt.create_key("agent1", environ=ENV, exist_ok=True) == info
     transit.add("ec", kind="ecdsa-p256")
-    with pytest.raises(KeyResolutionError, match="must be ed25519"):
+    with pytest.raises(errors.KeyResolutionError, match="must be ed25519"):
         vt.create_key("ec", environ=ENV, exist_ok=True)
 
 
@@ -670,7 +665,7 @@ def test_import_key_signs_identically_and_adds_versions(transit, caplog):
     key, nxt = tenuo_core.SigningKey.generate(), tenuo_core.SigningKey.generate()
     info = vt.import_key("byok", key, environ=ENV, allow_rotation=True)
     assert info.imported and info.current.public == bytes(key.public_key_bytes())
-    with pytest.raises(KeyResolutionError, match="already exists"):
+    with pytest.raises(errors.KeyResolutionError, match="already exists"):
         vt.import_key("byok", key, environ=ENV)
     info = vt.import_key("byok", nxt, environ=ENV, new_version=True)
     assert [v.version for v in info.versions] == [2, 1]
@@ -678,10 +673,11 @@ def test_import_key_signs_identically_and_adds_versions(transit, caplog):
     with make("byok") as signer:
         assert sign_pop(signer, w, "read_file", {"a": 1}, 100) == bytes(
             w.sign(key, "read_file", {"a": 1}, 100))
-    with pytest.raises(KeyNotFound):
+    with pytest.raises(errors.KeyNotFound):
         vt.import_key("nothing", key, environ=ENV, new_version=True)
     vt.create_key("generated", environ=ENV)
-    with pytest.raises(KeyResolutionError, match="only be used with an imported key") as denied:
+    with pytest.raises(errors.KeyResolutionError,
+                       match="only be used with an imported key") as denied:
         vt.import_key("generated", nxt, environ=ENV, new_version=True)
     assert denied.value.retryable is False
     assert_no_secret(caplog.text + str(denied.value), [key, nxt], "import logs and errors")
@@ -695,7 +691,7 @@ def test_public_current_and_by_holder(transit):
     found = vt.public("k", environ=ENV, holder=v1.public_key)
     assert (found.version, found.public) == (1, bytes(v1.public_key_bytes()))
     assert bytes(found.public_key.to_bytes()) == found.public
-    with pytest.raises(HolderMismatch):
+    with pytest.raises(errors.HolderMismatch):
         vt.public("k", environ=ENV, holder=tenuo_core.SigningKey.generate().public_key)
     via_url = vt.public("k", "vault-transit://vault.test/transit/{key_id}",
                         environ={"VAULT_TOKEN": TOKEN})

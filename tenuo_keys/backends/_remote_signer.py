@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import abc
 import math
+import re
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar, Final, Generic, Protocol, TypeVar
 
 import tenuo_core
@@ -28,7 +29,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from .._keyset import public_bytes_of
 from .._resolver import check_key_id
 from .._signer import Signer
-from .._template import PLACEHOLDER
+from .._template import PLACEHOLDER, KeyTemplate
+from .._url import ResolverURL
 from ..errors import HolderMismatch, KeyResolutionError, ResolverClosed, ResolverConfigError
 
 __all__ = [
@@ -43,6 +45,8 @@ __all__ = [
     "as_message",
     "check_intervals",
     "check_signer_key_id",
+    "key_name",
+    "signer_url",
     "url_key_id",
 ]
 
@@ -129,6 +133,14 @@ class SignerSettings(Protocol):
     def name_template(self) -> str:
         """The key name template, with at most one ``{key_id}``."""
 
+    @property
+    def refresh_interval(self) -> float:
+        """Fewest seconds between two reads of the key caused by an unknown holder."""
+
+    @property
+    def max_age(self) -> float:
+        """Seconds after which signing without a holder reads the key again."""
+
 
 class RemoteSigner(Signer, Generic[InfoT, SettingsT, SharedT]):
     """Base of the signers whose key never leaves a KMS (see the module docstring).
@@ -166,10 +178,13 @@ class RemoteSigner(Signer, Generic[InfoT, SettingsT, SharedT]):
             ResolverConfigError: ``key_id`` names no valid key.
         """
 
-    def _init_versions(self, key_id: str, *, refresh_interval: float, max_age: float) -> None:
+    def _init_versions(self, key_id: str, settings: SettingsT, shared: SharedT) -> None:
+        """Hold ``settings`` and ``shared``; no key version is known yet."""
         Signer.__init__(self, key_id)
-        self.refresh_interval = refresh_interval
-        self.max_age = max_age
+        self._settings = settings
+        self._shared = shared
+        self.refresh_interval = settings.refresh_interval
+        self.max_age = settings.max_age
         self._lock = threading.Lock()
         self._count_lock = threading.Lock()
         self._snapshot: VersionSnapshot[InfoT] | None = None
@@ -279,6 +294,33 @@ class RemoteSigner(Signer, Generic[InfoT, SettingsT, SharedT]):
     @abc.abstractmethod
     def _mismatch(self, info: InfoT, raw: bytes, *, retryable: bool) -> HolderMismatch:
         """The error for a holder ``raw`` that is no signing version of the key."""
+
+    def _mismatch_error(self, raw: bytes, key: str, signing: Sequence[tuple[int, bytes | None]],
+                        adjective: str, known: tuple[int, str] | None, *,
+                        retryable: bool) -> HolderMismatch:
+        """The :meth:`_mismatch` error, worded the same for every backend.
+
+        Args:
+            raw: The holder's raw public key.
+            key: How the error names the key.
+            signing: Number and public key of each version that signs, newest first.
+            adjective: What the backend calls a version that signs (``"ENABLED"``).
+            known: When ``raw`` is a version that does not sign: its number and
+                why it does not (``"no longer signs (...)"``).
+            retryable: Whether a later read of the key may find the holder.
+        """
+        wanted = raw.hex()[:16]
+        if known is not None:
+            number, why = known
+            reason = (f"holder mismatch: the warrant holder {wanted}… is version {number} of "
+                      f"{self._KEY_KIND} {key}, which {why}")
+        else:
+            held = ", ".join(f"{n}={(public or b'').hex()[:16]}…" for n, public in signing)
+            reason = (f"holder mismatch: the warrant holder {wanted}… matches none of the "
+                      f"{len(signing)} {adjective} version(s) of {self._KEY_KIND} {key}"
+                      + (f" ({held})" if held else ""))
+        return HolderMismatch(reason, key_id=self.key_id, backend=self.backend,
+                              retryable=retryable)
 
     # -- reading the key -------------------------------------------------------------
 
@@ -407,6 +449,40 @@ def check_intervals(refresh_interval: float, max_age: float) -> None:
     if not (max_age > 0 and math.isfinite(max_age)):
         raise ResolverConfigError(
             f"max_age must be a positive number of seconds, got {max_age!r}")
+
+
+def signer_url(url: str | ResolverURL, scheme: str) -> ResolverURL:
+    """``url`` parsed, refused unless its scheme is ``scheme``.
+
+    Raises:
+        ResolverConfigError: A malformed URL, or one of another scheme.
+    """
+    parsed = url if isinstance(url, ResolverURL) else ResolverURL(url)
+    if parsed.scheme != scheme:
+        raise ResolverConfigError(f"expected a {scheme}:// URL, got {parsed.scheme}://")
+    return parsed
+
+
+def key_name(template: KeyTemplate, key_id: str, backend: str, valid: re.Pattern[str],
+             what: str, rule: str) -> str:
+    """The remote key's name for ``key_id``; refuses ids that make an invalid one.
+
+    Args:
+        template: The signer's name template.
+        key_id: The key id.
+        backend: The backend name, for errors.
+        valid: What a name must fully match.
+        what: What the name is called in errors (``"Transit key name"``).
+        rule: What ``valid`` asks, in words.
+
+    Raises:
+        ResolverConfigError: A bad key id, or one giving a name ``valid`` refuses.
+    """
+    check_signer_key_id(key_id, backend)
+    name = template.render(key_id)
+    if not valid.fullmatch(name):
+        raise ResolverConfigError(f"key id {key_id!r} gives the {what} {name[:80]!r}; {rule}")
+    return name
 
 
 def check_signer_key_id(key_id: str, backend: str) -> None:

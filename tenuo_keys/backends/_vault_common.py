@@ -68,7 +68,6 @@ __all__ = [
     "check_arguments",
     "clean_mount",
     "map_error",
-    "pop_opt_bool",
     "summary",
     "url_options",
 ]
@@ -441,7 +440,7 @@ def _connection_options(url: ResolverURL) -> dict[str, Any]:
             "or keyword arguments"
         )
     options: dict[str, Any] = {}
-    tls = pop_opt_bool(url, "tls")
+    tls = url.pop_opt_bool("tls")
     if url.host:
         host = f"[{url.host}]" if ":" in url.host else url.host
         protocol = "http" if tls is False else "https"
@@ -456,13 +455,8 @@ def _connection_options(url: ResolverURL) -> dict[str, Any]:
         value = url.pop_optional(name)
         if value is not None:
             options[name] = value
-    for name in ("verify", "renew", INSECURE_OPT_IN):
-        flag = pop_opt_bool(url, name)
-        if flag is not None:
-            options[name] = flag
-    timeout = url.pop_float("timeout", None)
-    if timeout is not None:
-        options["timeout"] = timeout
+    options.update(url.pop_bools("verify", "renew", INSECURE_OPT_IN))
+    options.update(url.pop_floats("timeout"))
     return options
 
 
@@ -943,16 +937,3 @@ def clean_mount(mount: str) -> str:
     ):
         raise ResolverConfigError(f"invalid Vault mount {mount!r}")
     return cleaned
-
-
-def pop_opt_bool(url: ResolverURL, name: str) -> bool | None:
-    """A boolean parameter, or None when absent (so the constructor default applies)."""
-    raw = url.pop_optional(name)
-    if raw is None:
-        return None
-    lowered = raw.lower()
-    if lowered in ("1", "true", "yes", "on"):
-        return True
-    if lowered in ("0", "false", "no", "off"):
-        return False
-    raise ResolverConfigError(f"{url.scheme}:// parameter {name}={raw!r} is not a boolean")

@@ -11,7 +11,7 @@ import cachetools
 
 from .._cache import DEFAULT_MAXSIZE, KeyCache
 from .._keyset import KeyVersions
-from .._resolver import KeyResolver, check_key_id
+from .._resolver import KeyResolver, check_key_id, count_loaded
 from ..errors import KeyNotFound, KeyResolutionError, ResolverConfigError
 
 __all__ = ["CompositeKeyResolver"]
@@ -188,13 +188,7 @@ class CompositeKeyResolver(KeyResolver):
         Returns:
             How many keys are held now.
         """
-        outcome = self._preload_many(self.list_key_ids())
-        errors = [e for e in outcome.values() if e is not None]
-        for error in errors:
-            logger.error("tenuo_keys: preload_all could not load a key: %s", error)
-        if strict and errors:
-            raise errors[0]
-        return len(outcome) - len(errors)
+        return count_loaded(self._preload_many(self.list_key_ids()), strict, logger)
 
     def list_key_ids(self) -> list[str]:
         """The union of every resolver's listable ids."""

@@ -95,7 +95,8 @@ from ._remote_signer import (
     VersionSnapshot,
     as_message,
     check_intervals,
-    check_signer_key_id,
+    key_name,
+    signer_url,
     url_key_id,
 )
 
@@ -390,10 +391,7 @@ class GCPKMSSigner(RemoteSigner[KMSKeyInfo, _Settings, _SharedClient]):
 
     def _setup(self, key_id: str, settings: _Settings, shared: _SharedClient, *,
                lazy: bool) -> None:
-        self._init_versions(key_id, refresh_interval=settings.refresh_interval,
-                            max_age=settings.max_age)
-        self._settings = settings
-        self._shared = shared
+        self._init_versions(key_id, settings, shared)
         self.project = settings.project
         self.location = settings.location
         self.key_ring = settings.key_ring
@@ -428,9 +426,7 @@ class GCPKMSSigner(RemoteSigner[KMSKeyInfo, _Settings, _SharedClient]):
             ResolverConfigError: A malformed URL, an unknown parameter, a
                 conflict, or no key id for a template with ``{key_id}``.
         """
-        parsed = url if isinstance(url, ResolverURL) else ResolverURL(url)
-        if parsed.scheme != SCHEME:
-            raise ResolverConfigError(f"expected a {SCHEME}:// URL, got {parsed.scheme}://")
+        parsed = signer_url(url, SCHEME)
         parts = parsed.path.strip("/").split("/") if parsed.path.strip("/") else []
         if (not parsed.host or parsed.port is not None or parsed.username is not None
                 or len(parts) not in (2, 3)):
@@ -447,10 +443,7 @@ class GCPKMSSigner(RemoteSigner[KMSKeyInfo, _Settings, _SharedClient]):
         for flag in ("insecure", "lazy", "dangerously_allow_insecure_transport"):
             if parsed.pop_bool(flag, False):  # all default to False
                 options[flag] = True
-        for name in ("timeout", "refresh_interval", "max_age"):
-            number = parsed.pop_float(name, None)
-            if number is not None:
-                options[name] = number
+        options.update(parsed.pop_floats("timeout", "refresh_interval", "max_age"))
         max_data = parsed.pop_int("max_data_bytes", 0)
         if max_data:
             options["max_data_bytes"] = max_data
@@ -544,19 +537,11 @@ class GCPKMSSigner(RemoteSigner[KMSKeyInfo, _Settings, _SharedClient]):
         return snapshot, snapshot.info.current
 
     def _mismatch(self, info: KMSKeyInfo, raw: bytes, *, retryable: bool) -> HolderMismatch:
-        wanted = raw.hex()[:16]
         known = next((v for v in info.versions if v.public == raw), None)
-        if known is not None:
-            reason = (f"holder mismatch: the warrant holder {wanted}… is version "
-                      f"{known.number} of CryptoKey {info.name}, which is {known.state} "
-                      f"(Cloud KMS signs only with ENABLED versions)")
-        else:
-            held = ", ".join(f"{v.number}={(v.public or b'').hex()[:16]}…" for v in info.signing)
-            reason = (f"holder mismatch: the warrant holder {wanted}… matches none of the "
-                      f"{len(info.signing)} ENABLED version(s) of CryptoKey {info.name}"
-                      + (f" ({held})" if held else ""))
-        return HolderMismatch(reason, key_id=self.key_id, backend=self.backend,
-                              retryable=retryable)
+        why = None if known is None else (
+            known.number, f"is {known.state} (Cloud KMS signs only with ENABLED versions)")
+        return self._mismatch_error(raw, info.name, [(v.number, v.public) for v in info.signing],
+                                    "ENABLED", why, retryable=retryable)
 
     def _none_enabled(self, info: KMSKeyInfo) -> KeyNotFound:
         states = ", ".join(f"{v.number}={v.state}" for v in info.versions) or "no versions"
@@ -741,13 +726,8 @@ def _check_template(template: str) -> KeyTemplate:
 
 def _key_name(template: str, key_id: str) -> str:
     """The CryptoKey id of ``key_id``; refuses ids that make an invalid one."""
-    check_signer_key_id(key_id, BACKEND)
-    name = _check_template(template).render(key_id)
-    if not _ID.fullmatch(name):
-        raise ResolverConfigError(
-            f"key id {key_id!r} gives the CryptoKey id {name[:80]!r}; CryptoKey ids are 1 to "
-            "63 letters, digits, '_' or '-'")
-    return name
+    return key_name(_check_template(template), key_id, BACKEND, _ID, "CryptoKey id",
+                    "CryptoKey ids are 1 to 63 letters, digits, '_' or '-'")
 
 
 def _name(enum: Any, value: Any) -> str:

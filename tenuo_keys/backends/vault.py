@@ -52,7 +52,6 @@ from ._vault_common import (
     check_addr,
     check_arguments,
     clean_mount,
-    pop_opt_bool,
     url_options,
 )
 from ._vault_common import DEFAULT_K8S_JWT_PATH as DEFAULT_K8S_JWT_PATH
@@ -267,10 +266,7 @@ class VaultKeyResolver(BackendKeyResolver):
         field = url.pop_optional("field")
         if field is not None:
             options["field"] = field
-        for name in ("transit", "allow_slash"):
-            flag = pop_opt_bool(url, name)
-            if flag is not None:
-                options[name] = flag
+        options.update(url.pop_bools("transit", "allow_slash"))
         kv = url.pop_optional("kv")
         if kv is not None:
             if kv not in ("1", "2"):

@@ -61,7 +61,8 @@ from ._remote_signer import (
     VersionSnapshot,
     as_message,
     check_intervals,
-    check_signer_key_id,
+    key_name,
+    signer_url,
     url_key_id,
 )
 from ._vault_common import (
@@ -71,7 +72,6 @@ from ._vault_common import (
     VaultConnection,
     check_arguments,
     clean_mount,
-    pop_opt_bool,
     summary,
     url_options,
 )
@@ -372,10 +372,7 @@ class VaultTransitSigner(RemoteSigner[TransitKeyInfo, _Settings, _SharedSession]
 
     def _setup(self, key_id: str, settings: _Settings, shared: _SharedSession, *,
                lazy: bool) -> None:
-        self._init_versions(key_id, refresh_interval=settings.refresh_interval,
-                            max_age=settings.max_age)
-        self._settings = settings
-        self._shared = shared
+        self._init_versions(key_id, settings, shared)
         self.mount = settings.mount
         self.key_name = self._key_name_for(key_id)
         self.connection = settings.connection
@@ -402,19 +399,10 @@ class VaultTransitSigner(RemoteSigner[TransitKeyInfo, _Settings, _SharedSession]
             ResolverConfigError: A malformed URL, an unknown parameter, a
                 conflict, or no key id for a template with ``{key_id}``.
         """
-        parsed = url if isinstance(url, ResolverURL) else ResolverURL(url)
-        if parsed.scheme != SCHEME:
-            raise ResolverConfigError(
-                f"expected a {SCHEME}:// URL, got {parsed.scheme}://")
+        parsed = signer_url(url, SCHEME)
         options = url_options(parsed, "name_template")
-        for name in ("refresh_interval", "max_age"):
-            number = parsed.pop_float(name, None)
-            if number is not None:
-                options[name] = number
-        for name in ("lazy", "prehashed", "dangerously_allow_exportable"):
-            flag = pop_opt_bool(parsed, name)
-            if flag is not None:
-                options[name] = flag
+        options.update(parsed.pop_floats("refresh_interval", "max_age"))
+        options.update(parsed.pop_bools("lazy", "prehashed", "dangerously_allow_exportable"))
         parsed.finish()
         key_id = url_key_id(SCHEME, options, kwargs, key_id, DEFAULT_TEMPLATE)
         return cls(key_id, **options, **kwargs)
@@ -450,19 +438,12 @@ class VaultTransitSigner(RemoteSigner[TransitKeyInfo, _Settings, _SharedSession]
         return snapshot, snapshot.info.current.version
 
     def _mismatch(self, info: TransitKeyInfo, raw: bytes, *, retryable: bool) -> HolderMismatch:
-        wanted = raw.hex()[:16]
         retired = next((v for v in info.retired if v.public == raw), None)
-        if retired is not None:
-            reason = (f"holder mismatch: the warrant holder {wanted}… is version "
-                      f"{retired.version} of Transit key {info.name!r}, which no longer signs "
-                      f"(below min_encryption_version)")
-        else:
-            held = ", ".join(f"{v.version}={v.public.hex()[:16]}…" for v in info.versions)
-            reason = (f"holder mismatch: the warrant holder {wanted}… matches none of the "
-                      f"{len(info.versions)} signing version(s) of Transit key {info.name!r} "
-                      f"({held})")
-        return HolderMismatch(reason, key_id=self.key_id, backend=self.backend,
-                              retryable=retryable)
+        why = None if retired is None else (
+            retired.version, "no longer signs (below min_encryption_version)")
+        return self._mismatch_error(raw, repr(info.name),
+                                    [(v.version, v.public) for v in info.versions], "signing",
+                                    why, retryable=retryable)
 
     def _load(self, construction: bool) -> _Snapshot:
         where = f"{self.mount}/keys/{self.key_name}"
@@ -573,13 +554,8 @@ def _check_template(template: str) -> KeyTemplate:
 
 def _key_name(template: str, key_id: str) -> str:
     """The Transit key name of ``key_id``; refuses ids that make an invalid name."""
-    check_signer_key_id(key_id, BACKEND)
-    name = _check_template(template).render(key_id)
-    if not TRANSIT_NAME.fullmatch(name):
-        raise ResolverConfigError(
-            f"key id {key_id!r} gives the Transit key name {name[:80]!r}; names may hold "
-            "only letters, digits and '-_.'")
-    return name
+    return key_name(_check_template(template), key_id, BACKEND, TRANSIT_NAME, "Transit key name",
+                    "names may hold only letters, digits and '-_.'")
 
 
 def _open(key_id: str, url: str | None, options: dict[str, Any]) -> VaultTransitSigner:

@@ -73,6 +73,18 @@ class ResolverHarness:
         return f"{name}-{uuid.uuid4().hex[:10]}"
 
 
+def _stored_key(harness: ResolverHarness, name: str, form: str = "base64") -> tuple[Any, str]:
+    """Put a new key, as ``form``, behind a new id made from ``name``.
+
+    Returns:
+        The ``tenuo_core.SigningKey`` and its key id.
+    """
+    key = tenuo_core.SigningKey.generate()
+    key_id = harness.key_id(name)
+    harness.put(key_id, material(key, form))
+    return key, key_id
+
+
 def wait_for_sync(
     resolver: KeyResolver, key_id: str, timeout: float = 10.0,
     call: Callable[[], Any] | None = None,
@@ -136,9 +148,7 @@ class ResolverConformance:
 
     @pytest.mark.asyncio
     async def test_round_trip(self, harness: ResolverHarness, resolver: KeyResolver) -> None:
-        key = tenuo_core.SigningKey.generate()
-        key_id = harness.key_id("round-trip")
-        harness.put(key_id, material(key, "base64"))
+        key, key_id = _stored_key(harness, "round-trip")
         assert _same(await resolver.resolve(key_id), key)
         assert _same(resolver.resolve_sync(key_id), key)
         versions = await resolver.resolve_versions(key_id)
@@ -148,9 +158,7 @@ class ResolverConformance:
     def test_resolve_sync_cold_loads_in_background(
         self, harness: ResolverHarness, resolver: KeyResolver
     ) -> None:
-        key = tenuo_core.SigningKey.generate()
-        key_id = harness.key_id("cold")
-        harness.put(key_id, material(key, "hex"))
+        key, key_id = _stored_key(harness, "cold", "hex")
         if harness.always_in_memory:
             assert _same(resolver.resolve_sync(key_id), key)
             return
@@ -192,9 +200,7 @@ class ResolverConformance:
     ) -> None:
         if form in BINARY_FORMS and not harness.binary_values:
             pytest.skip("this backend stores text only")
-        key = tenuo_core.SigningKey.generate()
-        key_id = harness.key_id(f"fmt-{form}")
-        harness.put(key_id, material(key, form))
+        key, key_id = _stored_key(harness, f"fmt-{form}", form)
         assert _same(await resolver.resolve(key_id), key)
 
     @pytest.mark.asyncio
@@ -270,9 +276,7 @@ class ResolverConformance:
     async def test_single_flight_async(
         self, harness: ResolverHarness, resolver: KeyResolver, stats: CacheStats
     ) -> None:
-        key = tenuo_core.SigningKey.generate()
-        key_id = harness.key_id("flight")
-        harness.put(key_id, material(key, "base64"))
+        key, key_id = _stored_key(harness, "flight")
         results = await asyncio.gather(*(resolver.resolve(key_id) for _ in range(100)))
         assert all(_same(r, key) for r in results)
         assert stats.backend_calls == 1
@@ -280,9 +284,7 @@ class ResolverConformance:
     def test_single_flight_threads(
         self, harness: ResolverHarness, resolver: KeyResolver, stats: CacheStats
     ) -> None:
-        key = tenuo_core.SigningKey.generate()
-        key_id = harness.key_id("flight-threads")
-        harness.put(key_id, material(key, "base64"))
+        key, key_id = _stored_key(harness, "flight-threads")
         barrier = threading.Barrier(20)
         results: list[Any] = []
         lock = threading.Lock()
@@ -306,9 +308,7 @@ class ResolverConformance:
     def test_resolve_sync_does_no_io(
         self, harness: ResolverHarness, resolver: KeyResolver
     ) -> None:
-        key = tenuo_core.SigningKey.generate()
-        key_id = harness.key_id("noio")
-        harness.put(key_id, material(key, "base64"))
+        key, key_id = _stored_key(harness, "noio")
         resolver.preload([key_id])
         with io_guard() as seen:
             for _ in range(100):
@@ -320,9 +320,7 @@ class ResolverConformance:
     def test_cold_resolve_sync_does_no_io(
         self, harness: ResolverHarness, resolver: KeyResolver
     ) -> None:
-        key = tenuo_core.SigningKey.generate()
-        key_id = harness.key_id("noio-cold")
-        harness.put(key_id, material(key, "base64"))
+        key, key_id = _stored_key(harness, "noio-cold")
         with io_guard() as seen:
             try:
                 resolver.resolve_sync(key_id)
@@ -390,9 +388,7 @@ class ResolverConformance:
 
     @pytest.mark.asyncio
     async def test_close(self, harness: ResolverHarness, stats: CacheStats) -> None:
-        key = tenuo_core.SigningKey.generate()
-        key_id = harness.key_id("close")
-        harness.put(key_id, material(key, "base64"))
+        key, key_id = _stored_key(harness, "close")
         async with harness.make_resolver(cache=FAST_POLICY, observers=[stats]) as resolver:
             assert _same(await resolver.resolve(key_id), key)
         with pytest.raises(KeyResolutionError):
@@ -405,9 +401,7 @@ class ResolverConformance:
         caplog: pytest.LogCaptureFixture,
     ) -> None:
         caplog.set_level(logging.DEBUG)
-        key = tenuo_core.SigningKey.generate()
-        key_id = harness.key_id("redact")
-        harness.put(key_id, material(key, "pem"))
+        key, key_id = _stored_key(harness, "redact", "pem")
         versions = await resolver.resolve_versions(key_id)
         resolver.resolve_sync(key_id)
         try:

@@ -1,4 +1,7 @@
-"""Workflow and activity for ``bench_remote.py`` (own module: the sandbox re-imports it)."""
+"""Workflows and activities for ``bench_load.py`` and ``bench_remote.py``.
+
+Their own module: the workflow sandbox re-imports it.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +18,18 @@ TIMEOUT = timedelta(seconds=60)
 @activity.defn
 async def read_file(path: str) -> str:
     return path
+
+
+@workflow.defn
+class FiveReads:
+    """``count`` reads of ``prefix/i``, one after another, by plain ``execute_activity``."""
+
+    @workflow.run
+    async def run(self, prefix: str, count: int) -> int:
+        for i in range(count):
+            await workflow.execute_activity(read_file, f"{prefix}/{i}",
+                                            start_to_close_timeout=TIMEOUT)
+        return count
 
 
 @workflow.defn
