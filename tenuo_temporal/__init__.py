@@ -55,9 +55,13 @@ from .errors import (
 )
 from .workflow import (
     AuthorizedWorkflow,
+    current_key_id,
     current_warrant,
+    tenuo_continue_as_new,
     tenuo_execute_activity,
     tenuo_execute_child_workflow,
+    workflow_grant,
+    workflow_issue_execution,
 )
 
 __all__ = [
@@ -91,13 +95,17 @@ __all__ = [
     "TrustedRootsProvider",
     "WarrantExpired",
     "WarrantMissing",
+    "current_key_id",
     "current_warrant",
     "execute_workflow_authorized",
     "resolver_from_env",
     "resolver_from_url",
     "start_workflow_authorized",
+    "tenuo_continue_as_new",
     "tenuo_execute_activity",
     "tenuo_execute_child_workflow",
+    "workflow_grant",
+    "workflow_issue_execution",
     "workflow_runner",
 ]
 

@@ -138,6 +138,8 @@ class TenuoWorkerInterceptor(temporalio.worker.Interceptor):
         # False once a TenuoTemporalPlugin owns this interceptor: the plugin
         # then loads roots, meter and loop itself, at the right moments.
         self.hand_wired = True
+        # True under a Replayer (histories of any task queue replay here).
+        self.replaying = False
         self._roots_read = False
         self.recorder = Recorder(config.audit_callback, config.metrics)
         self.verifier = Verifier(config)
@@ -170,7 +172,8 @@ class TenuoWorkerInterceptor(temporalio.worker.Interceptor):
             remote_backends={key_id: signer.backend for key_id, signer in config.signers.items()
                              if signer.remote},
             activity_summaries=config.activity_summaries,
-            mint_queues=frozenset(self.mint_queues))
+            mint_queues=frozenset(self.mint_queues),
+            mints_anywhere=self.replaying and self.mints)
 
     def register_activities(self, fns: list[Callable[..., Any]]) -> None:
         """Learn activity signatures, so PoP names arguments on this worker."""

@@ -19,9 +19,11 @@ from __future__ import annotations
 import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Any, cast
+from datetime import datetime, timedelta, timezone
+from typing import Any, Literal, cast
 
+import temporalio.workflow
+import tenuo  # noqa: F401 - installs tenuo's IssuanceBuilder (Warrant.issue_execution)
 import tenuo_core
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -35,18 +37,30 @@ from ._ids import MINT_ACTIVITY
 from ._state import run_state_of
 from .errors import KeyResolutionFailed, TemporalConstraintViolation, denial
 
-__all__ = ["MintRequest", "make_mint_activity", "park", "take"]
+__all__ = ["MintRequest", "make_mint_activity", "mint_parked", "park", "request_mint", "take"]
 
 
 @dataclass(frozen=True)
 class MintRequest:
-    """What a child warrant should be: never wider than its parent."""
+    """What a narrower warrant should be: never wider than its parent.
+
+    Attributes:
+        parent: The calling run's own warrant context.
+        tools: The tools the new warrant grants.
+        constraints: Per tool, the constraints (default: the parent's).
+        ttl_seconds: Its life (default: as tenuo_core decides, never past the parent).
+        child_key_id: The new holder's key id (default: the parent's).
+        kind: ``"attenuate"`` (a narrower copy of an execution warrant) or
+            ``"issue_execution"`` (an execution warrant from an issuer warrant,
+            held by another key).
+    """
 
     parent: WarrantContext
     tools: Sequence[str]
     constraints: Mapping[str, Mapping[str, Any]]
     ttl_seconds: int | None
     child_key_id: str | None
+    kind: Literal["attenuate", "issue_execution"] = "attenuate"
 
 
 # Bounded and short-lived: a replayed workflow parks again but its recorded
@@ -98,7 +112,9 @@ def make_mint_activity(config: TenuoPluginConfig) -> Any:
         except KeyResolutionError as error:
             raise denial(KeyResolutionFailed(str(error)),
                          non_retryable=not error.retryable) from None
-        granted = parent.warrant.capabilities
+        issuing = request.kind == "issue_execution"
+        granted = ({tool: {} for tool in parent.warrant.issuable_tools or ()} if issuing
+                   else parent.warrant.capabilities or {})
         capabilities: dict[str, Any] = {}
         for tool in request.tools:
             if tool not in granted:
@@ -112,9 +128,13 @@ def make_mint_activity(config: TenuoPluginConfig) -> Any:
             raise _widening(f"ttl_seconds={request.ttl_seconds} outlives the parent "
                             f"(expires in {remaining}s)")
         try:
-            child = parent.warrant.attenuate(
-                capabilities, signing_key=parent_key, ttl_seconds=request.ttl_seconds,
-                holder=child_holder)
+            if issuing:
+                child = _issue_execution(parent.warrant, capabilities, parent_key,
+                                         request.ttl_seconds, child_holder)
+            else:
+                child = parent.warrant.attenuate(
+                    capabilities, signing_key=parent_key, ttl_seconds=request.ttl_seconds,
+                    holder=child_holder)
         except Exception as exc:  # tenuo_core refuses any widening
             raise _widening(f"{type(exc).__name__}: {exc}") from None
         chain = [*parent.chain, child]
@@ -124,6 +144,39 @@ def make_mint_activity(config: TenuoPluginConfig) -> Any:
         }
 
     return mint_child_warrant
+
+
+def _issue_execution(issuer: Any, capabilities: Mapping[str, Mapping[str, Any]],
+                     signing_key: Any, ttl_seconds: int | None, holder: Any) -> Any:
+    """An execution warrant from ``issuer`` (tenuo_core checks it against the issuer's bounds).
+
+    ``Warrant.issue_execution()`` returns the ``tenuo`` package's
+    ``IssuanceBuilder`` (``import tenuo`` installs it over tenuo_core's own).
+    """
+    builder = issuer.issue_execution()
+    for tool, constraints in capabilities.items():
+        builder.capability(tool, dict(constraints))
+    if ttl_seconds is not None:
+        builder.ttl(ttl_seconds)
+    builder.holder(holder)
+    return builder.build(signing_key)
+
+
+async def request_mint(request: MintRequest, mint_timeout: timedelta) -> WarrantContext:
+    """Mint in the plugin's local activity (from workflow code); the new warrant's context.
+
+    The local activity's result is recorded in history: replay reads it and
+    never mints again.
+    """
+    return await mint_parked(park(temporalio.workflow.info().run_id, request), mint_timeout)
+
+
+async def mint_parked(token: str, mint_timeout: timedelta) -> WarrantContext:
+    """Run the minting local activity for a parked request; the new warrant's context."""
+    minted: dict[str, Any] = await temporalio.workflow.execute_local_activity(
+        MINT_ACTIVITY, token, start_to_close_timeout=mint_timeout)
+    chain = tenuo_core.decode_warrant_stack_base64(minted["chain"])
+    return WarrantContext.build(chain[-1], minted["key_id"], chain)
 
 
 def _remaining_seconds(warrant: Any) -> int:

@@ -87,6 +87,12 @@ class TenuoTemporalPlugin(SimplePlugin):
         config["interceptors"] = [*(config.get("interceptors") or []), _Configured()]
         return config
 
+    def configure_replayer(self, config: temporalio.worker.ReplayerConfig
+                           ) -> temporalio.worker.ReplayerConfig:
+        """A Replayer replays histories of any task queue: minting is known to it everywhere."""
+        self.interceptor.replaying = True
+        return super().configure_replayer(config)
+
     def _export_cache_metrics(self) -> None:
         counter = self.interceptor.recorder.cache_counter()
         resolver = self.config.key_resolver

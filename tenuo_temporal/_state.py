@@ -23,9 +23,11 @@ import temporalio.workflow
 from ._headers import WarrantContext
 
 __all__ = [
+    "ContinueAsNewAttenuated",
     "RemotePop",
     "RunPolicy",
     "RunState",
+    "activity_context_override",
     "activity_fn_override",
     "child_context_override",
     "client_context",
@@ -45,6 +47,9 @@ class RunPolicy:
         remote_backends: Key id to the backend name of its remote signer.
         activity_summaries: Whether activities are labelled in the UI.
         mint_queues: Task queues whose workers run the delegation minting activity.
+        mints_anywhere: Minting is available whatever the task queue (a
+            ``Replayer``: it replays histories of any queue, and resolves the
+            minting local activity from its recorded marker).
     """
 
     tool_mappings: Mapping[str, str] = field(default_factory=dict)
@@ -52,6 +57,11 @@ class RunPolicy:
     remote_backends: Mapping[str, str] = field(default_factory=dict)
     activity_summaries: bool = True
     mint_queues: frozenset[str] = frozenset()
+    mints_anywhere: bool = False
+
+    def mints_on(self, task_queue: str) -> bool:
+        """Whether a run on ``task_queue`` can mint narrower warrants here."""
+        return self.mints_anywhere or task_queue in self.mint_queues
 
     def tool_for(self, activity_type: str) -> str:
         """The warrant tool name for an activity type."""
@@ -60,20 +70,24 @@ class RunPolicy:
     @classmethod
     def of(cls, *, tool_mappings: Mapping[str, str],
            activity_fns: Mapping[str, Callable[..., Any]], remote_backends: Mapping[str, str],
-           activity_summaries: bool, mint_queues: frozenset[str]) -> RunPolicy:
+           activity_summaries: bool, mint_queues: frozenset[str],
+           mints_anywhere: bool = False) -> RunPolicy:
         """A policy with read-only views of the given maps."""
         return cls(MappingProxyType(dict(tool_mappings)), MappingProxyType(activity_fns),
-                   MappingProxyType(dict(remote_backends)), activity_summaries, mint_queues)
+                   MappingProxyType(dict(remote_backends)), activity_summaries, mint_queues,
+                   mints_anywhere)
 
 
 class RunState:
     """What one workflow run knows: its warrant context and the worker's policy facts."""
 
-    __slots__ = ("context", "policy")
+    __slots__ = ("context", "next_context", "policy")
 
     def __init__(self, policy: RunPolicy) -> None:
         self.policy = policy
         self.context: WarrantContext | None = None
+        # The warrant the next run gets on continue-as-new, when narrowed.
+        self.next_context: WarrantContext | None = None
 
 
 @dataclass(frozen=True)
@@ -96,6 +110,10 @@ class RemotePop:
 
 
 # Per-dispatch overrides, set by the workflow helpers around one call.
+activity_context_override: ContextVar[WarrantContext | None] = ContextVar(
+    "tenuo_activity_context", default=None
+)
+"""A per-dispatch warrant (``tenuo_execute_activity(warrant=...)``) for one ``start_activity``."""
 activity_fn_override: ContextVar[Callable[..., Any] | None] = ContextVar(
     "tenuo_activity_fn", default=None
 )
@@ -108,6 +126,31 @@ precomputed_pop: ContextVar[RemotePop | None] = ContextVar("tenuo_remote_pop", d
 client_context: ContextVar[WarrantContext | None] = ContextVar(
     "tenuo_client_context", default=None
 )
+
+
+class ContinueAsNewAttenuated(BaseException):
+    """Raised by ``tenuo_continue_as_new(tenuo_attenuation=...)`` for the inbound interceptor.
+
+    Minting the narrower warrant needs a local activity (recorded, so replay
+    never re-mints), which the synchronous call cannot await. The workflow
+    inbound interceptor catches this signal, awaits the mint, then continues
+    as new under the narrowed warrant. A ``BaseException``, like Temporal's own
+    ``ContinueAsNewError``, so ``except Exception`` in workflow code lets it through.
+
+    Attributes:
+        token: The parked mint request.
+        mint_timeout: Start-to-close timeout of the minting local activity.
+        args: ``workflow.continue_as_new`` positional arguments.
+        kwargs: ``workflow.continue_as_new`` keyword arguments.
+    """
+
+    def __init__(self, token: str, mint_timeout: Any, args: tuple[Any, ...],
+                 kwargs: Mapping[str, Any]) -> None:
+        super().__init__("continue-as-new under a narrowed warrant")
+        self.token = token
+        self.mint_timeout = mint_timeout
+        self.args = args
+        self.kwargs = dict(kwargs)
 
 
 # run_id -> state. This module is passed through the sandbox, so the map is

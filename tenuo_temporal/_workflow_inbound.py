@@ -23,7 +23,8 @@ from temporalio.worker import (
 
 from . import _headers as H
 from ._audit import Recorder
-from ._state import RunPolicy, RunState, enter, leave
+from ._mint import mint_parked
+from ._state import ContinueAsNewAttenuated, RunPolicy, RunState, enter, leave
 from ._workflow_outbound import WorkflowOutbound
 from ._workflow_signer import WorkflowSigner
 from .errors import HeaderError, WarrantMissing, denial
@@ -80,6 +81,11 @@ class WorkflowInbound(WorkflowInboundInterceptor):
         enter(run_id, self._state)
         try:
             return await super().execute_workflow(input)
+        except ContinueAsNewAttenuated as request:
+            # tenuo_continue_as_new(tenuo_attenuation=...): mint the narrower
+            # warrant (a recorded local activity), then continue under it.
+            self._state.next_context = await mint_parked(request.token, request.mint_timeout)
+            temporalio.workflow.continue_as_new(*request.args, **request.kwargs)
         finally:
             leave(run_id, self._state)
 

@@ -74,6 +74,8 @@ class WorkflowOutbound(WorkflowOutboundInterceptor):
         return super().start_child_workflow(input)
 
     def continue_as_new(self, input: ContinueAsNewInput) -> Any:
-        if self._state.context is not None:
-            input.headers = {**input.headers, **self._state.context.payloads}
+        # The run's warrant, or the narrower one tenuo_continue_as_new minted.
+        context = self._state.next_context or self._state.context
+        if context is not None:
+            input.headers = {**input.headers, **context.payloads}
         return super().continue_as_new(input)

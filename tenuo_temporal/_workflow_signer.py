@@ -32,7 +32,7 @@ from ._ids import SUMMARY_PREFIX
 from ._keep_warm import KeysInUse
 from ._remote import workflow_pop
 from ._signing import signed_view
-from ._state import RunState, activity_fn_override, precomputed_pop
+from ._state import RunState, activity_context_override, activity_fn_override, precomputed_pop
 from .errors import ChainValidationError, KeyResolutionFailed, denial, unsignable
 
 __all__ = ["KeyNotReady", "WorkflowSigner"]
@@ -76,7 +76,7 @@ class WorkflowSigner:
             ApplicationError: A typed, non-retryable denial (audited).
             KeyNotReady: The holder key is still loading (the task is retried).
         """
-        context = state.context
+        context = activity_context_override.get() or state.context
         if context is None:
             return None  # no warrant: the activity worker decides (require_warrant)
         config = self.config
@@ -93,12 +93,13 @@ class WorkflowSigner:
             if pop is None:
                 try:
                     key = self.holder_key(context)
-                except KeyNotReady:
+                except (KeyNotReady, ApplicationError):
                     if not temporalio.workflow.unsafe.is_replaying():
                         raise
                     # Replaying history: this activity was signed when it was first
                     # scheduled, and a replayed command is never sent, so rebuilding
-                    # the run's state needs no key (new scheduling still fails closed).
+                    # the run's state needs no key (a key loading, rotated away or
+                    # closed; new scheduling still fails closed).
                     input.headers = {**input.headers, **context.payloads}
                     return None
                 pop = context.warrant.sign(key, tool, signed,
