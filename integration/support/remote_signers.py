@@ -27,6 +27,7 @@ import pytest
 from integration.support.gate import Gate
 from integration.support.procs import free_port
 from integration.support.temporal_helpers import uid
+from integration.support.vault import transit_sign_token
 from tenuo_keys import Signer
 from tenuo_keys.backends import vault_transit as vt
 from tenuo_keys.backends.vault_transit import VaultTransitSigner
@@ -132,12 +133,8 @@ class TransitBackend(SignerBackend):
     def sign_token(self) -> str:
         """Least privilege: read and sign with ``transit/keys/tenuo-remote-*`` only."""
         if self.server.addr not in _sign_tokens:
-            self.vault_client.sys.create_or_update_policy(POLICY, f"""
-                path "transit/keys/{PREFIX}*" {{ capabilities = ["read"] }}
-                path "transit/sign/{PREFIX}*" {{ capabilities = ["update"] }}
-            """)
-            _sign_tokens[self.server.addr] = str(self.vault_client.auth.token.create(
-                policies=[POLICY], ttl="2h")["auth"]["client_token"])
+            _sign_tokens[self.server.addr] = transit_sign_token(self.vault_client, POLICY,
+                                                                PREFIX)
         return _sign_tokens[self.server.addr]
 
     @staticmethod
