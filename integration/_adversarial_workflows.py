@@ -88,17 +88,10 @@ ACTIVITIES = [read_file, fetch_url, write_file, write_note, delete_object, store
 
 @workflow.defn
 class Call:
-    """Runs one activity, by name, with the given positional arguments."""
+    """Runs one activity, by name, with the given positional arguments.
 
-    @workflow.run
-    async def run(self, activity_name: str, args: list[Any]) -> Any:
-        return await workflow.execute_activity(
-            activity_name, args=args, start_to_close_timeout=TIMEOUT, retry_policy=RETRIES)
-
-
-@workflow.defn
-class ChildCall:
-    """The child of :class:`Delegate`: one activity under the delegated warrant."""
+    Also the child of :class:`Delegate`, under the delegated warrant.
+    """
 
     @workflow.run
     async def run(self, activity_name: str, args: list[Any]) -> Any:
@@ -115,7 +108,7 @@ class Delegate:
         with workflow.unsafe.imports_passed_through():
             import tenuo_core
         return await tenuo_execute_child_workflow(
-            ChildCall.run,
+            Call.run,
             tools=["read_file"],
             constraints={"read_file": {"path": tenuo_core.Subpath(narrow_to)}},
             ttl_seconds=120,
@@ -136,4 +129,4 @@ class Relabel:
                                             start_to_close_timeout=TIMEOUT, retry_policy=RETRIES)
 
 
-WORKFLOWS = [Call, ChildCall, Delegate, Relabel]
+WORKFLOWS = [Call, Delegate, Relabel]

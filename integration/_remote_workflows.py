@@ -1,8 +1,9 @@
 """Workflows and activities for the remote-signing integration tests.
 
 Kept in their own module because the workflow sandbox re-imports the module
-that defines a workflow. Activity bodies record each run in ``CALLS`` so a
-test can prove that a denied (or not yet signed) activity never ran.
+that defines a workflow. The activities (``read_file``, ``write_file``) and
+their ``CALLS`` record are those of ``_plugin_workflows``, so a test can prove
+that a denied (or not yet signed) activity never ran.
 """
 
 from __future__ import annotations
@@ -11,27 +12,14 @@ import asyncio
 from datetime import timedelta
 from typing import Any
 
-from temporalio import activity, workflow
+from temporalio import workflow
 from temporalio.common import RetryPolicy
+
+from integration._plugin_workflows import CALLS as CALLS  # the record the tests read
+from integration._plugin_workflows import FAST, read_file, write_file
 
 with workflow.unsafe.imports_passed_through():
     from tenuo_temporal.workflow import AuthorizedWorkflow, tenuo_execute_activity
-
-CALLS: list[tuple[str, tuple[object, ...]]] = []
-FAST = {"start_to_close_timeout": timedelta(seconds=20),
-        "retry_policy": RetryPolicy(maximum_attempts=2)}
-
-
-@activity.defn
-async def read_file(path: str) -> str:
-    CALLS.append(("read_file", (path,)))
-    return f"contents of {path}"
-
-
-@activity.defn
-async def write_file(path: str, body: str) -> int:
-    CALLS.append(("write_file", (path, body)))
-    return len(body)
 
 
 @workflow.defn

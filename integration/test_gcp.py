@@ -21,6 +21,7 @@ import tenuo_core
 from click.testing import CliRunner
 
 from integration.support.gcp import GCPServer, make_gcp_client
+from integration.support.resolver_checks import fails_closed_for, retry_sync
 from tenuo_keys import (
     BackendUnavailable,
     CachePolicy,
@@ -220,14 +221,7 @@ async def test_outage_serves_warm_keys_within_max_staleness_then_fails_closed(
             with pytest.raises(BackendUnavailable) as info:
                 await resolver.resolve(key_id)
             assert info.value.retryable is True and info.value.key_id == key_id
-        deadline = time.monotonic() + 0.5
-        while time.monotonic() < deadline:
-            for key_id in keys:
-                with pytest.raises(BackendUnavailable):
-                    resolver.resolve_sync(key_id)
-                with pytest.raises(BackendUnavailable):
-                    await resolver.resolve(key_id)
-            await asyncio.sleep(0.05)
+        await fails_closed_for(resolver, keys, 0.5)
 
         # The same server comes back on the same port with its state: the
         # same resolver recovers without being rebuilt.
@@ -244,20 +238,8 @@ async def test_outage_serves_warm_keys_within_max_staleness_then_fails_closed(
                 await asyncio.sleep(0.1)
         assert _same(found, keys["agent0"])
         for key_id, key in keys.items():
-            assert _same(wait_for_sync(resolver, key_id, call=lambda k=key_id: _retry_sync(
-                resolver, k)), key)
-
-
-def _retry_sync(resolver: GCPSecretManagerKeyResolver, key_id: str) -> Any:
-    # After an outage the negative cache may answer for up to negative_ttl.
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            return resolver.resolve_sync(key_id)
-        except BackendUnavailable:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
+            assert _same(wait_for_sync(resolver, key_id, call=lambda k=key_id: retry_sync(
+                resolver, k, 10)), key)
 
 
 # -- bad data --------------------------------------------------------------------

@@ -10,9 +10,7 @@ stop the server get a server of their own.
 
 from __future__ import annotations
 
-import statistics
 import time
-import uuid
 from typing import Any
 
 import pytest
@@ -23,6 +21,15 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from integration.support.gcp_kms import KMS_TOKEN, KMSServer, make_kms_client
 from integration.support.procs import free_port
+from integration.support.signer_checks import (
+    ARGS,
+    ISSUER,
+    TOOL,
+    accepts,
+    sign_latency_ms,
+    unique,
+    warrant_for,
+)
 from tenuo_keys import (
     BackendUnavailable,
     HolderMismatch,
@@ -31,31 +38,13 @@ from tenuo_keys import (
     KeyResolutionError,
     ResolverConfigError,
 )
-from tenuo_keys._pop import pop_message
 from tenuo_keys._signer import LocalSigner, sign_pop
 from tenuo_keys.backends.gcp_kms import MAX_DATA_BYTES, GCPKMSSigner
 from tenuo_keys.testing._signer_conformance import SignerConformance, SignerHarness
 
 pytestmark = pytest.mark.integration
 
-ISSUER = tenuo_core.SigningKey.generate()
-TOOL = "read_file"
-ARGS = {"path": "/data/report.txt", "limit": 10}
 WRONG_TOKEN = "ya29.WRONG-kms-token-value"
-
-
-def unique(name: str) -> str:
-    return f"{name}-{uuid.uuid4().hex[:10]}"
-
-
-def warrant_for(holder: Any) -> Any:
-    return tenuo_core.Warrant.issue(keypair=ISSUER, capabilities={TOOL: {}}, ttl_seconds=600,
-                                    holder=holder)
-
-
-def accepts(warrant: Any, pop: bytes, args: dict[str, Any] | None = None) -> None:
-    tenuo_core.Authorizer(trusted_roots=[ISSUER.public_key]).check_chain(
-        [warrant], TOOL, ARGS if args is None else args, signature=pop)
 
 
 def raw(public_key: Any) -> bytes:
@@ -522,18 +511,7 @@ def test_from_url_and_for_key_share_one_client(gcp_kms):
 def test_sign_latency(gcp_kms):
     key_id = new_key(gcp_kms, "lat")
     with gcp_kms.signer(key_id) as signer:
-        warrant = warrant_for(signer.public_key)
-        holder = warrant.authorized_holder
-        message = pop_message(warrant, TOOL, ARGS, int(time.time()))
-        for _ in range(20):
-            signer.sign(message, holder=holder)
-        samples = []
-        for _ in range(300):
-            started = time.perf_counter()
-            signer.sign(message, holder=holder)
-            samples.append(time.perf_counter() - started)
-    samples.sort()
-    median, p99 = statistics.median(samples) * 1e3, samples[int(len(samples) * 0.99)] * 1e3
+        median, p99 = sign_latency_ms(signer, warrant_for(signer.public_key))
     print(f"\nCloud KMS sign (loopback gRPC, CRC32C + local verify): median {median:.2f} ms, "
           f"p99 {p99:.2f} ms")
     assert median < 20

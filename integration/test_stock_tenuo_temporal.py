@@ -135,14 +135,23 @@ def activity_denial(exc_info: pytest.ExceptionInfo[WorkflowFailureError]) -> App
     return denial
 
 
-async def exercise_stock_plugin(
-    temporal_env: Any, resolver: Any
-) -> list[tuple[str, tuple[Any, ...]]]:
-    """Run the four scenarios on one worker; return the resolver call log.
+async def exercise_stock_plugin(temporal_env: Any, resolver: Any) -> None:
+    """Run the four scenarios on one worker, then close ``resolver``.
 
     ``resolver`` must serve ``HOLDER`` as ``agent1`` and ``MALLORY`` as
-    ``mallory``, and know nothing of ``ghost``.
+    ``mallory``, and know nothing of ``ghost``. The worker preloads every key
+    and never calls the async ``resolve``.
     """
+    try:
+        log = await _scenarios(temporal_env, resolver)
+    finally:
+        resolver.close()
+    assert ("preload_all", ()) in log
+    assert not any(name == "resolve" for name, _ in log), log
+
+
+async def _scenarios(temporal_env: Any, resolver: Any) -> list[tuple[str, tuple[Any, ...]]]:
+    """The four scenarios of :func:`exercise_stock_plugin`; returns the resolver call log."""
     log = spy_on(resolver)
     tag = uuid.uuid4().hex[:12]
     task_queue = f"stock-tenuo-{tag}"
@@ -249,23 +258,13 @@ async def test_env_key_resolver_with_stock_plugin(
     monkeypatch.delenv("TENUO_SIGNING_KEY", raising=False)
 
     resolver = EnvKeyResolver(prefix=prefix)
-    try:
-        log = await exercise_stock_plugin(temporal_env, resolver)
-    finally:
-        resolver.close()
-    assert ("preload_all", ()) in log
-    assert not any(name == "resolve" for name, _ in log), log
+    await exercise_stock_plugin(temporal_env, resolver)
 
 
 @on_session_loop
 async def test_static_key_resolver_with_stock_plugin(temporal_env: Any) -> None:
     resolver = StaticKeyResolver({"agent1": HOLDER, "mallory": MALLORY})
-    try:
-        log = await exercise_stock_plugin(temporal_env, resolver)
-    finally:
-        resolver.close()
-    assert ("preload_all", ()) in log
-    assert not any(name == "resolve" for name, _ in log), log
+    await exercise_stock_plugin(temporal_env, resolver)
 
 
 # ------------------------------------------------------------------ reference facts

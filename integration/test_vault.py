@@ -21,6 +21,7 @@ import pytest
 import tenuo_core
 from click.testing import CliRunner
 
+from integration.support.resolver_checks import fails_closed_for, retry_sync
 from tenuo_keys import (
     BackendUnavailable,
     CachePolicy,
@@ -646,14 +647,7 @@ async def test_outage_serves_stale_then_fails_closed_then_recovers(vault_fault_s
                 await resolver.resolve(key_id)
             assert info.value.retryable is True
             assert "cannot connect to Vault" in info.value.reason
-        deadline = time.monotonic() + 0.6
-        while time.monotonic() < deadline:
-            for key_id in keys:
-                with pytest.raises(BackendUnavailable):
-                    resolver.resolve_sync(key_id)
-                with pytest.raises(BackendUnavailable):
-                    await resolver.resolve(key_id)
-            await asyncio.sleep(0.05)
+        await fails_closed_for(resolver, keys, 0.6)
 
         # Same port, new (empty) dev server: re-seed, and the same resolver recovers.
         server.start()
@@ -669,21 +663,11 @@ async def test_outage_serves_stale_then_fails_closed_then_recovers(vault_fault_s
                 assert time.monotonic() < deadline, "did not recover"
                 await asyncio.sleep(0.1)
         for key_id, key in keys.items():
-            found = wait_for_sync(resolver, key_id, call=lambda k=key_id: _sync_retry(resolver, k))
+            found = wait_for_sync(resolver, key_id, call=lambda k=key_id: retry_sync(
+                resolver, k, 5, (BackendUnavailable, KeyNotFound)))  # see the recovery loop
             assert same(found, key)
     finally:
         resolver.close()
-
-
-def _sync_retry(resolver: VaultKeyResolver, key_id: str) -> Any:
-    deadline = time.monotonic() + 5
-    while True:
-        try:
-            return resolver.resolve_sync(key_id)
-        except (BackendUnavailable, KeyNotFound):  # see the recovery loop above
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
 
 
 async def test_sealed_vault_is_unavailable_until_unsealed(vault_fault_server):

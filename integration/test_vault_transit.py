@@ -9,9 +9,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import logging
-import statistics
 import time
-import uuid
 from typing import Any
 
 import hvac
@@ -19,7 +17,15 @@ import hvac.exceptions
 import pytest
 import tenuo_core
 
-from integration.support.vault import free_port_pair
+from integration.support.signer_checks import (
+    ARGS,
+    TOOL,
+    accepts,
+    sign_latency_ms,
+    unique,
+    warrant_for,
+)
+from integration.support.vault import free_port_pair, transit_sign_token
 from tenuo_keys import (
     BackendUnavailable,
     HolderMismatch,
@@ -39,23 +45,6 @@ pytestmark = pytest.mark.integration
 
 SIGN_POLICY = "tenuo-transit-sign"
 PREFIX = "tenuo-"  # the signer's template: key id "agent" is Transit key "tenuo-agent"
-ISSUER = tenuo_core.SigningKey.generate()
-TOOL = "read_file"
-ARGS = {"path": "/data/report.txt", "limit": 10}
-
-
-def unique(name: str) -> str:
-    return f"{name}-{uuid.uuid4().hex[:10]}"
-
-
-def warrant_for(holder: Any) -> Any:
-    return tenuo_core.Warrant.issue(keypair=ISSUER, capabilities={TOOL: {}}, ttl_seconds=600,
-                                    holder=holder)
-
-
-def accepts(warrant: Any, pop: bytes, args: dict[str, Any] | None = None) -> None:
-    tenuo_core.Authorizer(trusted_roots=[ISSUER.public_key]).check_chain(
-        [warrant], TOOL, ARGS if args is None else args, signature=pop)
 
 
 def root_options(server: Any) -> dict[str, Any]:
@@ -66,12 +55,7 @@ def root_options(server: Any) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def sign_token(vault_client: Any) -> str:
     """A token that may only read and sign with ``transit/keys/tenuo-*`` (least privilege)."""
-    vault_client.sys.create_or_update_policy(SIGN_POLICY, f"""
-        path "transit/keys/{PREFIX}*" {{ capabilities = ["read"] }}
-        path "transit/sign/{PREFIX}*" {{ capabilities = ["update"] }}
-    """)
-    return str(vault_client.auth.token.create(policies=[SIGN_POLICY], ttl="2h")["auth"][
-        "client_token"])
+    return transit_sign_token(vault_client, SIGN_POLICY, PREFIX)
 
 
 def signer_for(server: Any, key_id: str, **kwargs: Any) -> VaultTransitSigner:
@@ -459,18 +443,7 @@ def test_sign_latency(vault_server, sign_token):
     key_id = unique("lat")
     vt.create_key(key_id, **root_options(vault_server), name_template=PREFIX + "{key_id}")
     with signer_for(vault_server, key_id, token=sign_token) as signer:
-        warrant = warrant_for(signer.public_key)
-        holder = warrant.authorized_holder
-        message = pop_message(warrant, TOOL, ARGS, int(time.time()))
-        for _ in range(20):
-            signer.sign(message, holder=holder)
-        samples = []
-        for _ in range(300):
-            started = time.perf_counter()
-            signer.sign(message, holder=holder)
-            samples.append(time.perf_counter() - started)
-    samples.sort()
-    median, p99 = statistics.median(samples) * 1e3, samples[int(len(samples) * 0.99)] * 1e3
+        median, p99 = sign_latency_ms(signer, warrant_for(signer.public_key))
     print(f"\nTransit sign (loopback, verified locally): median {median:.2f} ms, "
           f"p99 {p99:.2f} ms")
     assert median < 20

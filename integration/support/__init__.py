@@ -9,6 +9,13 @@
   fixtures of the loopback GCP fakes (``gcp_sm_server``, ``gcp_kms_server``,
   built on ``grpc_test_server`` and ``grpc_servers``);
 * :mod:`integration.support.hostile`: misbehaving HTTP servers;
+* :mod:`integration.support.gate`: a loopback forwarder that can refuse connections;
+* :mod:`integration.support.remote_signers`: one adapter per remote signer
+  (Transit, Cloud KMS) for the remote-signer Temporal suite;
+* :mod:`integration.support.signer_checks`: warrants, acceptance and latency
+  for the remote signers' own tests;
+* :mod:`integration.support.resolver_checks`: outage polling for the resolver
+  backends' tests;
 * :mod:`integration.support.temporal_helpers`: clients, workers and history helpers.
 
 Not shipped: ``[tool.setuptools.packages.find]`` includes only the two libraries.

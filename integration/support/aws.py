@@ -25,7 +25,13 @@ import boto3
 import pytest
 from botocore.config import Config
 
-from integration.support.procs import ManagedProcess, find_binary, free_port, port_open
+from integration.support.procs import (
+    ManagedProcess,
+    find_binary,
+    free_port,
+    port_open,
+    stopped_after,
+)
 
 __all__ = ["MotoServer", "moto_factory", "moto_server"]
 
@@ -132,15 +138,4 @@ def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer
 @pytest.fixture
 def moto_factory(tmp_path: Path) -> Iterator[Callable[[], MotoServer]]:
     """Start private ``moto_server`` processes for one test; all stop at teardown."""
-    started: list[MotoServer] = []
-
-    def start() -> MotoServer:
-        server = MotoServer(tmp_path).start()
-        started.append(server)
-        return server
-
-    try:
-        yield start
-    finally:
-        for server in started:
-            server.stop()
+    yield from stopped_after(lambda: MotoServer(tmp_path).start(), MotoServer.stop)

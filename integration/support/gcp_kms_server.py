@@ -37,8 +37,6 @@ service (``tenuo_keys.testing.KMSControl``, JSON in and out, see
 :class:`ControlClient`):
 
 * ``deny``: key ids (or resource-name prefixes) that answer PERMISSION_DENIED;
-* ``token``: when set, a request that *sends* ``authorization: Bearer X`` with
-  another X gets UNAUTHENTICATED (requests without the header are served);
 * ``corrupt_signature``: the next N signatures have a flipped bit and a
   *matching* ``signature_crc32c`` (only verifying the signature catches it);
 * ``bad_signature_crc``: the next N answers carry a wrong ``signature_crc32c``;
@@ -46,19 +44,14 @@ service (``tenuo_keys.testing.KMSControl``, JSON in and out, see
 * ``wrong_version_name``: the next N answers name another key version;
 * ``bad_pem_crc``: the next N public keys carry a wrong ``pem_crc32c``;
 * ``generation_delay_ms``: new generated versions stay PENDING_GENERATION this long;
-* ``latency_ms``: sleep this long in every KMS call (a network RTT);
 * ``fail``: ``{"code": "UNAVAILABLE", "count": 2, "methods": [...]}`` fails the next calls.
 
-Run it as a process (the fault tests stop and restart it by PID)::
+Plus the hooks of every test server (``token``, ``latency_ms``), the
+``--state`` file and the command line, all from
+``integration/support/grpc_test_server.py``. Run it as a process (the fault
+tests stop and restart it by PID)::
 
     python -m integration.support.gcp_kms_server --port 8086 [--state state.json]
-
-With ``--state`` every change, key material included, is written to that JSON
-file (atomically), and a restarted server starts from it.
-
-The gRPC server and its control service, the ``token``, ``latency_ms`` and
-``fail`` hooks, the ``--state`` file writes and the command line live in
-``integration/support/grpc_test_server.py``, shared with ``gcp_sm_server.py``.
 """
 
 from __future__ import annotations

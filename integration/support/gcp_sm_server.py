@@ -27,23 +27,16 @@ service (``tenuo_keys.testing.SecretManagerControl``, JSON in and out, see
 :class:`ControlClient`):
 
 * ``deny``: secret ids that answer PERMISSION_DENIED;
-* ``token``: when set, a request that *sends* ``authorization: Bearer X`` with
-  another X gets UNAUTHENTICATED (requests without the header are served);
 * ``corrupt_crc``: ``"secret_id/version"`` entries served with a wrong CRC32C;
 * ``omit_crc``: secret ids served without ``data_crc32c``;
-* ``latency_ms``: sleep this long in every Secret Manager call (a network RTT);
 * ``fail``: ``{"code": "UNAVAILABLE", "count": 2}`` fails the next calls.
 
-Run it as a process (the fault tests stop and restart it by PID)::
+Plus the hooks of every test server (``token``, ``latency_ms``), the
+``--state`` file and the command line, all from
+``integration/support/grpc_test_server.py``. Run it as a process (the fault
+tests stop and restart it by PID)::
 
     python -m integration.support.gcp_sm_server --port 8085 [--state state.json]
-
-With ``--state`` every change is written to that JSON file (atomically), and a
-restarted server starts from it.
-
-The gRPC server and its control service, the ``token``, ``latency_ms`` and
-``fail`` hooks, the ``--state`` file writes and the command line live in
-``integration/support/grpc_test_server.py``, shared with ``gcp_kms_server.py``.
 """
 
 from __future__ import annotations

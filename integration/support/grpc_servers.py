@@ -27,7 +27,13 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import pytest
 
-from integration.support.procs import REPO_ROOT, ManagedProcess, free_port, module_argv
+from integration.support.procs import (
+    REPO_ROOT,
+    ManagedProcess,
+    free_port,
+    module_argv,
+    stopped_after,
+)
 
 if TYPE_CHECKING:
     from integration.support.grpc_test_server import JsonControlClient
@@ -216,16 +222,9 @@ def server_factory(server_class: type[S], tmp_path_factory: pytest.TempPathFacto
 
     Every server started is closed at the end. Use as ``yield from server_factory(...)``.
     """
-    started: list[S] = []
     tmp = tmp_path_factory.mktemp(name)
 
     def start(state: bool = False, args: tuple[str, ...] = ()) -> S:
-        server = start_server(server_class, tmp, name, state, args)
-        started.append(server)
-        return server
+        return start_server(server_class, tmp, name, state, args)
 
-    try:
-        yield start
-    finally:
-        for server in started:
-            server.close()
+    yield from stopped_after(start, server_class.close)

@@ -16,6 +16,13 @@ command-line name); what they have in common lives here:
 * :func:`run_main`: the command line (``--port``, ``--host``, ``--state``,
   ``--deny``, ``--token``, ``--latency-ms``), serving until SIGTERM/SIGINT.
 
+The hooks every server shares: ``token``, when set, makes a request that
+*sends* ``authorization: Bearer X`` with another X get UNAUTHENTICATED
+(requests without the header are served); ``latency_ms`` sleeps that long in
+every API call (a network RTT). With ``--state`` every change, key material
+included, is written to that JSON file (atomically), and a restarted server
+starts from it.
+
 The servers run as modules from the repository root
 (``python -m integration.support.gcp_sm_server``), and the fixtures import
 them (for their ``ControlClient``) under the same names.

@@ -20,14 +20,16 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
 __all__ = ["REPO_ROOT", "ManagedProcess", "find_binary", "free_port", "module_argv", "port_open",
-           "run_bench_quick", "wait_until"]
+           "run_bench_quick", "stopped_after", "wait_until"]
+
+T = TypeVar("T")
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 """The repository root: the working directory of every Python program started here."""
@@ -80,6 +82,26 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def stopped_after(start_one: Callable[..., T],
+                  stop: Callable[[T], None]) -> Iterator[Callable[..., T]]:
+    """Body of a factory fixture: yields ``start_one``; stops all it started at the end.
+
+    Use as ``yield from stopped_after(start_one, stop)``.
+    """
+    started: list[T] = []
+
+    def start(*args: Any, **kwargs: Any) -> T:
+        server = start_one(*args, **kwargs)
+        started.append(server)
+        return server
+
+    try:
+        yield start
+    finally:
+        for server in started:
+            stop(server)
 
 
 class ProcessExited(RuntimeError):

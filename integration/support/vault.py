@@ -43,6 +43,7 @@ __all__ = [
     "K8sTokenReview",
     "VaultServer",
     "k8s_token_review",
+    "transit_sign_token",
     "vault_client",
     "vault_fault_server",
     "vault_server",
@@ -169,6 +170,22 @@ class VaultServer:
 
     def __repr__(self) -> str:
         return f"VaultServer(addr={self.addr!r}, starts={self.starts})"
+
+
+def transit_sign_token(vault_client: Any, policy: str, prefix: str) -> str:
+    """A token that may only read and sign with ``transit/keys/<prefix>*`` (least privilege).
+
+    Args:
+        vault_client: A root ``hvac.Client``.
+        policy: The name of the policy to write.
+        prefix: The Transit key-name prefix the token may use.
+    """
+    vault_client.sys.create_or_update_policy(policy, f"""
+        path "transit/keys/{prefix}*" {{ capabilities = ["read"] }}
+        path "transit/sign/{prefix}*" {{ capabilities = ["update"] }}
+    """)
+    return str(vault_client.auth.token.create(policies=[policy], ttl="2h")["auth"][
+        "client_token"])
 
 
 @pytest.fixture(scope="session")

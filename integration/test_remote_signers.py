@@ -1,39 +1,44 @@
-"""Remote signers in Temporal: holder keys that never leave OpenBao Transit.
+"""Remote signers in Temporal: holder keys that never leave the signing service.
 
-Real Temporal dev server (``temporal_env``) and real OpenBao dev servers
-(``vault_server``, ``vault_fault_server``). The PoP of a key id configured in
-``TenuoPluginConfig.signers`` to a ``VaultTransitSigner`` is signed in the
-plugin's local activity ``__tenuo_remote_sign``, outside the sandbox, and
-history records it. The tests prove:
+One suite, run once per signer (``signer_backend``: OpenBao Transit's
+``VaultTransitSigner`` on real OpenBao dev servers, ``GCPKMSSigner`` on the
+project's Cloud KMS gRPC test server; the adapters live in
+``integration/support/remote_signers.py``). A real Temporal dev server
+(``temporal_env``). The PoP of a key id configured in
+``TenuoPluginConfig.signers`` is signed in the plugin's local activity
+``__tenuo_remote_sign``, outside the sandbox, and history records it. The tests
+prove, for every signer:
 
-* authorized activities run and denied ones do not, with a non-exportable
-  Transit key, verified by an unchanged verify-only activity worker that
-  shares the task queue (the workflow worker does not take its tasks);
+* authorized activities run and denied ones do not, with a key generated
+  inside the service that cannot leave it, verified by an unchanged
+  verify-only activity worker that shares the task queue (the workflow worker
+  does not take its tasks);
 * the remote PoP is the local PoP byte for byte (an imported key);
 * replay never signs: a worker that replays on every task, a worker that
   takes over after the first one stopped, and the ``Replayer``;
+* calls in flight together each carry their own PoP;
 * rotation mid-run keeps in-flight warrants working, a new warrant on the new
   version works, and a holder whose version no longer signs (or no longer
   exists) is a non-retryable ``TENUO_KEY_RESOLUTION``;
-* a Transit outage is a retryable failure of the local activity: the workflow
-  waits, nothing runs unauthorized, and it completes once Transit is back;
+* an outage is a retryable failure of the local activity: the workflow waits,
+  nothing runs unauthorized, and it completes once the service is back, with a
+  PoP for the window it was scheduled in;
 * plain ``workflow.execute_activity`` on a remote key id fails with the clear
   ``TENUO_REMOTE_SIGNER_NEEDS_HELPER``, while local key ids in the same worker
   keep signing in memory (no local activity);
 * the signing activity cannot be scheduled as a regular activity.
+
+Then, signer-independent: the config takes signers and nothing else, and a
+precomputed PoP serves only its own call.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
-import socket
-import threading
 import time
 from typing import Any
 
-import hvac.exceptions
 import pytest
 import tenuo_core
 from temporalio.api.enums.v1 import EventType
@@ -43,6 +48,7 @@ from temporalio.worker import Replayer, Worker
 
 from integration import _remote_workflows as wf
 from integration.support.procs import free_port
+from integration.support.remote_signers import BACKENDS, SignerBackend
 from integration.support.temporal_helpers import connect, denial_of, events_of, uid, worker
 from tenuo_keys import (
     KeyResolutionError,
@@ -53,7 +59,6 @@ from tenuo_keys import (
     StaticKeyResolver,
     sign_pop,
 )
-from tenuo_keys.backends import vault_transit as vt
 from tenuo_keys.backends.vault_transit import VaultTransitSigner
 from tenuo_temporal import (
     AuditEvent,
@@ -76,10 +81,15 @@ pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")
 ROOT = tenuo_core.SigningKey.generate()
 LOCAL_HOLDER = tenuo_core.SigningKey.generate()
 Subpath = tenuo_core.Subpath
-PREFIX = "tenuo-remote-"
-POLICY = "tenuo-remote-sign"
+MARKER = EventType.EVENT_TYPE_MARKER_RECORDED
+SCHEDULED = EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+STARTED = EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED
 
 
+@pytest.fixture(params=list(BACKENDS))
+def signer_backend(request: pytest.FixtureRequest) -> SignerBackend:
+    """Each remote signer in turn (its services are started on first use)."""
+    return BACKENDS[request.param](request)
 
 
 def mint(holder: Any, capabilities: dict[str, Any] | None = None, ttl: int = 600) -> Any:
@@ -88,47 +98,24 @@ def mint(holder: Any, capabilities: dict[str, Any] | None = None, ttl: int = 600
                                     holder=holder)
 
 
-def admin(server: Any) -> dict[str, Any]:
-    return {"addr": server.addr, "token": server.token, "environ": {},
-            "name_template": PREFIX + "{key_id}"}
-
-
-def transit_signer(server: Any, key_id: str, token: str, addr: str | None = None,
-                   **kwargs: Any) -> VaultTransitSigner:
-    return VaultTransitSigner(key_id, addr or server.addr, token=token, environ={},
-                              name_template=PREFIX + "{key_id}", **kwargs)
-
-
-@pytest.fixture(scope="module")
-def sign_token(vault_client: Any) -> str:
-    """Least privilege: read and sign with ``transit/keys/tenuo-remote-*`` only."""
-    vault_client.sys.create_or_update_policy(POLICY, f"""
-        path "transit/keys/{PREFIX}*" {{ capabilities = ["read"] }}
-        path "transit/sign/{PREFIX}*" {{ capabilities = ["update"] }}
-    """)
-    return str(vault_client.auth.token.create(policies=[POLICY], ttl="2h")["auth"][
-        "client_token"])
-
-
-
-
-
-
-
-
 def calls_since(mark: int) -> list[tuple[str, tuple[object, ...]]]:
     return wf.CALLS[mark:]
 
 
-async def history_of(handle: Any) -> Any:
-    return await handle.fetch_history()
+def reads(*paths: str) -> list[tuple[str, tuple[object, ...]]]:
+    return [("read_file", (p,)) for p in paths]
 
 
+def config_for(key_id: str, signer: Signer) -> TenuoPluginConfig:
+    """A worker that signs with ``signer`` and verifies against ``ROOT``."""
+    return TenuoPluginConfig(signers={key_id: signer}, trusted_roots=[ROOT.public_key])
 
 
-MARKER = EventType.EVENT_TYPE_MARKER_RECORDED
-SCHEDULED = EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
-STARTED = EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED
+async def replay(history: Any, key_id: str, signer: Signer) -> None:
+    """Replay ``history`` with ``signer``; the replay must succeed."""
+    result = await Replayer(workflows=wf.WORKFLOWS, plugins=[TenuoTemporalPlugin(
+        TenuoPluginConfig(signers={key_id: signer}))]).replay_workflow(history)
+    assert result.replay_failure is None
 
 
 def scheduled_pops(history: Any) -> list[tuple[bytes, float]]:
@@ -141,18 +128,26 @@ def scheduled_pops(history: Any) -> list[tuple[bytes, float]]:
     return out
 
 
+def window_pops(warrant: Any, key: Any, args: dict[str, Any], scheduled: float) -> list[bytes]:
+    """The local PoPs for the 30-second window of ``scheduled`` and the one before.
+
+    The PoP signs the window of the workflow task's time: the activity's
+    scheduling window or, across an edge, the one before.
+    """
+    window = int(scheduled) // 30 * 30
+    return [bytes(warrant.sign(key, "read_file", args, window - d)) for d in (0, 30)]
+
+
 # --------------------------------------------------------------------------- allowed and denied
 
 
-async def test_authorized_runs_and_denied_does_not_with_a_non_exportable_key(
-        temporal_env, vault_server, vault_client, sign_token):
-    key_id = uid("agent")
-    info = vt.create_key(key_id, **admin(vault_server))
-    assert (info.exportable, info.imported) == (False, False)
-    with pytest.raises(hvac.exceptions.InvalidRequest, match="not exportable"):
-        vault_client.secrets.transit.export_key(PREFIX + key_id, key_type="signing-key")
-    signer = transit_signer(vault_server, key_id, sign_token)
+async def test_authorized_runs_and_denied_does_not_with_a_sealed_key(
+        temporal_env, signer_backend):
+    key_id = signer_backend.new_key("agent")
+    signer = signer_backend.signer(key_id)
+    signer_backend.assert_sealed(key_id, signer)
     warrant = mint(signer.public_key)
+    assert bytes(warrant.authorized_holder.to_bytes()) == bytes(signer.public_key.to_bytes())
     events: list[AuditEvent] = []
     # The workflow worker signs (signers only, no key material, no activities);
     # an unchanged verify-only worker on the same queue runs the activities.
@@ -172,8 +167,7 @@ async def test_authorized_runs_and_denied_does_not_with_a_non_exportable_key(
             signing, wf.GuardedReads.run, workflow_id=uid("guarded"), warrant=warrant,
             key_id=key_id, args=[["/data/c.csv"]], task_queue=queue)
         assert guarded == ["contents of /data/c.csv"]
-        assert calls_since(mark) == [("read_file", (p,)) for p in
-                                     ("/data/a.csv", "/data/b.csv", "/data/c.csv")]
+        assert calls_since(mark) == reads("/data/a.csv", "/data/b.csv", "/data/c.csv")
         assert signer.sign_calls == 3
         # Refused before signing (the signing activity checks the warrant first):
         # a path outside the constraint, a tool not granted.
@@ -189,7 +183,7 @@ async def test_authorized_runs_and_denied_does_not_with_a_non_exportable_key(
         assert calls_since(mark) == []
         assert signer.sign_calls == 3  # nothing more was signed
     assert [e.decision for e in events] == ["allow"] * 3  # nothing denied reached the verifier
-    history = await history_of(helper)
+    history = await helper.fetch_history()
     # One recorded signing per activity, each scheduled activity started once:
     # the workflow worker never took (and failed) an activity task.
     assert len(events_of(history, MARKER)) == 2
@@ -200,24 +194,21 @@ async def test_authorized_runs_and_denied_does_not_with_a_non_exportable_key(
     assert headers.fields[H.ARG_KEYS].data == b"path"
 
 
-async def test_remote_pop_equals_the_local_pop_byte_for_byte(temporal_env, vault_server,
-                                                            sign_token):
-    """The verifier needs no change: what Transit signs is exactly what tenuo_core signs.
+async def test_remote_pop_equals_the_local_pop_byte_for_byte(temporal_env, signer_backend):
+    """The verifier needs no change: what the service signs is exactly what tenuo_core signs.
 
     Also under a workflow-scoped warrant (``_workflow_namespace``/``_workflow_id``
     constrained): the scope is signed too, and a workflow outside it is denied.
     """
     key = tenuo_core.SigningKey.generate()
-    key_id = uid("byok")
-    vt.import_key(key_id, key, **admin(vault_server))
-    signer = transit_signer(vault_server, key_id, sign_token)
+    key_id = signer_backend.import_key("byok", key)
+    signer = signer_backend.signer(key_id)
     namespace = temporal_env.client.namespace
     plain = mint(key.public_key)
     scoped = mint(key.public_key, {"read_file": {
         "path": Subpath("/data"), "_workflow_namespace": tenuo_core.Exact(namespace),
         "_workflow_id": tenuo_core.Pattern("scoped-*")}})
-    client = await connect(temporal_env, TenuoPluginConfig(
-        signers={key_id: signer}, trusted_roots=[ROOT.public_key]))
+    client = await connect(temporal_env, config_for(key_id, signer))
     queue = uid("byte")
     paths = ["/data/1", "/data/ü/2"]
     mark = len(wf.CALLS)
@@ -236,18 +227,15 @@ async def test_remote_pop_equals_the_local_pop_byte_for_byte(temporal_env, vault
     assert len(calls_since(mark)) == 4
     local = LocalSigner(key_id, key)
     for handle, warrant, workflow_id in handles:
-        pops = scheduled_pops(await history_of(handle))
+        pops = scheduled_pops(await handle.fetch_history())
         assert len(pops) == len(paths)
         scope = ({"_workflow_namespace": namespace, "_workflow_id": workflow_id}
                  if warrant is scoped else {})
         for (pop, scheduled), path in zip(pops, paths, strict=True):
-            # The PoP signs the 30-second window of the workflow task's time: the
-            # activity's scheduling window or, across an edge, the one before.
             args = {"path": path, **scope}
-            window = int(scheduled) // 30 * 30
-            local_pops = [bytes(warrant.sign(key, "read_file", args, window - d))
-                          for d in (0, 30)]
+            local_pops = window_pops(warrant, key, args, scheduled)
             assert pop in local_pops
+            window = int(scheduled) // 30 * 30
             assert pop == sign_pop(local, warrant, "read_file", args,
                                    window - 30 * local_pops.index(pop))
 
@@ -255,43 +243,43 @@ async def test_remote_pop_equals_the_local_pop_byte_for_byte(temporal_env, vault
 # --------------------------------------------------------------------------- replay
 
 
-async def test_replay_never_signs_again(temporal_env, vault_server, sign_token):
-    key_id = uid("replay")
-    vt.create_key(key_id, **admin(vault_server))
-    signer = transit_signer(vault_server, key_id, sign_token)
+async def test_replay_never_signs_again(temporal_env, signer_backend):
+    key_id = signer_backend.new_key("replay")
+    signer = signer_backend.signer(key_id)
     warrant = mint(signer.public_key)
     paths = [f"/data/{i}" for i in range(4)]
 
     # 1. No workflow cache: every workflow task replays the whole history, so
     #    each earlier signing is met again on every task; it is read, not redone.
-    client = await connect(temporal_env, TenuoPluginConfig(
-        signers={key_id: signer}, trusted_roots=[ROOT.public_key]))
+    client = await connect(temporal_env, config_for(key_id, signer))
     queue = uid("nocache")
+    mark = len(wf.CALLS)
     async with worker(client, queue, wf.WORKFLOWS, wf.ACTIVITIES, max_cached_workflows=0):
         handle = await start_workflow_authorized(
             client, wf.HelperReads.run, workflow_id=uid("wf"), warrant=warrant, key_id=key_id,
             args=[paths], task_queue=queue)
         assert await handle.result() == [f"contents of {p}" for p in paths]
     assert signer.sign_calls == len(paths)
-    history = await history_of(handle)
+    assert calls_since(mark) == reads(*paths)
+    history = await handle.fetch_history()
     assert len(events_of(history, MARKER)) == len(paths)
 
-    # 2. The Replayer, with a fresh signer: no Transit request at all.
-    replay_signer = transit_signer(vault_server, key_id, sign_token)
-    replayer = Replayer(workflows=wf.WORKFLOWS, plugins=[TenuoTemporalPlugin(TenuoPluginConfig(
-        signers={key_id: replay_signer}))])
-    result = await replayer.replay_workflow(history)
-    assert result.replay_failure is None
-    assert replay_signer.sign_calls == 0
+    # 2. The Replayer, with a fresh signer: no request to the service at all.
+    replay_signer = signer_backend.signer(key_id)
+    try:
+        await replay(history, key_id, replay_signer)
+        assert replay_signer.sign_calls == 0
+    finally:
+        replay_signer.close()
+    assert signer.sign_calls == len(paths)
 
     # 3. A worker stops mid-run (its cache goes with it); another worker, with
     #    a signer of its own, takes over: it replays the first half from history
     #    and signs only what is new.
-    first = transit_signer(vault_server, key_id, sign_token)
-    second = transit_signer(vault_server, key_id, sign_token)
+    first = signer_backend.signer(key_id)
+    second = signer_backend.signer(key_id)
     queue = uid("takeover")
-    client_a = await connect(temporal_env, TenuoPluginConfig(
-        signers={key_id: first}, trusted_roots=[ROOT.public_key]))
+    client_a = await connect(temporal_env, config_for(key_id, first))
     mark = len(wf.CALLS)
     async with worker(client_a, queue, wf.WORKFLOWS, wf.ACTIVITIES):
         handle = await start_workflow_authorized(
@@ -301,29 +289,22 @@ async def test_replay_never_signs_again(temporal_env, vault_server, sign_token):
         while await handle.query(wf.GatedReads.done) < 3:
             await asyncio.sleep(0.05)
     assert first.sign_calls == 3
-    client_b = await connect(temporal_env, TenuoPluginConfig(
-        signers={key_id: second}, trusted_roots=[ROOT.public_key]))
+    client_b = await connect(temporal_env, config_for(key_id, second))
     async with worker(client_b, queue, wf.WORKFLOWS, wf.ACTIVITIES):
         await handle.signal(wf.GatedReads.go)
         assert len(await handle.result()) == 4
     assert (first.sign_calls, second.sign_calls) == (3, 1)
-    assert calls_since(mark) == [("read_file", (p,)) for p in
-                                 ("/data/a", "/data/b", "/data/c", "/data/d")]
-    history = await history_of(handle)
+    assert calls_since(mark) == reads("/data/a", "/data/b", "/data/c", "/data/d")
+    history = await handle.fetch_history()
     assert len(events_of(history, MARKER)) == 4
-    result = await Replayer(workflows=wf.WORKFLOWS, plugins=[TenuoTemporalPlugin(
-        TenuoPluginConfig(signers={key_id: transit_signer(vault_server, key_id, sign_token)}))]
-    ).replay_workflow(history)
-    assert result.replay_failure is None
+    await replay(history, key_id, signer_backend.signer(key_id))
 
 
-async def test_concurrent_calls_each_get_their_own_pop(temporal_env, vault_server, sign_token):
+async def test_concurrent_calls_each_get_their_own_pop(temporal_env, signer_backend):
     """Calls in flight together sign in parallel; each activity carries its own call's PoP."""
-    key_id = uid("concurrent")
-    vt.create_key(key_id, **admin(vault_server))
-    signer = transit_signer(vault_server, key_id, sign_token)
-    client = await connect(temporal_env, TenuoPluginConfig(
-        signers={key_id: signer}, trusted_roots=[ROOT.public_key]))
+    key_id = signer_backend.new_key("concurrent")
+    signer = signer_backend.signer(key_id)
+    client = await connect(temporal_env, config_for(key_id, signer))
     queue = uid("concurrent")
     paths = [f"/data/c/{i}" for i in range(8)]
     mark = len(wf.CALLS)
@@ -332,23 +313,20 @@ async def test_concurrent_calls_each_get_their_own_pop(temporal_env, vault_serve
             client, wf.ConcurrentReads.run, workflow_id=uid("wf"),
             warrant=mint(signer.public_key), key_id=key_id, args=[paths], task_queue=queue)
     assert result == [f"contents of {p}" for p in paths]
-    assert sorted(calls_since(mark)) == sorted(("read_file", (p,)) for p in paths)
+    assert sorted(calls_since(mark)) == sorted(reads(*paths))
     assert signer.sign_calls == len(paths)
 
 
 # --------------------------------------------------------------------------- rotation
 
 
-async def test_transit_rotation_mid_run(temporal_env, vault_server, vault_client, sign_token):
-    key_id = uid("rotate")
-    info = vt.create_key(key_id, **admin(vault_server))
-    signer = transit_signer(vault_server, key_id, sign_token)
-    v1 = info.current.public_key
+async def test_rotation_mid_run(temporal_env, signer_backend):
+    key_id = signer_backend.new_key("rotate")
+    signer = signer_backend.signer(key_id)
+    v1 = signer.public_key
     old_warrant = mint(v1)
-    client = await connect(temporal_env, TenuoPluginConfig(
-        signers={key_id: signer}, trusted_roots=[ROOT.public_key]))
+    client = await connect(temporal_env, config_for(key_id, signer))
     queue = uid("rotate")
-    name = PREFIX + key_id
     mark = len(wf.CALLS)
     async with worker(client, queue, wf.WORKFLOWS, wf.ACTIVITIES):
         in_flight = await start_workflow_authorized(
@@ -356,121 +334,48 @@ async def test_transit_rotation_mid_run(temporal_env, vault_server, vault_client
             key_id=key_id, args=[["/data/1"], ["/data/2", "/data/3"]], task_queue=queue)
         while await in_flight.query(wf.GatedReads.done) < 1:
             await asyncio.sleep(0.05)
-        vault_client.secrets.transit.rotate_key(name)
-        v2 = vt.public(key_id, **admin(vault_server))  # read by the issuer, not the worker
-        assert v2.version == 2 and v2.public != bytes(v1.to_bytes())
+        v2 = signer_backend.rotate(key_id)  # read by the issuer, not the worker
+        assert bytes(v2.to_bytes()) != bytes(v1.to_bytes())
         # The in-flight warrant (version 1's key) keeps signing, pinned to version 1.
         await in_flight.signal(wf.GatedReads.go)
-        assert len(await in_flight.result()) == 3
+        assert await in_flight.result() == [
+            "contents of /data/1", "contents of /data/2", "contents of /data/3"]
         # A new warrant for version 2: the worker's signer learns the rotation itself.
         fresh = await execute_workflow_authorized(
-            client, wf.HelperReads.run, workflow_id=uid("new"), warrant=mint(v2.public_key),
+            client, wf.HelperReads.run, workflow_id=uid("new"), warrant=mint(v2),
             key_id=key_id, args=[["/data/new"]], task_queue=queue)
         assert fresh == ["contents of /data/new"]
-        assert [v.version for v in signer.key_info().versions] == [2, 1]
-        # Version 1 retired (min_encryption_version=2), then trimmed away: a
-        # warrant for it is a definitive, non-retryable failure; nothing runs.
-        vault_client.secrets.transit.update_key_configuration(name, min_encryption_version=2)
+        assert signer_backend.signing_versions(signer) == [2, 1]
+        assert calls_since(mark) == reads("/data/1", "/data/2", "/data/3", "/data/new")
+        assert signer.sign_calls == 4
+        # Version 1 retired (it no longer signs), then removed: a warrant for it
+        # is a definitive, non-retryable failure; nothing runs.
+        signer_backend.retire(key_id, 1)
         mark_retired = len(wf.CALLS)
         retired = await denial_of(execute_workflow_authorized(
             client, wf.HelperReads.run, workflow_id=uid("retired"), warrant=old_warrant,
             key_id=key_id, args=[["/data/retired"]], task_queue=queue))
         assert retired.type == "TENUO_KEY_RESOLUTION" and retired.non_retryable
-        vault_client.secrets.transit.update_key_configuration(name, min_decryption_version=2)
-        vault_client.secrets.transit.trim_key(name, min_version=2)
-        assert [v.version for v in signer.key_info(refresh=True).versions] == [2]
+        signer_backend.remove(key_id, 1)
+        assert signer_backend.signing_versions(signer, refresh=True) == [2]
         gone = await denial_of(execute_workflow_authorized(
             client, wf.HelperReads.run, workflow_id=uid("gone"), warrant=old_warrant,
             key_id=key_id, args=[["/data/gone"]], task_queue=queue))
         assert gone.type == "TENUO_KEY_RESOLUTION" and gone.non_retryable
-        assert "holder mismatch" in gone.message
+        assert signer_backend.removed_version_message in gone.message
         assert calls_since(mark_retired) == []
-    assert calls_since(mark)[:4] == [("read_file", (p,)) for p in
-                                     ("/data/1", "/data/2", "/data/3", "/data/new")]
 
 
 # --------------------------------------------------------------------------- outage
 
 
-class Gate:
-    """A loopback TCP forwarder in front of Vault, closed and reopened on one port.
-
-    A dev server restarts empty, so after a restart the test re-seeds it
-    (Transit mount, the same imported key) before reopening the gate; a
-    production Vault keeps its storage, so the signer would never see that
-    moment. While closed, connections are refused, exactly as when nothing
-    listens.
-    """
-
-    def __init__(self, upstream_port: int) -> None:
-        self.upstream = ("127.0.0.1", upstream_port)
-        self.port = free_port()
-        self.addr = f"http://127.0.0.1:{self.port}"
-        self._lock = threading.Lock()
-        self._sockets: set[socket.socket] = set()
-        self._listener: socket.socket | None = None
-        self.open()
-
-    def open(self) -> None:
-        listener = socket.socket()
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(("127.0.0.1", self.port))
-        listener.listen(64)
-        listener.settimeout(0.1)
-        self._listener = listener
-        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
-
-    def close(self) -> None:
-        listener, self._listener = self._listener, None
-        if listener is not None:
-            listener.close()
-        with self._lock:
-            for sock in self._sockets:
-                with contextlib.suppress(OSError):
-                    sock.shutdown(socket.SHUT_RDWR)
-                sock.close()
-            self._sockets.clear()
-
-    def _accept(self, listener: socket.socket) -> None:
-        while self._listener is listener:
-            try:
-                client, _ = listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            try:
-                upstream = socket.create_connection(self.upstream, timeout=2)
-            except OSError:
-                client.close()
-                continue
-            for sock in (client, upstream):
-                sock.settimeout(None)
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            with self._lock:
-                self._sockets.update((client, upstream))
-            for src, dst in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(src, dst), daemon=True).start()
-
-    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
-        try:
-            while data := src.recv(65536):
-                dst.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for sock in (src, dst):
-                with contextlib.suppress(OSError):
-                    sock.shutdown(socket.SHUT_RDWR)
-
-
 class Spy(Signer):
     """Delegates to a real signer and records each outcome (for the outage test)."""
 
-    backend = "vault-transit"
+    backend = "spy"
     remote = True
 
-    def __init__(self, inner: VaultTransitSigner) -> None:
+    def __init__(self, inner: Signer) -> None:
         super().__init__(inner.key_id)
         self.inner = inner
         self.outcomes: list[str] = []
@@ -492,28 +397,22 @@ class Spy(Signer):
 
 
 @pytest.mark.parametrize("outage_seconds", [0, 40], ids=["short", "past-a-pop-window"])
-async def test_transit_outage_is_retried_never_run_unauthorized(temporal_env,
-                                                                vault_fault_server,
-                                                                outage_seconds):
-    """Retryable while Transit is down; completes once it is back.
+async def test_outage_is_retried_never_run_unauthorized(temporal_env, signer_backend,
+                                                        outage_seconds):
+    """Retryable while the service is down; completes once it is back.
 
     The long variant outlasts a 30-second PoP window: a PoP for the workflow
     time of the request would be stale by then, so the local activity signs
     the current time, and the activity is scheduled with a fresh PoP. The
-    replay of that history (with Transit unreachable) is deterministic.
+    replay of that history (with the service unreachable) is deterministic.
     """
-    server = vault_fault_server
-    server.setup_engines()
-    key = tenuo_core.SigningKey.generate()  # imported, so a restarted dev server can be re-seeded
-    key_id = uid("outage")
-    vt.import_key(key_id, key, **admin(server))
-    gate = Gate(server.port)
-    spy = Spy(transit_signer(server, key_id, server.token, addr=gate.addr, timeout=1.0))
-    client = await connect(temporal_env, TenuoPluginConfig(
-        signers={key_id: spy}, trusted_roots=[ROOT.public_key]))
-    queue = uid("outage")
-    mark = len(wf.CALLS)
-    try:
+    key = tenuo_core.SigningKey.generate()  # imported, so the PoPs can be compared
+    with signer_backend.outage("outage", key) as outage:
+        key_id = outage.key_id
+        spy = Spy(outage.signer)
+        client = await connect(temporal_env, config_for(key_id, spy))
+        queue = uid("outage")
+        mark = len(wf.CALLS)
         async with worker(client, queue, wf.WORKFLOWS, wf.ACTIVITIES):
             handle = await start_workflow_authorized(
                 client, wf.GatedReads.run, workflow_id=uid("wf"), warrant=mint(key.public_key),
@@ -521,9 +420,8 @@ async def test_transit_outage_is_retried_never_run_unauthorized(temporal_env,
             while await handle.query(wf.GatedReads.done) < 1:
                 await asyncio.sleep(0.05)
             assert spy.outcomes == ["signed"]
-            # Outage: Transit stops while the workflow is about to sign.
-            gate.close()
-            server.stop()
+            # Outage: the service stops while the workflow is about to sign.
+            outage.stop()
             await handle.signal(wf.GatedReads.go)
             deadline = time.monotonic() + 30
             while len(spy.outcomes) < 4 and time.monotonic() < deadline:
@@ -531,26 +429,18 @@ async def test_transit_outage_is_retried_never_run_unauthorized(temporal_env,
             failures = spy.outcomes[1:]
             assert len(failures) >= 3, spy.outcomes  # retried by Temporal, again and again
             assert set(failures) == {"BackendUnavailable:retryable=True"}
-            description = await handle.describe()
-            assert description.status == WorkflowExecutionStatus.RUNNING
-            assert calls_since(mark) == [("read_file", ("/data/before",))]
-            history = await history_of(handle)
+            assert (await handle.describe()).status == WorkflowExecutionStatus.RUNNING
+            assert calls_since(mark) == reads("/data/before")
+            history = await handle.fetch_history()
             assert len(events_of(history, SCHEDULED)) == 1  # nothing scheduled without a PoP
             assert not events_of(history, EventType.EVENT_TYPE_WORKFLOW_EXECUTION_FAILED)
             await asyncio.sleep(outage_seconds)
-            # Transit is back (re-seeded: a dev server restarts empty).
-            server.start()
-            server.setup_engines()
-            vt.import_key(key_id, key, **admin(server))
-            gate.open()
+            outage.start()  # same address, same key
             assert await asyncio.wait_for(handle.result(), 60) == [
                 "contents of /data/before", "contents of /data/during"]
-    finally:
-        gate.close()
     assert spy.outcomes[-1] == "signed"
-    assert calls_since(mark) == [("read_file", ("/data/before",)),
-                                 ("read_file", ("/data/during",))]
-    history = await history_of(handle)
+    assert calls_since(mark) == reads("/data/before", "/data/during")
+    history = await handle.fetch_history()
     assert [e.activity_task_started_event_attributes.attempt
             for e in events_of(history, STARTED)] == [1, 1]
     # The PoP of the delayed call signs the window it was scheduled in (or the
@@ -558,26 +448,19 @@ async def test_transit_outage_is_retried_never_run_unauthorized(temporal_env,
     warrant = H.decode_context(events_of(history, SCHEDULED)[1]
                                .activity_task_scheduled_event_attributes.header.fields).warrant
     pop, scheduled = scheduled_pops(history)[1]
-    window = int(scheduled) // 30 * 30
-    assert pop in [bytes(warrant.sign(key, "read_file", {"path": "/data/during"}, window - d))
-                   for d in (0, 30)]
+    assert pop in window_pops(warrant, key, {"path": "/data/during"}, scheduled)
     assert len(events_of(history, MARKER)) == 2
-    result = await Replayer(workflows=wf.WORKFLOWS, plugins=[TenuoTemporalPlugin(
-        TenuoPluginConfig(signers={key_id: Spy(transit_signer(
-            server, key_id, server.token, addr=f"http://127.0.0.1:{free_port()}",
-            lazy=True))}))]  # Transit unreachable: the replay must not need it
-    ).replay_workflow(history)
-    assert result.replay_failure is None
+    # The service unreachable: the replay must not need it.
+    await replay(history, key_id, Spy(signer_backend.unreachable_signer(key_id)))
 
 
 # --------------------------------------------------------------------------- plain API
 
 
 async def test_plain_execute_activity_with_a_remote_key_explains_itself(
-        temporal_env, vault_server, sign_token):
-    key_id = uid("plain")
-    vt.create_key(key_id, **admin(vault_server))
-    signer = transit_signer(vault_server, key_id, sign_token)
+        temporal_env, signer_backend):
+    key_id = signer_backend.new_key("plain")
+    signer = signer_backend.signer(key_id)
     in_memory = tenuo_core.SigningKey.generate()
     client = await connect(temporal_env, TenuoPluginConfig(
         key_resolver=StaticKeyResolver({"local1": LOCAL_HOLDER}),
@@ -610,24 +493,21 @@ async def test_plain_execute_activity_with_a_remote_key_explains_itself(
             client, wf.HelperReads.run, workflow_id=uid("helper"),
             warrant=mint(signer.public_key), key_id=key_id, args=[["/data/r"]],
             task_queue=queue) == ["contents of /data/r"]
-    assert calls_since(mark) == [("read_file", (p,)) for p in
-                                 ("/data/p1", "/data/p2", "/data/h1", "/data/r")]
+    assert calls_since(mark) == reads("/data/p1", "/data/p2", "/data/h1", "/data/r")
     assert signer.sign_calls == 1
     for handle in handles:  # no local activity on the in-memory path
-        assert not events_of(await history_of(handle), MARKER)
+        assert not events_of(await handle.fetch_history(), MARKER)
     with pytest.raises(ResolverClosed):  # closed by the plugin when its worker stopped
         signer.sign(b"x")
 
 
-async def test_the_signing_activity_is_local_only(temporal_env, vault_server, sign_token):
-    key_id = uid("oracle")
-    vt.create_key(key_id, **admin(vault_server))
-    signer = transit_signer(vault_server, key_id, sign_token)
+async def test_the_signing_activity_is_local_only(temporal_env, signer_backend):
+    key_id = signer_backend.new_key("oracle")
+    signer = signer_backend.signer(key_id)
     warrant = mint(signer.public_key)
     # A worker that runs activities and has the signer: a workflow without a
     # warrant schedules the signing activity as a regular activity.
-    client = await connect(temporal_env, TenuoPluginConfig(
-        signers={key_id: signer}, trusted_roots=[ROOT.public_key]))
+    client = await connect(temporal_env, config_for(key_id, signer))
     queue = uid("oracle")
     async with worker(client, queue, wf.WORKFLOWS, wf.ACTIVITIES) as running:
         names = {getattr(a, "__temporal_activity_definition").name
