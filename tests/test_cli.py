@@ -39,4 +39,4 @@ def test_public_reads_through_a_resolver_url_without_printing_the_secret(monkeyp
     assert base64.b64decode(result.stdout.strip()) == bytes(key.public_key_bytes())
     assert_no_secret(result.output, [key])
     missing = CliRunner().invoke(main, ["public", "env://?prefix=CLI_TEST_", "nobody"])
-    assert missing.exit_code == 1 and "not found" in missing.output
+    assert missing.exit_code == 2 and "not found" in missing.output
