@@ -568,10 +568,6 @@ class BackendKeyResolver(KeyResolver):
         return f"{type(self).__name__}(backend={self.backend!r}, held={len(self._cache)})"
 
 
-def count_loaded(outcome: Mapping[str, KeyResolutionError | None], strict: bool,
-                 log: logging.Logger = logger) -> int:
-    """What ``preload_all`` returns: how many ids of ``outcome`` loaded.
-
 class ForeignKeyResolver(KeyResolver):
     """A resolver written elsewhere, seen through the :class:`KeyResolver` contract.
 

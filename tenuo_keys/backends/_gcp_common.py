@@ -197,7 +197,8 @@ def build_client(client_type: Callable[..., ClientT], transport_type: Callable[.
         backend: The backend name, for the error.
 
     Raises:
-        KeyAccessDenied: No credentials given and none found.
+        KeyAccessDenied: No credentials given and none found, or
+            ``$GOOGLE_APPLICATION_CREDENTIALS`` names no usable file.
     """
     try:
         if insecure:
@@ -213,6 +214,12 @@ def build_client(client_type: Callable[..., ClientT], transport_type: Callable[.
             transport=functools.partial(transport_type, channel=_secure_channel(transport_type)),
         )
     except auth_exc.DefaultCredentialsError:
+        raise KeyAccessDenied(no_credentials_reason(os.environ), key_id=key_id,
+                              backend=backend) from None
+    except OSError as exc:
+        # google-auth opens $GOOGLE_APPLICATION_CREDENTIALS unguarded (a directory).
+        if not exc.filename or exc.filename != os.environ.get("GOOGLE_APPLICATION_CREDENTIALS"):
+            raise
         raise KeyAccessDenied(no_credentials_reason(os.environ), key_id=key_id,
                               backend=backend) from None
 
