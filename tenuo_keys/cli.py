@@ -95,6 +95,11 @@ def _holder(holder: str | None) -> bytes | None:
 _HOLDER = click.option(
     "--holder", metavar="BASE64", default=None,
     help="Print the version whose public key this is (fails if there is none).")
+
+
+def _signer_public_options(command: Callable[..., None]) -> Callable[..., None]:
+    """URL, KEY_ID, --holder and --format: the arguments of a remote signer's ``public``."""
+    return click.argument("url")(click.argument("key_id")(_HOLDER(_public_format(command))))
 @click.group(cls=_Main, context_settings=_CONTEXT)
 @click.version_option(package_name="tenuo-keys")
 def main() -> None:
@@ -439,10 +444,7 @@ def transit_import(url: str, key_id: str, source: IO[bytes], new_version: bool,
 
 
 @transit.command("public")
-@click.argument("url")
-@click.argument("key_id")
-@_HOLDER
-@_public_format
+@_signer_public_options
 def transit_public(url: str, key_id: str, holder: str | None, fmt: str) -> None:
     """Print the public key of KEY_ID's Transit key: the latest version, or --holder's.
 
@@ -454,7 +456,6 @@ def transit_public(url: str, key_id: str, holder: str | None, fmt: str) -> None:
         _fail(exc)
     _echo_public(version.public_key, fmt)
     click.echo(f"version {version.version}", err=True)
-
 
 
 # --------------------------------------------------------------------------- Cloud KMS
@@ -482,10 +483,7 @@ def _kms_info(url: str, key_id: str) -> Any:
 
 
 @gcpkms.command("public")
-@click.argument("url")
-@click.argument("key_id")
-@_HOLDER
-@_public_format
+@_signer_public_options
 def gcpkms_public(url: str, key_id: str, holder: str | None, fmt: str) -> None:
     """Print the public key of KEY_ID's Cloud KMS key: the newest signing version, or --holder's.
 
