@@ -468,10 +468,12 @@ def gcpkms() -> None:
     URL: gcpkms://PROJECT/LOCATION/KEY_RING/NAME_TEMPLATE, e.g.
     gcpkms://my-project/global/tenuo/{key_id}. Credentials come from Application
     Default Credentials ($GOOGLE_APPLICATION_CREDENTIALS, gcloud, the metadata
-    server). Create a key with gcloud, which holds the admin role:
+    server). Keys are created with gcloud (it takes an admin role):
+
+    \b
     gcloud kms keys create KEY --keyring RING --location LOCATION
-    --purpose asymmetric-signing --default-algorithm ec-sign-ed25519
-    """
+      --purpose asymmetric-signing --default-algorithm ec-sign-ed25519
+    """  # noqa: D301 - click's "\b" keeps the command from being rewrapped
 
 
 def _kms_info(url: str, key_id: str) -> Any:
