@@ -14,7 +14,7 @@ Example:
     >>> with EnvKeyResolver(environ=env) as resolver:
     ...     resolver.preload_all()
     ...     resolver.resolve_sync("agent1").public_key_bytes() == key.public_key_bytes()
-    1
+    PreloadReport(loaded=1, failed={})
     True
 """
 

@@ -9,7 +9,7 @@ Example:
     >>> from tenuo_keys import resolver_from_url
     >>> resolver = resolver_from_url("awssm://us-east-1/tenuo/keys/{key_id}")  # doctest: +SKIP
     >>> resolver.preload_all()                                                 # doctest: +SKIP
-    12
+    PreloadReport(loaded=12, failed={})
     >>> resolver.resolve_sync("agent1")                                        # doctest: +SKIP
     <SigningKey ...>
 
