@@ -14,13 +14,15 @@ Example:
     >>> with EnvKeyResolver(environ=env) as resolver:
     ...     resolver.preload_all()
     ...     resolver.resolve_sync("agent1").public_key_bytes() == key.public_key_bytes()
-    1
+    PreloadReport(loaded=1, failed={})
     True
 """
 
 from __future__ import annotations
 
+import dis
 import importlib
+import sys
 from typing import Any
 
 from ._cache import CacheEvent, CacheObserver, CachePolicy, CacheStats, KeyCache
@@ -33,7 +35,7 @@ from ._registry import (
     resolver_from_url,
     signer_from_url,
 )
-from ._resolver import BackendKeyResolver, KeyResolver, StoredKey
+from ._resolver import BackendKeyResolver, KeyResolver, PreloadReport, StoredKey
 from ._signer import LocalSigner, Signer, sign_pop
 from ._url import ResolverURL
 from .backends.composite import CompositeKeyResolver
@@ -47,6 +49,7 @@ from .errors import (
     KeyNotFound,
     KeyNotLoaded,
     KeyResolutionError,
+    MissingExtraAttributeError,
     MissingExtraError,
     ResolverClosed,
     ResolverConfigError,
@@ -74,7 +77,9 @@ __all__ = [
     "KeyVersion",
     "KeyVersions",
     "LocalSigner",
+    "MissingExtraAttributeError",
     "MissingExtraError",
+    "PreloadReport",
     "ResolverClosed",
     "ResolverConfigError",
     "ResolverURL",
@@ -115,5 +120,17 @@ def __getattr__(name: str) -> Any:
     except ImportError as exc:
         if exc.name and exc.name.startswith("tenuo_keys"):
             raise
-        raise MissingExtraError(name, extra, dependency) from None
+        if _importing_from(sys._getframe(1)):
+            raise MissingExtraError(name, extra, dependency) from None
+        # An AttributeError, so that hasattr(tenuo_keys, name) is False.
+        raise MissingExtraAttributeError(name, extra, dependency) from None
     return getattr(module, name)
+
+
+def _importing_from(frame: Any) -> bool:
+    """Whether ``frame`` is running ``from tenuo_keys import <name>``.
+
+    There Python would replace an AttributeError by a bare "cannot import
+    name", losing the install hint; so that statement gets the ImportError.
+    """
+    return bool(dis.opname[frame.f_code.co_code[frame.f_lasti]] == "IMPORT_FROM")

@@ -89,9 +89,12 @@ def register_resolver(
         overwrite: Replace an existing registration deliberately.
 
     Raises:
-        ResolverConfigError: The scheme is taken and ``overwrite`` is False.
+        ResolverConfigError: The scheme is taken and ``overwrite`` is False, or
+            ``target`` is a class without a callable ``from_url``.
     """
     scheme = _norm(scheme)
+    if not isinstance(target, str):
+        _check_from_url(scheme, target)
     with _lock:
         if scheme in _registry and not overwrite:
             raise ResolverConfigError(
@@ -147,7 +150,18 @@ def _load(scheme: str, registration: _Registration) -> Any:
         if registration.extra:
             raise MissingExtraError(scheme, registration.extra, exc.name or module_name) from None
         raise
-    return getattr(module, attr)
+    return _check_from_url(scheme, getattr(module, attr))
+
+
+def _check_from_url(scheme: str, target: Any) -> Any:
+    """``target`` when it can build from a URL; else a message saying what to add."""
+    if not callable(getattr(target, "from_url", None)):
+        name = getattr(target, "__name__", type(target).__name__)
+        raise ResolverConfigError(
+            f"cannot use {name} for {scheme}://: it has no from_url classmethod. Add "
+            "'@classmethod def from_url(cls, url: ResolverURL, **kwargs)' that reads the "
+            "URL's parameters (url.pop(...)), calls url.finish() and returns an instance")
+    return target
 
 
 def resolver_from_url(url: str, **kwargs: Any) -> KeyResolver:

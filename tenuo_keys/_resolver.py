@@ -25,10 +25,68 @@ from .errors import (
     ResolverConfigError,
 )
 
-__all__ = ["BackendKeyResolver", "ForeignKeyResolver", "KeyMaterial", "KeyResolver", "StoredKey",
-           "as_key_resolver", "check_key_id", "count_loaded"]
+__all__ = ["BackendKeyResolver", "ForeignKeyResolver", "KeyMaterial", "KeyResolver",
+           "PreloadReport", "StoredKey", "as_key_resolver", "check_key_id", "preload_report"]
 
 logger = logging.getLogger("tenuo_keys")
+
+
+class PreloadReport(int):
+    """What ``preload_all()`` did: the number of keys loaded, and each failure.
+
+    It is an ``int`` (the count ``preload_all`` always returned), so
+    ``resolver.preload_all() == 3`` and ``int(report)`` keep working; the
+    failures are in :attr:`failed`.
+
+    Attributes:
+        failed: Key id to the error that kept it from loading. Errors name the
+            reason, never key material.
+    """
+
+    failed: dict[str, KeyResolutionError]
+
+    def __new__(cls, loaded: int = 0,
+                failed: Mapping[str, KeyResolutionError] | None = None) -> PreloadReport:
+        report = super().__new__(cls, loaded)
+        report.failed = dict(failed or {})
+        return report
+
+    @property
+    def loaded(self) -> int:
+        """How many keys are held now."""
+        return int(self)
+
+    @property
+    def ok(self) -> bool:
+        """True when no key failed."""
+        return not self.failed
+
+    def reasons(self) -> dict[str, str]:
+        """Key id to ``"ErrorType: reason"`` for each failed key, e.g. for a log line."""
+        return {key_id: f"{type(error).__name__}: {error.reason}"
+                for key_id, error in self.failed.items()}
+
+    def __repr__(self) -> str:
+        return f"PreloadReport(loaded={int(self)}, failed={self.reasons()!r})"
+
+    __str__ = int.__repr__
+
+
+def preload_report(outcome: Mapping[str, KeyResolutionError | None], strict: bool,
+                   log: logging.Logger = logger) -> PreloadReport:
+    """What ``preload_all`` returns: a report of ``outcome``, each failure logged.
+
+    Args:
+        outcome: Key id to None (held) or the error that kept it out.
+        strict: Raise the first failure instead of skipping it.
+        log: The resolver's logger.
+    """
+    failed = {key_id: error for key_id, error in outcome.items() if error is not None}
+    for error in failed.values():
+        log.error("tenuo_keys: preload_all could not load a key: %s", error)
+    if strict and failed:
+        raise next(iter(failed.values()))
+    return PreloadReport(len(outcome) - len(failed), failed)
 
 MAX_KEY_ID = 256
 
@@ -421,7 +479,7 @@ class BackendKeyResolver(KeyResolver):
                 )
         return out
 
-    def preload_all(self, strict: bool = False) -> int:
+    def preload_all(self, strict: bool = False) -> PreloadReport:
         """List every key id the backend holds and load them all.
 
         A failure to list always raises. A key that fails to load is logged at
@@ -432,13 +490,15 @@ class BackendKeyResolver(KeyResolver):
             strict: Raise the first per-key failure after trying every key.
 
         Returns:
-            How many keys are held now: what was loaded, never more.
+            A :class:`PreloadReport`: an ``int`` counting the keys held now
+            (what was loaded, never more), whose ``failed`` names each key
+            that did not load and why.
 
         Raises:
             ResolverConfigError: An explicit ``maxsize`` is smaller than the
                 number of keys listed; nothing was loaded.
         """
-        return count_loaded(self._preload_many(self.list_key_ids()), strict)
+        return preload_report(self._preload_many(self.list_key_ids()), strict)
 
     def invalidate(self, key_id: str) -> None:
         """Forget ``key_id`` so the next resolve fetches it again."""
@@ -508,25 +568,6 @@ class BackendKeyResolver(KeyResolver):
         return f"{type(self).__name__}(backend={self.backend!r}, held={len(self._cache)})"
 
 
-def count_loaded(outcome: Mapping[str, KeyResolutionError | None], strict: bool,
-                 log: logging.Logger = logger) -> int:
-    """What ``preload_all`` returns: how many ids of ``outcome`` loaded.
-
-    Each failure is logged to ``log``; with ``strict`` the first one is raised.
-
-    Args:
-        outcome: Each id's error, or None where it loaded.
-        strict: Raise the first failure instead of skipping it.
-        log: The resolver's logger.
-    """
-    errors = [e for e in outcome.values() if e is not None]
-    for error in errors:
-        log.error("tenuo_keys: preload_all could not load a key: %s", error)
-    if strict and errors:
-        raise errors[0]
-    return len(outcome) - len(errors)
-
-
 class ForeignKeyResolver(KeyResolver):
     """A resolver written elsewhere, seen through the :class:`KeyResolver` contract.
 
@@ -590,11 +631,12 @@ class ForeignKeyResolver(KeyResolver):
             return int(self._preload(key_ids) or 0)
         return super().preload(key_ids)
 
-    def preload_all(self, strict: bool = False) -> int:
+    def preload_all(self, strict: bool = False) -> PreloadReport:
         """``inner.preload_all()`` when it has one; else nothing (0)."""
         if self._preload_all is None:
-            return 0
-        return int(self._preload_all() or 0)
+            return PreloadReport(0)
+        result = self._preload_all() or 0
+        return result if isinstance(result, PreloadReport) else PreloadReport(int(result))
 
     def close(self) -> None:
         """``inner.close()`` when it has one."""

@@ -70,7 +70,9 @@ class ResolverURL:
         scheme: The scheme, lower-cased.
         host: Host name or the authority's first part ('' when absent).
         port: Port, or None.
-        path: The path without its leading slash, percent-decoded.
+        path: The path as written, leading slash kept, percent-decoded
+            (``dir:///var/keys`` gives ``/var/keys``; ``gcpsm://proj/name``
+            gives ``/name``). Use :attr:`relative_path` for the form without it.
     """
 
     def __init__(self, url: str) -> None:
@@ -99,7 +101,7 @@ class ResolverURL:
         self.host = parts.hostname or ""
         self.port = port
         self.username = parts.username
-        self.path = unquote(parts.path.lstrip("/"))
+        self.path = unquote(parts.path)
         self._query: dict[str, str] = {}
         for name, value in parse_qsl(parts.query, keep_blank_values=True):
             if name in self._query:
@@ -111,6 +113,11 @@ class ResolverURL:
                 f"{self.scheme}:// URLs must not carry secrets (parameter {leaked[0]!r}); "
                 "pass them through the environment or constructor arguments"
             )
+
+    @property
+    def relative_path(self) -> str:
+        """The path without its leading slashes (``/tenuo/{key_id}`` gives ``tenuo/{key_id}``)."""
+        return self.path.lstrip("/")
 
     def no_authority(self) -> None:
         """Refuse a host/port where the scheme takes none."""

@@ -2,28 +2,48 @@
 
 Secret output goes to stdout only when a command exists to print it
 (``generate``, ``export-env``); nothing secret is ever logged.
+
+Exit codes follow the vault CLI: 0 success, 1 a local or usage error (bad
+arguments or URL, unreadable file, missing extra, a refusal such as "already
+exists"), 2 a backend error (not found, denied, unreachable, bad stored data,
+a failed ``doctor`` check).
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
+import functools
+import json
 import re
 import sys
-from pathlib import Path
-from typing import Any
+import threading
+from collections.abc import Callable, Sequence
+from typing import IO, Any, NoReturn, TypeVar
 
 import click
 import tenuo_core
 
 from ._formats import decode_signing_key, encode_signing_key
-from ._registry import resolver_from_url
+from ._keyset import KeyVersions
+from ._registry import resolver_from_url, signer_from_url
 from ._resolver import BackendKeyResolver, KeyResolver
 from .errors import KeyFormatError, KeyNotFound, KeyResolutionError, TenuoKeysError
 
-__all__ = ["main"]
+__all__ = ["EXIT_BACKEND", "EXIT_LOCAL", "main"]
+
+T = TypeVar("T")
+
+EXIT_LOCAL = 1
+"""Exit code of a local or usage error."""
+EXIT_BACKEND = 2
+"""Exit code of an error the backend answered with, or could not answer."""
 
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_CONTEXT = {"help_option_names": ["-h", "--help"]}
+# What to run instead of a key-store command for a signer URL.
+_SIGNER_COMMANDS = {"vault-transit": "transit", "gcpkms": "gcpkms"}
 
 
 _public_format = click.option(
@@ -32,10 +52,61 @@ _public_format = click.option(
 """The ``--format`` option of the commands that print a public key."""
 
 
-@click.group()
+class BackendError(click.ClickException):
+    """An error the backend answered with (or could not answer): exit code 2."""
+
+    exit_code = EXIT_BACKEND
+
+
+class _Main(click.Group):
+    """The root group: usage errors exit 1, as in the vault CLI (click uses 2)."""
+
+    def make_context(self, info_name: str | None, args: list[str],
+                     parent: click.Context | None = None, **extra: Any) -> click.Context:
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except click.UsageError as exc:
+            exc.exit_code = EXIT_LOCAL  # type: ignore[misc]  # click reads it per instance
+            raise
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except click.UsageError as exc:
+            exc.exit_code = EXIT_LOCAL  # type: ignore[misc]  # click reads it per instance
+            raise
+
+
+def _fail(exc: TenuoKeysError, prefix: str = "") -> NoReturn:
+    """Exit 2 for what a backend said (KeyResolutionError), else 1."""
+    cls = BackendError if isinstance(exc, KeyResolutionError) else click.ClickException
+    raise cls(f"{prefix}{exc}") from None
+
+
+def _holder(holder: str | None) -> bytes | None:
+    if holder is None:
+        return None
+    try:
+        return base64.b64decode(holder, validate=True)
+    except ValueError:
+        raise click.BadParameter("not base64", param_hint="--holder") from None
+
+
+_HOLDER = click.option(
+    "--holder", metavar="BASE64", default=None,
+    help="Print the version whose public key this is (fails if there is none).")
+
+
+def _signer_public_options(command: Callable[..., None]) -> Callable[..., None]:
+    """URL, KEY_ID, --holder and --format: the arguments of a remote signer's ``public``."""
+    return click.argument("url")(click.argument("key_id")(_HOLDER(_public_format(command))))
+@click.group(cls=_Main, context_settings=_CONTEXT)
 @click.version_option(package_name="tenuo-keys")
 def main() -> None:
-    """Manage Tenuo holder keys in env, Vault, AWS or GCP secret stores."""
+    """Manage Tenuo holder keys in env, Vault, AWS or GCP secret stores.
+
+    Exit codes: 0 success, 1 local or usage error, 2 backend error.
+    """
 
 
 @main.command()
@@ -53,7 +124,7 @@ def generate(fmt: str) -> None:
 @click.argument("key_id")
 @click.option("--prefix", default="TENUO_KEY_", show_default=True)
 def export_env(key_id: str, prefix: str) -> None:
-    """Print an ``export TENUO_KEY_<id>=...`` line with a new key, for development."""
+    """Print an 'export TENUO_KEY_<id>=...' line with a new key, for development."""
     name = prefix + key_id
     if not _ENV_NAME.fullmatch(name):
         raise click.BadParameter(f"{name!r} is not a valid environment variable name",
@@ -74,15 +145,21 @@ def public(url: str, key_id: str, fmt: str) -> None:
         with _open(url) as resolver:
             key = asyncio.run(resolver.resolve(key_id))
     except TenuoKeysError as exc:
-        raise click.ClickException(str(exc)) from None
+        _fail(exc)
     _echo_public(key.public_key, fmt)
 
 
 def _open(url: str) -> KeyResolver:
+    command = _SIGNER_COMMANDS.get(url.partition("://")[0].lower())
+    if command is not None:
+        raise click.ClickException(
+            f"{url.partition('://')[0]}:// names a remote signer, not a key store: its keys "
+            f"never leave it. Use 'tenuo-keys {command} public URL KEY_ID' "
+            f"(see 'tenuo-keys {command} -h')")
     try:
         return resolver_from_url(url)
     except TenuoKeysError as exc:
-        raise click.ClickException(str(exc)) from None
+        _fail(exc)
 
 
 def _writable(resolver: KeyResolver) -> BackendKeyResolver:
@@ -91,10 +168,15 @@ def _writable(resolver: KeyResolver) -> BackendKeyResolver:
     return resolver
 
 
-def _read_import(source: str | None) -> Any:
+# A missing file or a directory is refused by click with its reason, not a traceback.
+_KEY_FILE = click.File("rb")
+
+
+def _read_import(source: IO[bytes] | None) -> Any:
     if source is None:
         return tenuo_core.SigningKey.generate()
-    data = sys.stdin.buffer.read() if source == "-" else Path(source).read_bytes()
+    with source:
+        data = source.read()
     try:
         return decode_signing_key(data, key_id="(imported)")
     except KeyFormatError as exc:
@@ -120,7 +202,7 @@ def _store(resolver: BackendKeyResolver, key_id: str, key: Any) -> str | None:
     except NotImplementedError as exc:
         raise click.ClickException(str(exc)) from None
     except TenuoKeysError as exc:
-        raise click.ClickException(str(exc)) from None
+        _fail(exc)
 
 
 def _exists(resolver: KeyResolver, key_id: str) -> bool:
@@ -129,24 +211,24 @@ def _exists(resolver: KeyResolver, key_id: str) -> bool:
     except KeyNotFound:
         return False
     except TenuoKeysError as exc:
-        raise click.ClickException(str(exc)) from None
+        _fail(exc)
     return True
 
 
 @main.command()
 @click.argument("url")
 @click.argument("key_id")
-@click.option("--import", "source", metavar="FILE|-", default=None,
+@click.option("--import", "source", type=_KEY_FILE, metavar="FILE|-", default=None,
               help="Import this key (any accepted format) instead of generating one.")
 @click.option("--force", is_flag=True, help="Write a new version even if the key exists.")
-def put(url: str, key_id: str, source: str | None, force: bool) -> None:
+def put(url: str, key_id: str, source: IO[bytes] | None, force: bool) -> None:
     """Generate (or import) a key and store it under KEY_ID."""
     key = _read_import(source)
     with _open(url) as opened:
         resolver = _writable(opened)
         if not force and _exists(resolver, key_id):
             raise click.ClickException(
-                f"key {key_id!r} already exists; use `rotate` to add a version, or --force"
+                f"key {key_id!r} already exists; use 'rotate' to add a version, or --force"
             )
         version = _store(resolver, key_id, key)
     suffix = f" (version {version})" if version else ""
@@ -157,71 +239,146 @@ def put(url: str, key_id: str, source: str | None, force: bool) -> None:
 @main.command()
 @click.argument("url")
 @click.argument("key_id")
-@click.option("--import", "source", metavar="FILE|-", default=None,
+@click.option("--import", "source", type=_KEY_FILE, metavar="FILE|-", default=None,
               help="Rotate to this key (any accepted format) instead of a new one.")
-def rotate(url: str, key_id: str, source: str | None) -> None:
+def rotate(url: str, key_id: str, source: IO[bytes] | None) -> None:
     """Write a new current version of KEY_ID, keeping the previous one readable."""
     key = _read_import(source)
     with _open(url) as opened:
         resolver = _writable(opened)
         if not _exists(resolver, key_id):
-            raise click.ClickException(f"key {key_id!r} does not exist; use `put` first")
+            raise click.ClickException(f"key {key_id!r} does not exist; use 'put' first")
         version = _store(resolver, key_id, key)
         resolver.invalidate(key_id)
         try:
             versions = asyncio.run(resolver.resolve_versions(key_id))
         except TenuoKeysError as exc:
-            raise click.ClickException(f"rotated, but reading back failed: {exc}") from None
+            _fail(exc, "rotated, but reading back failed: ")
     if versions.current_public != bytes(key.public_key_bytes()):
-        raise click.ClickException("rotated, but the backend does not serve the new version yet")
+        raise BackendError("rotated, but the backend does not serve the new version yet")
     suffix = f" (version {version})" if version else ""
     click.echo(f"rotated {key_id}{suffix}; held versions:")
     for held in versions.versions:
         click.echo(f"  {held.version or '-':<40} {_fingerprint(held.public)}")
 
 
+class _Timeout(Exception):
+    """A doctor check took longer than --timeout."""
+
+
+def _within(timeout: float | None, fn: Callable[[], T]) -> T:
+    """``fn()``, given up on after ``timeout`` seconds (its thread is left to finish).
+
+    The thread is a daemon, so a call stalled on a dead endpoint cannot keep
+    the command from exiting.
+    """
+    if timeout is None:
+        return fn()
+    outcome: list[Any] = []
+
+    def run() -> None:
+        try:
+            outcome.append((True, fn()))
+        except BaseException as exc:  # handed to the caller's thread
+            outcome.append((False, exc))
+
+    worker = threading.Thread(target=run, name="tenuo-keys-doctor", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if not outcome:
+        raise _Timeout(f"no answer within {timeout:g} s (--timeout)")
+    succeeded, value = outcome[0]
+    if not succeeded:
+        raise value
+    return value  # type: ignore[no-any-return]
+
+
+class _Report:
+    """Doctor's checks: printed as each completes, or as one JSON document at the end."""
+
+    def __init__(self, as_json: bool, names: Sequence[str]) -> None:
+        self.as_json = as_json
+        self.width = max(len(name) for name in ("resolver", "list", "keys", *names))
+        self.checks: list[dict[str, str]] = []
+
+    def add(self, name: str, status: str, detail: str) -> None:
+        self.checks.append({"check": name, "status": status, "detail": detail})
+        if not self.as_json:
+            click.echo(f"{name:<{self.width}}  {status:<4}  {detail}")
+
+    @property
+    def problems(self) -> int:
+        return sum(check["status"] == "FAIL" for check in self.checks)
+
+    def finish(self, url: str) -> None:
+        if self.as_json:
+            click.echo(json.dumps({
+                "url": url.partition("?")[0], "ok": not self.problems,
+                "problems": self.problems,
+                "warnings": sum(check["status"] == "warn" for check in self.checks),
+                "checks": self.checks,
+            }, indent=2))
+        if self.problems:
+            sys.exit(EXIT_BACKEND)
+
+
+def _versions(resolver: KeyResolver, key_id: str) -> KeyVersions:
+    return asyncio.run(resolver.resolve_versions(key_id))
+
+
+def _problem(exc: BaseException) -> str:
+    if isinstance(exc, _Timeout):
+        return f"timed out: {exc}"
+    reason = exc.reason if isinstance(exc, KeyResolutionError) else str(exc)
+    return f"{type(exc).__name__}: {reason}"
+
+
 @main.command()
 @click.argument("url")
 @click.argument("key_ids", nargs=-1)
-def doctor(url: str, key_ids: tuple[str, ...]) -> None:
+@click.option("--json", "as_json", is_flag=True,
+              help="Print one JSON document (url, ok, problems, warnings, checks) at the end.")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=30.0,
+              show_default=True, metavar="SECONDS",
+              help="Give up on a check (and report it failed) after this long.")
+def doctor(url: str, key_ids: tuple[str, ...], as_json: bool, timeout: float) -> None:
     """Check the backend and each key: reachable, allowed, present, well-formed.
 
-    Without KEY_IDS, every key the backend can list is checked. Exits 1 on
-    any problem.
+    Each check is printed as it completes. Without KEY_IDS, every key the
+    backend can list is checked, and a failure to list is a problem. With
+    KEY_IDS nothing is listed, so a policy that can read the keys but not
+    list them passes (least privilege). Exits 2 on any problem, 1 on a bad URL.
     """
-    rows: list[tuple[str, str, str]] = []
-    problems = 0
-    with _open(url) as resolver:
-        rows.append(("resolver", "ok", repr(resolver)))
+    report = _Report(as_json, key_ids)
+    resolver = _open(url)
+    try:
+        report.add("resolver", "ok", repr(resolver))
         ids = list(key_ids)
-        try:
-            listed = resolver.list_key_ids()
-            rows.append(("list", "ok", f"{len(listed)} key(s) listed"))
-        except TenuoKeysError as exc:
-            listed = []
-            problems += 1
-            rows.append(("list", "FAIL", str(exc)))
-        ids = ids or listed
-        if not ids and not problems:
-            rows.append(("keys", "warn", "no key ids given and none listed"))
+        if not ids:
+            try:
+                ids = _within(timeout, resolver.list_key_ids)
+            except (TenuoKeysError, _Timeout) as exc:
+                report.add("list", "FAIL", _problem(exc))
+            else:
+                report.add("list", "ok", f"{len(ids)} key(s) listed")
+                if not ids:
+                    report.add("keys", "warn", "no key ids given and none listed")
         for key_id in ids:
             try:
-                versions = asyncio.run(resolver.resolve_versions(key_id))
-            except TenuoKeysError as exc:
-                problems += 1
-                reason = exc.reason if isinstance(exc, KeyResolutionError) else str(exc)
-                rows.append((key_id, "FAIL", f"{type(exc).__name__}: {reason}"))
+                versions = _within(timeout, functools.partial(_versions, resolver, key_id))
+            except (TenuoKeysError, _Timeout) as exc:
+                report.add(key_id, "FAIL", _problem(exc))
                 continue
             labels = ", ".join(
                 f"{v.version or i}={_fingerprint(v.public)[:12]}…"
                 for i, v in enumerate(versions.versions)
             )
-            rows.append((key_id, "ok", f"{len(versions)} version(s): {labels}"))
-    width = max(len(r[0]) for r in rows)
-    for name, status, detail in rows:
-        click.echo(f"{name:<{width}}  {status:<4}  {detail}")
-    if problems:
-        raise SystemExit(1)
+            report.add(key_id, "ok", f"{len(versions)} version(s): {labels}")
+    finally:
+        # The checks are reported; a failing or slow close must not hide them.
+        with contextlib.suppress(Exception):
+            _within(timeout, resolver.close)
+    report.finish(url)
 
 
 # --------------------------------------------------------------------------- Vault Transit
@@ -256,7 +413,7 @@ def transit_create(url: str, key_id: str, exist_ok: bool) -> None:
     try:
         info = _vault_transit().create_key(key_id, url, exist_ok=exist_ok)
     except TenuoKeysError as exc:
-        raise click.ClickException(str(exc)) from None
+        _fail(exc)
     click.echo(f"Transit key {info.name}: version {info.latest_version}, non-exportable; "
                f"public key (base64): {_fingerprint(info.current.public)}")
 
@@ -264,12 +421,12 @@ def transit_create(url: str, key_id: str, exist_ok: bool) -> None:
 @transit.command("import")
 @click.argument("url")
 @click.argument("key_id")
-@click.argument("source", metavar="FILE|-")
+@click.argument("source", metavar="FILE|-", type=_KEY_FILE)
 @click.option("--new-version", is_flag=True,
               help="Add the key as the next version of a key that was itself imported.")
 @click.option("--allow-rotation", is_flag=True,
               help="Also let Transit rotate the imported key by itself later.")
-def transit_import(url: str, key_id: str, source: str, new_version: bool,
+def transit_import(url: str, key_id: str, source: IO[bytes], new_version: bool,
                    allow_rotation: bool) -> None:
     """Bring your own key: import FILE (any accepted format) into Transit, non-exportable.
 
@@ -280,35 +437,86 @@ def transit_import(url: str, key_id: str, source: str, new_version: bool,
         info = _vault_transit().import_key(key_id, key, url, new_version=new_version,
                                            allow_rotation=allow_rotation)
     except TenuoKeysError as exc:
-        raise click.ClickException(str(exc)) from None
+        _fail(exc)
     click.echo(f"imported into Transit key {info.name} as version {info.latest_version} "
                f"(signature check passed); public key (base64): "
                f"{_fingerprint(info.current.public)}")
 
 
 @transit.command("public")
-@click.argument("url")
-@click.argument("key_id")
-@click.option("--holder", metavar="BASE64", default=None,
-              help="Print the version whose public key this is (fails if there is none).")
-@_public_format
+@_signer_public_options
 def transit_public(url: str, key_id: str, holder: str | None, fmt: str) -> None:
     """Print the public key of KEY_ID's Transit key: the latest version, or --holder's.
 
     The version number goes to stderr, so stdout is the key alone.
     """
-    holder_raw: bytes | None = None
-    if holder is not None:
-        try:
-            holder_raw = base64.b64decode(holder, validate=True)
-        except ValueError:
-            raise click.BadParameter("not base64", param_hint="--holder") from None
     try:
-        version = _vault_transit().public(key_id, url, holder=holder_raw)
+        version = _vault_transit().public(key_id, url, holder=_holder(holder))
     except TenuoKeysError as exc:
-        raise click.ClickException(str(exc)) from None
+        _fail(exc)
     _echo_public(version.public_key, fmt)
     click.echo(f"version {version.version}", err=True)
+
+
+# --------------------------------------------------------------------------- Cloud KMS
+
+
+@main.group()
+def gcpkms() -> None:
+    """Keys that never leave Google Cloud KMS (gcpkms:// URLs).
+
+    URL: gcpkms://PROJECT/LOCATION/KEY_RING/NAME_TEMPLATE, e.g.
+    gcpkms://my-project/global/tenuo/{key_id}. Credentials come from Application
+    Default Credentials ($GOOGLE_APPLICATION_CREDENTIALS, gcloud, the metadata
+    server). Keys are created with gcloud (it takes an admin role):
+
+    \b
+    gcloud kms keys create KEY --keyring RING --location LOCATION
+      --purpose asymmetric-signing --default-algorithm ec-sign-ed25519
+    """  # noqa: D301 - click's "\b" keeps the command from being rewrapped
+
+
+def _kms_info(url: str, key_id: str) -> Any:
+    try:
+        with signer_from_url(url, key_id=key_id) as signer:
+            return signer.key_info(refresh=True)
+    except TenuoKeysError as exc:
+        _fail(exc)
+
+
+@gcpkms.command("public")
+@_signer_public_options
+def gcpkms_public(url: str, key_id: str, holder: str | None, fmt: str) -> None:
+    """Print the public key of KEY_ID's Cloud KMS key: the newest signing version, or --holder's.
+
+    The version number goes to stderr, so stdout is the key alone.
+    """
+    holder_raw = _holder(holder)
+    info = _kms_info(url, key_id)
+    if holder_raw is None:
+        version = info.current
+        if version is None:
+            raise BackendError(f"{info.name} has no ENABLED Ed25519 version that can sign")
+    else:
+        version = info.find(holder_raw)
+        if version is None or version.public is None:
+            raise BackendError(f"no version of {info.name} has that public key")
+    _echo_public(version.public_key, fmt)
+    click.echo(f"version {version.number} ({version.state})", err=True)
+
+
+@gcpkms.command("versions")
+@click.argument("url")
+@click.argument("key_id")
+def gcpkms_versions(url: str, key_id: str) -> None:
+    """List KEY_ID's Cloud KMS key versions: number, state, algorithm, public key."""
+    info = _kms_info(url, key_id)
+    click.echo(f"{info.name} ({info.protection_level})")
+    for version in info.versions:
+        public = "-" if version.public is None else _fingerprint(version.public)
+        signs = "signs" if version.signs else "-"
+        click.echo(f"  {version.number:<6} {version.state:<20} {version.algorithm:<22} "
+                   f"{signs:<5} {public}")
 
 
 if __name__ == "__main__":  # pragma: no cover

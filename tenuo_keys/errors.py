@@ -23,6 +23,7 @@ __all__ = [
     "KeyNotFound",
     "KeyNotLoaded",
     "KeyResolutionError",
+    "MissingExtraAttributeError",
     "MissingExtraError",
     "ResolverClosed",
     "ResolverConfigError",
@@ -174,19 +175,46 @@ class ResolverConfigError(TenuoKeysError, ValueError):
     """A resolver was configured wrongly (bad URL, unknown option, duplicate scheme)."""
 
 
+def _install_hint(subject: str, extra: str, missing: str) -> str:
+    return (f"{subject} needs {missing!r}, which is not installed: "
+            f"pip install 'tenuo-keys[{extra}]'")
+
+
 class MissingExtraError(ResolverConfigError, ImportError):
     """A built-in backend needs an optional dependency that is not installed.
 
     Attributes:
         scheme: The URL scheme or backend asked for.
         extra: The ``tenuo-keys`` extra that installs what is missing.
+        missing: The distribution or module that is missing.
+    """
+
+    def __init__(self, scheme: str, extra: str, missing: str, *,
+                 subject: str | None = None) -> None:
+        self.scheme = scheme
+        self.extra = extra
+        self.missing = missing
+        super().__init__(_install_hint(subject or f"the {scheme!r} resolver", extra, missing))
+
+
+class MissingExtraAttributeError(ResolverConfigError, AttributeError):
+    """A lazy attribute of ``tenuo_keys`` (``tenuo_keys.VaultKeyResolver``) lacks its extra.
+
+    An ``AttributeError``, so ``hasattr(tenuo_keys, "VaultKeyResolver")`` is
+    False without the extra, with the same ``pip install`` hint as
+    :class:`MissingExtraError`. (It cannot also be an ``ImportError``: Python
+    forbids the two bases together. ``from tenuo_keys import VaultKeyResolver``
+    raises :class:`MissingExtraError` instead.)
+
+    Attributes:
+        scheme: The attribute asked for.
+        extra: The ``tenuo-keys`` extra that installs what is missing.
+        missing: The distribution or module that is missing.
     """
 
     def __init__(self, scheme: str, extra: str, missing: str) -> None:
         self.scheme = scheme
         self.extra = extra
         self.missing = missing
-        super().__init__(
-            f"the {scheme!r} resolver needs {missing!r}, which is not installed: "
-            f"pip install 'tenuo-keys[{extra}]'"
-        )
+        super().__init__(_install_hint(f"the {scheme!r} resolver", extra, missing))
+        self.name = scheme

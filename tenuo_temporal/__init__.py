@@ -17,6 +17,7 @@ Example:
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 import tenuo_keys
@@ -34,6 +35,18 @@ from tenuo_keys import (
     resolver_from_env,
     resolver_from_url,
 )
+
+
+def _require_temporalio() -> None:
+    """Fail with the install line, as tenuo_keys' backends do, when temporalio is absent."""
+    try:
+        importlib.import_module("temporalio")
+    except ImportError:
+        raise tenuo_keys.MissingExtraError(
+            "temporal", "temporal", "temporalio", subject="tenuo_temporal") from None
+
+
+_require_temporalio()
 
 from ._audit import AuditCallback, AuditEvent
 from ._client import execute_workflow_authorized, start_workflow_authorized

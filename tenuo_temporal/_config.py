@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -28,6 +30,74 @@ every ``trusted_roots_refresh_seconds``. A failing call keeps the last good list
 
 
 _AUTHORIZERS_HELD = 64  # one per window count: a handful in practice
+_ROOT_HINT = ("a tenuo_core.PublicKey, its 32 raw bytes, or those bytes as base64, "
+              "base64url or hex, or PEM")
+
+
+def _decode_root_text(text: str) -> bytes | None:
+    """The 32 bytes a hex, base64 or base64url string encodes, or None."""
+    compact = "".join(text.split())
+    if len(compact) == 64:
+        try:
+            return bytes.fromhex(compact)
+        except ValueError:
+            pass
+    for decode in (base64.b64decode, base64.urlsafe_b64decode):
+        try:
+            raw = decode(compact + "=" * (-len(compact) % 4))
+        except (binascii.Error, ValueError):
+            continue
+        if len(raw) == 32:
+            return raw
+    return None
+
+
+def _trusted_root(value: Any, where: str) -> Any:
+    """``value`` as a ``tenuo_core.PublicKey``; refused with how to convert it."""
+    if isinstance(value, tenuo_core.PublicKey):
+        return value
+    raw: bytes | None = None
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        raw = bytes(value)
+    elif isinstance(value, str):
+        if value.lstrip().startswith("-----BEGIN"):
+            try:
+                return tenuo_core.PublicKey.from_pem(value)
+            except Exception:
+                raise ResolverConfigError(
+                    f"{where} is a PEM block that is not an Ed25519 public key") from None
+        raw = _decode_root_text(value)
+        if raw is None:
+            raise ResolverConfigError(
+                f"{where} is a string of {len(value)} characters that is not a 32-byte "
+                f"public key in hex, base64 or base64url; give {_ROOT_HINT}")
+    else:
+        raise ResolverConfigError(f"{where} must be {_ROOT_HINT}, got {type(value).__name__}")
+    if len(raw) != 32:
+        raise ResolverConfigError(f"{where} must be 32 bytes (an Ed25519 public key), got "
+                                  f"{len(raw)}")
+    try:
+        return tenuo_core.PublicKey.from_bytes(raw)
+    except Exception:
+        raise ResolverConfigError(f"{where} is not a valid Ed25519 public key") from None
+
+
+def _trusted_roots(value: Any) -> tuple[Any, ...]:
+    """A root or a collection of roots as a tuple of ``tenuo_core.PublicKey``.
+
+    Raises:
+        ResolverConfigError: Naming ``trusted_roots`` and what was wrong.
+    """
+    if isinstance(value, (tenuo_core.PublicKey, str, bytes, bytearray, memoryview)):
+        return (_trusted_root(value, "trusted_roots"),)
+    try:
+        items = list(value)
+    except TypeError:
+        raise ResolverConfigError(
+            f"trusted_roots must be {_ROOT_HINT}; a list of them; or a callable returning "
+            f"a list, got {type(value).__name__}") from None
+    return tuple(_trusted_root(item, f"trusted_roots[{index}]")
+                 for index, item in enumerate(items))
 
 
 @dataclass
@@ -41,7 +111,9 @@ class TenuoPluginConfig:
     Attributes:
         key_resolver: Resolves holder keys for PoP signing (any ``tenuo_keys``
             resolver, or your own ``KeyResolver``).
-        trusted_roots: Issuer public keys, or a provider refreshed periodically.
+        trusted_roots: Issuer public keys (one or a list; each a
+            ``tenuo_core.PublicKey``, its 32 bytes, or those bytes as base64,
+            base64url or hex, or PEM), or a provider refreshed periodically.
         trusted_roots_refresh_seconds: Provider refresh interval.
         require_warrant: Deny activities that arrive without a warrant.
         pop_max_windows: 30-second PoP windows accepted around the time the
@@ -120,6 +192,8 @@ class TenuoPluginConfig:
     activity_fns: Sequence[Callable[..., Any]] = ()
 
     def __post_init__(self) -> None:
+        if not callable(self.trusted_roots):
+            self.trusted_roots = _trusted_roots(self.trusted_roots)
         if self.key_resolver is None and not self.trusted_roots and not self.signers:
             raise ResolverConfigError(
                 "TenuoPluginConfig needs key_resolver= or signers= (to sign PoP on workflow "
@@ -194,13 +268,9 @@ class TenuoPluginConfig:
         return True
 
     def _set_roots(self, roots: Sequence[Any]) -> None:
-        for root in roots:
-            if not isinstance(root, tenuo_core.PublicKey):
-                raise ResolverConfigError(
-                    f"trusted_roots must hold tenuo_core.PublicKey, got {type(root).__name__}"
-                )
+        checked = _trusted_roots(roots)
         with self._roots_lock:
-            self._roots = tuple(roots)
+            self._roots = checked
             self._authorizers = BoundedMap(_AUTHORIZERS_HELD)
 
     def authorizer(self, windows: int) -> Any:

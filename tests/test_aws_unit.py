@@ -452,3 +452,33 @@ def test_material_forms_are_stored_binary_or_text(moto_client):
     moto_client.create_secret(Name="tenuo/keys/raw", SecretBinary=material(key, "raw-64"))
     with AWSSecretsManagerKeyResolver(client=moto_client) as resolver:
         assert _same(asyncio.run(resolver.resolve("raw")), key)
+
+
+@pytest.mark.parametrize(("env", "url", "region"), [
+    ({"AWS_REGION": "eu-west-1"}, "awssm:///tenuo/keys/{key_id}", "eu-west-1"),
+    ({"AWS_DEFAULT_REGION": "eu-west-2"}, "awssm:///tenuo/keys/{key_id}", "eu-west-2"),
+    ({"AWS_REGION": "eu-west-1", "AWS_DEFAULT_REGION": "eu-west-2"}, "awssm:///t/{key_id}",
+     "eu-west-1"),
+    ({"AWS_REGION": "eu-west-1"}, "awssm://us-east-2/tenuo/keys/{key_id}", "us-east-2"),
+])
+def test_region_comes_from_the_environment_as_the_sdks_read_it(no_aws_env, monkeypatch, env,
+                                                                 url, region):
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with resolver_from_url(url) as resolver:
+        assert f"region={region!r}" in repr(resolver)
+
+
+def test_no_region_names_both_variables(no_aws_env):
+    with pytest.raises(ResolverConfigError, match=r"set AWS_REGION \(or AWS_DEFAULT_REGION\)"):
+        resolver_from_url("awssm:///tenuo/keys/{key_id}")
+
+
+def test_an_unknown_profile_is_named_wherever_it_came_from(no_aws_env, monkeypatch):
+    monkeypatch.setenv("AWS_PROFILE", "no-such-profile")
+    with pytest.raises(ResolverConfigError) as from_env:
+        resolver_from_url("awssm://us-east-1/tenuo/keys/{key_id}")
+    assert "'no-such-profile' (from $AWS_PROFILE) not found" in str(from_env.value)
+    assert "None" not in str(from_env.value)
+    with pytest.raises(ResolverConfigError, match=r"AWS profile 'other' not found"):
+        resolver_from_url("awssm://us-east-1/tenuo/keys/{key_id}?profile=other")

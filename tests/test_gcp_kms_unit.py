@@ -594,3 +594,54 @@ def test_repr_and_errors_hold_no_credentials() -> None:
         assert token not in repr(signer) and token not in str(signer)
     finally:
         signer.close()
+
+
+def test_the_project_may_come_from_google_cloud_project(fake: FakeKMS, monkeypatch: Any) -> None:
+    monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "p")
+    with GCPKMSSigner.from_url("gcpkms:///global/ring/tenuo-{key_id}", key_id="agent",
+                               client=fake) as signer:
+        assert signer.key_info().name == f"{RING}/cryptoKeys/tenuo-agent"
+
+
+@pytest.fixture
+def kms_cli(fake: FakeKMS, monkeypatch: Any) -> FakeKMS:
+    """The CLI's signer_from_url, talking to the in-memory KMS."""
+    from tenuo_keys import cli
+
+    real = cli.signer_from_url
+    monkeypatch.setattr(cli, "signer_from_url",
+                        lambda url, key_id: real(url, key_id=key_id, client=fake))
+    return fake
+
+
+def test_cli_gcpkms_public_and_versions(kms_cli: FakeKMS) -> None:
+    import base64
+
+    from click.testing import CliRunner
+
+    from tenuo_keys.cli import EXIT_BACKEND, main
+
+    name = f"{RING}/cryptoKeys/tenuo-agent"
+    first = raw_public(kms_cli.private(name, 1))
+    second = raw_public(kms_cli.add_version(name))
+    url = "gcpkms://p/global/ring/tenuo-{key_id}"
+    runner = CliRunner()
+    current = runner.invoke(main, ["gcpkms", "public", url, "agent"])
+    assert current.exit_code == 0, current.output
+    assert base64.b64decode(current.stdout.strip()) == second
+    assert current.stderr.strip() == "version 2 (ENABLED)"
+    holder = base64.b64encode(first).decode()
+    old = runner.invoke(main, ["gcpkms", "public", url, "agent", "--holder", holder,
+                               "--format", "hex"])
+    assert old.exit_code == 0 and old.stdout.strip() == first.hex()
+    kms_cli.set_state(name, 2, "DISABLED")
+    listed = runner.invoke(main, ["gcpkms", "versions", url, "agent"])
+    assert listed.exit_code == 0, listed.output
+    rows = [line.split() for line in listed.stdout.splitlines()[1:]]
+    assert [row[:2] for row in rows] == [["2", "DISABLED"], ["1", "ENABLED"]]
+    assert rows[1][-2:] == ["signs", holder]
+    missing = runner.invoke(main, ["gcpkms", "public", url, "nobody"])
+    assert missing.exit_code == EXIT_BACKEND and "not found" in missing.output.lower()
+    stranger = base64.b64encode(bytes(32)).decode()
+    unknown = runner.invoke(main, ["gcpkms", "public", url, "agent", "--holder", stranger])
+    assert unknown.exit_code == EXIT_BACKEND and "no version of" in unknown.output

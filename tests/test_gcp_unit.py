@@ -508,3 +508,37 @@ def test_injected_client_is_not_closed(client: FakeClient) -> None:
     resolver = GCPSecretManagerKeyResolver("p", client=client)
     resolver.close()
     assert client.closed is False
+
+
+def test_the_project_may_come_from_google_cloud_project(monkeypatch: Any) -> None:
+    monkeypatch.delenv("GCLOUD_PROJECT", raising=False)
+    monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "env-project")
+    with resolver_from_url("gcpsm:///tenuo-keys-{key_id}", client=FakeClient()) as resolver:
+        assert isinstance(resolver, GCPSecretManagerKeyResolver)
+        assert resolver.project == "env-project"
+        assert resolver.secret_id("agent1") == "tenuo-keys-agent1"
+    with resolver_from_url("gcpsm://url-project/x-{key_id}", client=FakeClient()) as resolver:
+        assert resolver.project == "url-project"  # the URL wins
+    monkeypatch.delenv("GOOGLE_CLOUD_PROJECT")
+    with pytest.raises(ResolverConfigError, match="leave it empty and set GOOGLE_CLOUD_PROJECT"):
+        resolver_from_url("gcpsm:///tenuo-keys-{key_id}", client=FakeClient())
+
+
+def _credentials_problem(monkeypatch: Any, path: str) -> str:
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", path)
+    with resolver_from_url("gcpsm://p/tenuo-keys-{key_id}") as resolver, \
+            pytest.raises(KeyAccessDenied) as info:
+        _resolve(resolver, "agent1")
+    return info.value.reason
+
+
+def test_a_wrong_google_application_credentials_path_is_named(monkeypatch: Any,
+                                                               tmp_path: Any) -> None:
+    missing = str(tmp_path / "missing.json")
+    reason = _credentials_problem(monkeypatch, missing)
+    assert f"GOOGLE_APPLICATION_CREDENTIALS={missing!r} does not exist" in reason
+    assert "credentials=" not in reason
+    assert "is a directory" in _credentials_problem(monkeypatch, str(tmp_path))
+    junk = tmp_path / "junk.json"
+    junk.write_text("{}")
+    assert "is not a credentials file" in _credentials_problem(monkeypatch, str(junk))

@@ -5,20 +5,26 @@ from __future__ import annotations
 import importlib.metadata
 
 import pytest
+import tenuo_core
 
 from tenuo_keys import (
+    BackendKeyResolver,
     CompositeKeyResolver,
     EnvKeyResolver,
+    KeyNotFound,
     KeyResolver,
     MissingExtraError,
     ResolverConfigError,
+    ResolverURL,
     StaticKeyResolver,
     _registry,
+    encode_signing_key,
     register_resolver,
     registered_schemes,
     resolver_from_env,
     resolver_from_url,
 )
+from tenuo_keys.backends import _vault_common
 
 
 @pytest.fixture(autouse=True)
@@ -138,3 +144,72 @@ def test_entry_points_register_third_party_schemes(monkeypatch):
     assert isinstance(resolver_from_url("thirdparty://"), KeyResolver)
     # A plugin cannot take over a built-in scheme.
     assert isinstance(resolver_from_url("env://"), EnvKeyResolver)
+
+
+def test_a_class_without_from_url_is_refused_at_registration():
+    class DictResolver(BackendKeyResolver):  # the README's example, before it had from_url
+        backend = "dict"
+
+        def fetch(self, key_id):
+            raise KeyNotFound(key_id=key_id, backend=self.backend)
+
+    with pytest.raises(ResolverConfigError, match=r"DictResolver for dict://: it has no "
+                                                  r"from_url classmethod\. Add '@classmethod"):
+        register_resolver("dict", DictResolver)
+    assert "dict" not in registered_schemes()
+    # A lazily named class is checked when first used, with the same message.
+    register_resolver("dictlazy", "tenuo_keys._resolver:BackendKeyResolver")
+    with pytest.raises(ResolverConfigError, match="it has no from_url classmethod"):
+        resolver_from_url("dictlazy://")
+
+
+def test_the_readme_dict_resolver_registers_and_builds():
+    store: dict[str, str] = {}
+
+    class DictResolver(BackendKeyResolver):
+        backend = "dict"
+
+        @classmethod
+        def from_url(cls, url, **kwargs):
+            url.no_authority()
+            cache = url.pop_cache_policy()
+            url.finish()
+            return cls(cache=cache, **kwargs)
+
+        def fetch(self, key_id):
+            try:
+                return store[key_id]
+            except KeyError:
+                raise KeyNotFound(key_id=key_id, backend=self.backend) from None
+
+        def list_key_ids(self):
+            return list(store)
+
+    register_resolver("dict", DictResolver)
+    key = tenuo_core.SigningKey.generate()
+    store["agent1"] = encode_signing_key(key)
+    with resolver_from_url("dict://?ttl=60") as resolver:
+        assert isinstance(resolver, DictResolver) and resolver.cache.policy.ttl == 60
+        assert resolver.preload_all() == 1
+        assert resolver.resolve_sync("agent1").public_key_bytes() == key.public_key_bytes()
+
+
+@pytest.mark.parametrize(("url", "path", "relative"), [
+    ("dir:///var/keys", "/var/keys", "var/keys"),
+    ("dir://host/var/keys", "/var/keys", "var/keys"),
+    ("dir://", "", ""),
+    ("dir:///var/my%20keys/", "/var/my keys/", "var/my keys/"),
+])
+def test_resolver_url_path_keeps_its_leading_slash(url, path, relative):
+    parsed = ResolverURL(url)
+    assert (parsed.path, parsed.relative_path) == (path, relative)
+
+
+def test_backends_still_read_their_templates_from_the_path(monkeypatch):
+    monkeypatch.delenv("GOOGLE_CLOUD_PROJECT", raising=False)
+    aws = resolver_from_url("awssm://us-east-1/tenuo/keys/{key_id}")
+    assert "template='tenuo/keys/{key_id}'" in repr(aws)
+    aws.close()
+    vault = _vault_common.url_options(
+        ResolverURL("vault://h/secret/tenuo/{key_id}"), "path_template", {})
+    assert (vault["mount"], vault["path_template"]) == ("secret", "tenuo/{key_id}")

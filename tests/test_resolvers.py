@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import pickle
 import threading
 import time
 
@@ -21,13 +22,17 @@ from tenuo_keys import (
     KeyResolver,
     KeyVersion,
     KeyVersions,
+    PreloadReport,
     StaticKeyResolver,
     StoredKey,
+    decode_signing_key,
     encode_signing_key,
     errors,
+    resolver_from_url,
 )
 from tenuo_keys._cache import DEFAULT_MAXSIZE
-from tenuo_keys.testing import io_guard, wait_for_sync
+from tenuo_keys._resolver import as_key_resolver
+from tenuo_keys.testing import assert_no_secret, io_guard, wait_for_sync
 
 
 def pub(key):
@@ -555,3 +560,52 @@ def test_a_foreign_resolver_s_own_hooks_are_used():
     assert adapted.preload_all() == 3
     adapted.close()
     assert calls == [("preload", ["x"]), ("preload_all",), ("close",)]
+
+
+@pytest.mark.parametrize("make", [
+    lambda: resolver_from_url("env://?prefix="),
+    lambda: EnvKeyResolver(""),
+    lambda: EnvKeyResolver(prefix=""),
+])
+def test_env_refuses_an_empty_prefix(make):
+    with pytest.raises(errors.ResolverConfigError, match="prefix must not be empty"):
+        make()
+
+
+def test_preload_all_reports_which_keys_failed_and_why(caplog):
+    keys = {f"agent{i}": tenuo_core.SigningKey.generate() for i in range(2)}
+    environ = {f"REP_{k}": encode_signing_key(v) for k, v in keys.items()}
+    bad = encode_signing_key(tenuo_core.SigningKey.generate())
+    environ["REP_short"] = bad[:-4]
+    environ["REP_junk"] = "not a key"
+    with EnvKeyResolver("REP_", environ=environ) as resolver:
+        report = resolver.preload_all()
+    assert isinstance(report, PreloadReport) and isinstance(report, int)
+    assert report == 2 and report.loaded == 2 and int(report) == 2 and report >= 1
+    assert f"{report}" == "2" and not report.ok
+    assert sorted(report.failed) == ["junk", "short"]
+    assert all(isinstance(e, errors.KeyFormatError) for e in report.failed.values())
+    assert report.reasons()["short"].startswith("KeyFormatError: ")
+    assert "expected 32" in report.reasons()["short"]
+    assert repr(report).startswith("PreloadReport(loaded=2, failed={")
+    assert_no_secret(repr(report), [decode_signing_key(environ["REP_agent0"])], "report")
+    assert bad not in repr(report) and bad[:-4] not in repr(report)
+    assert pickle.loads(pickle.dumps(report)).failed.keys() == report.failed.keys()
+
+
+def test_composite_and_adapted_preload_all_report_too():
+    good = tenuo_core.SigningKey.generate()
+    env = EnvKeyResolver("A_", environ={"A_one": encode_signing_key(good), "A_bad": "x"})
+    composite = CompositeKeyResolver([env])
+    report = composite.preload_all()
+    assert isinstance(report, PreloadReport) and report == 1 and list(report.failed) == ["bad"]
+    composite.close()
+
+    class Foreign:
+        def resolve(self, key_id): ...
+        def resolve_sync(self, key_id): ...
+        def preload_all(self):
+            return 4
+
+    adapted = as_key_resolver(Foreign())
+    assert isinstance(adapted.preload_all(), PreloadReport) and adapted.preload_all() == 4

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 import pytest
@@ -81,3 +82,51 @@ def test_a_foreign_resolver_s_key_for_another_holder_is_a_key_resolution_denial(
 def test_a_foreign_resolver_s_retryable_error_retries_the_workflow_task() -> None:
     with pytest.raises(KeyNotReady):
         holder_key(Bare({}, KeyNotLoaded("not yet", key_id="agent1")))
+
+
+def _roots(config: TenuoPluginConfig) -> list[bytes]:
+    return [bytes(root.to_bytes()) for root in config._roots]
+
+
+@pytest.mark.parametrize("form", [
+    lambda pk: pk,
+    lambda pk: [pk],
+    lambda pk: bytes(pk.to_bytes()),
+    lambda pk: base64.b64encode(bytes(pk.to_bytes())).decode(),
+    lambda pk: base64.urlsafe_b64encode(bytes(pk.to_bytes())).decode().rstrip("="),
+    lambda pk: bytes(pk.to_bytes()).hex(),
+    lambda pk: bytes(pk.to_bytes()).hex().upper(),
+    lambda pk: pk.to_pem(),
+    lambda pk: (base64.b64encode(bytes(pk.to_bytes())).decode(),),
+])
+def test_trusted_roots_accepts_one_key_and_encoded_keys(form):
+    config = TenuoPluginConfig(trusted_roots=form(ROOT.public_key))
+    assert _roots(config) == [bytes(ROOT.public_key.to_bytes())]
+    assert config.verifies and isinstance(config.trusted_roots, tuple)
+
+
+def test_trusted_roots_in_a_list_mix_forms():
+    other = tenuo_core.SigningKey.generate().public_key
+    config = TenuoPluginConfig(trusted_roots=[ROOT.public_key, bytes(other.to_bytes()).hex()])
+    assert _roots(config) == [bytes(ROOT.public_key.to_bytes()), bytes(other.to_bytes())]
+
+
+@pytest.mark.parametrize(("value", "message"), [
+    (42, r"trusted_roots must be a tenuo_core\.PublicKey, .* got int"),
+    ([ROOT.public_key, 42], r"trusted_roots\[1\] must be a tenuo_core\.PublicKey.*got int"),
+    ("not a key", r"trusted_roots is a string of 9 characters that is not a 32-byte"),
+    (base64.b64encode(bytes(31)).decode(), r"not a 32-byte public key in hex, base64"),
+    (bytes(31), r"trusted_roots must be 32 bytes \(an Ed25519 public key\), got 31"),
+    ("-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n", r"PEM block"),
+    (ROOT, r"trusted_roots must be .* got SigningKey"),
+])
+def test_trusted_roots_of_another_kind_is_a_typed_error_naming_it(value, message):
+    with pytest.raises(ResolverConfigError, match=message):
+        TenuoPluginConfig(trusted_roots=value)
+
+
+def test_a_trusted_roots_provider_may_return_encoded_keys():
+    encoded = base64.b64encode(bytes(ROOT.public_key.to_bytes())).decode()
+    config = TenuoPluginConfig(trusted_roots=lambda: [encoded])
+    assert config.refresh_trusted_roots()
+    assert _roots(config) == [bytes(ROOT.public_key.to_bytes())]

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import textwrap
+
 from temporalio.exceptions import ApplicationError
 
 import tenuo_temporal._interceptors as icp
@@ -56,3 +60,22 @@ def test_error_types_names_every_wire_type():
             "TENUO_DELEGATION_UNAVAILABLE", "TENUO_WORKFLOW_UNBOUND",
             "TENUO_CONSTRAINT_VIOLATION"} <= set(ERROR_TYPES)
     assert all(cls.type == name for name, cls in ERROR_TYPES.items())
+
+
+def test_import_without_temporalio_names_the_extra_to_install():
+    script = textwrap.dedent("""
+        import sys
+        sys.modules["temporalio"] = None  # what an environment without the extra gives
+        try:
+            import tenuo_temporal
+        except ImportError as exc:
+            import tenuo_keys
+            assert isinstance(exc, tenuo_keys.MissingExtraError), type(exc)
+            assert exc.extra == "temporal" and exc.missing == "temporalio"
+            print(exc)
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         timeout=120, check=False)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == ("tenuo_temporal needs 'temporalio', which is not installed: "
+                                  "pip install 'tenuo-keys[temporal]'")

@@ -11,10 +11,16 @@ import re
 from typing import Any
 
 import pytest
+import requests
 
 from tenuo_keys import ResolverConfigError
 from tenuo_keys._url import ResolverURL
-from tenuo_keys.backends._vault_common import Connection, VaultArguments, VaultConnection
+from tenuo_keys.backends._vault_common import (
+    Connection,
+    VaultArguments,
+    VaultConnection,
+    map_error,
+)
 from tenuo_keys.backends.vault import VaultKeyResolver
 from tenuo_keys.backends.vault_transit import VaultTransitSigner
 
@@ -143,3 +149,54 @@ def test_an_unknown_keyword_is_a_type_error_as_before() -> None:
         VaultTransitSigner("a", tiemout=3, lazy=True)  # type: ignore[call-arg]
     with pytest.raises(TypeError, match="unexpected keyword argument 'nope'"):
         VaultConnection.from_arguments(nope=1)  # type: ignore[call-arg]
+
+
+def test_the_token_file_of_vault_login_is_used_when_nothing_else_is_set(tmp_path) -> None:
+    (tmp_path / ".vault-token").write_text(TOKEN + "\n")
+    env = {"HOME": str(tmp_path)}
+    conn = VaultConnection.from_arguments(environ=env)
+    assert (conn.credentials.method, conn.credentials.token) == ("token", TOKEN)
+    assert VaultConnection.from_arguments(auth="token", environ=env).credentials.token == TOKEN
+    # $VAULT_TOKEN and $VAULT_ROLE_ID come first, as for the vault CLI.
+    first = VaultConnection.from_arguments(environ={**env, "VAULT_TOKEN": "hvs.ENV"})
+    assert first.credentials.token == "hvs.ENV"
+    role = VaultConnection.from_arguments(environ={**env, "VAULT_ROLE_ID": "rid"})
+    assert role.credentials.method == "approle"
+    assert TOKEN not in repr(conn) and TOKEN not in repr(conn.credentials)
+
+
+def test_a_missing_or_unreadable_token_file(tmp_path) -> None:
+    with pytest.raises(ResolverConfigError, match=r"no Vault credentials: .*~/\.vault-token"):
+        VaultConnection.from_arguments(environ={"HOME": str(tmp_path)})
+    (tmp_path / ".vault-token").mkdir()
+    with pytest.raises(ResolverConfigError,
+                       match=r"cannot read the Vault token file .*\.vault-token: Is a directory"):
+        VaultConnection.from_arguments(environ={"HOME": str(tmp_path)})
+
+
+@pytest.mark.parametrize(("url", "vault_addr", "addr"), [
+    # The host matches $VAULT_ADDR: its scheme (and port) are used.
+    ("vault://127.0.0.1/secret/{key_id}", "http://127.0.0.1:8200", "http://127.0.0.1:8200"),
+    ("vault://127.0.0.1:8200/secret/{key_id}", "http://127.0.0.1:8200", "http://127.0.0.1:8200"),
+    ("vault://localhost/secret/{key_id}", "http://LOCALHOST:18200", "http://localhost:18200"),
+    ("vault://127.0.0.1/secret/{key_id}", "http://127.0.0.1", "http://127.0.0.1:8200"),
+    # Another host, another port, or an explicit tls=: the URL decides.
+    ("vault://127.0.0.1/secret/{key_id}", "http://10.0.0.1:8200", "https://127.0.0.1:8200"),
+    ("vault://127.0.0.1:8300/secret/{key_id}", "http://127.0.0.1:8200", "https://127.0.0.1:8300"),
+    ("vault://127.0.0.1/secret/{key_id}?tls=1", "http://127.0.0.1:8200", "https://127.0.0.1:8200"),
+    ("vault://127.0.0.1:8300/secret/{key_id}?tls=0", "https://127.0.0.1:8200", "http://127.0.0.1:8300"),
+    ("vault://127.0.0.1/secret/{key_id}", "", "https://127.0.0.1:8200"),
+    ("vault://127.0.0.1/secret/{key_id}", "not a url:x", "https://127.0.0.1:8200"),
+])
+def test_a_url_host_takes_the_scheme_of_a_vault_addr_naming_it(url, vault_addr, addr) -> None:
+    env = {"VAULT_ADDR": vault_addr, "VAULT_TOKEN": TOKEN}
+    assert VaultConnection.from_url(ResolverURL(url), environ=env).addr == addr
+    with VaultKeyResolver.from_url(ResolverURL(url), environ=env) as resolver:
+        assert resolver.connection.addr == addr
+
+
+def test_a_tls_failure_points_at_tls_0_for_a_plaintext_server() -> None:
+    error = map_error(requests.exceptions.SSLError("wrong version number"), key_id="a",
+                      what="read", where="secret/x", addr="https://127.0.0.1:8200", timeout=5)
+    assert "tls=0" in error.reason and "http:// VAULT_ADDR" in error.reason
+    assert "VAULT_CACERT" in error.reason and not error.retryable

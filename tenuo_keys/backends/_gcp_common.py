@@ -8,8 +8,9 @@ the status codes that mean the same for every GCP API onto our errors.
 from __future__ import annotations
 
 import functools
+import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Final, TypeVar
 
 import grpc  # type: ignore[import-untyped]  # grpcio ships no type hints
@@ -38,6 +39,7 @@ __all__ = [
     "detail",
     "insecure_channel",
     "map_error",
+    "project_from_url",
     "version_number",
 ]
 
@@ -96,6 +98,49 @@ def check_project(project: str) -> None:
         raise ResolverConfigError(f"invalid GCP project {project!r}")
 
 
+PROJECT_VARS: Final = ("GOOGLE_CLOUD_PROJECT", "GCLOUD_PROJECT")
+"""Where Google's libraries (``google.auth.default``) find the project id."""
+
+
+def project_from_url(host: str, scheme: str, example: str) -> str:
+    """The URL's project (its host), else ``$GOOGLE_CLOUD_PROJECT`` (or ``$GCLOUD_PROJECT``).
+
+    Args:
+        host: The URL's host ('' when it has none).
+        scheme: The scheme, for the message.
+        example: An example URL, for the message.
+
+    Raises:
+        ResolverConfigError: Neither gives one.
+    """
+    project = host or next((os.environ[v] for v in PROJECT_VARS if os.environ.get(v)), "")
+    if not project:
+        raise ResolverConfigError(
+            f"{scheme}:// needs a project: the authority is the project id ({example}); "
+            "or leave it empty and set GOOGLE_CLOUD_PROJECT")
+    return project
+
+
+def no_credentials_reason(environ: Mapping[str, str]) -> str:
+    """Why Application Default Credentials found nothing, naming a bad credentials file."""
+    path = environ.get("GOOGLE_APPLICATION_CREDENTIALS")
+    if not path:
+        return ("access denied: no Google credentials found; set GOOGLE_APPLICATION_CREDENTIALS "
+                "to a credentials file, run 'gcloud auth application-default login', or run "
+                "where the metadata server gives them (in Python, pass credentials=)")
+    where = f"GOOGLE_APPLICATION_CREDENTIALS={path!r}"
+    if not os.path.exists(path):
+        problem = "does not exist"
+    elif os.path.isdir(path):
+        problem = "is a directory, not a credentials file"
+    elif not os.access(path, os.R_OK):
+        problem = "cannot be read by this user"
+    else:
+        problem = "is not a credentials file google-auth accepts (a service account or "
+        problem += "authorized-user JSON file)"
+    return f"access denied: {where} {problem}"
+
+
 def check_client_options(client: object | None, api_endpoint: str | None, insecure: bool,
                          credentials: Credentials | None, *,
                          allow_insecure_transport: bool = False) -> None:
@@ -152,7 +197,8 @@ def build_client(client_type: Callable[..., ClientT], transport_type: Callable[.
         backend: The backend name, for the error.
 
     Raises:
-        KeyAccessDenied: No credentials given and none found.
+        KeyAccessDenied: No credentials given and none found, or
+            ``$GOOGLE_APPLICATION_CREDENTIALS`` names no usable file.
     """
     try:
         if insecure:
@@ -168,9 +214,14 @@ def build_client(client_type: Callable[..., ClientT], transport_type: Callable[.
             transport=functools.partial(transport_type, channel=_secure_channel(transport_type)),
         )
     except auth_exc.DefaultCredentialsError:
-        raise KeyAccessDenied(
-            "access denied: no Google credentials found; set up Application Default "
-            "Credentials or pass credentials=", key_id=key_id, backend=backend) from None
+        raise KeyAccessDenied(no_credentials_reason(os.environ), key_id=key_id,
+                              backend=backend) from None
+    except OSError as exc:
+        # google-auth opens $GOOGLE_APPLICATION_CREDENTIALS unguarded (a directory).
+        if not exc.filename or exc.filename != os.environ.get("GOOGLE_APPLICATION_CREDENTIALS"):
+            raise
+        raise KeyAccessDenied(no_credentials_reason(os.environ), key_id=key_id,
+                              backend=backend) from None
 
 
 def version_number(name: str, collection: str) -> int | None:

@@ -120,10 +120,13 @@ class Credentials:
         secret_id: str | None, role: str | None, jwt: str | None, jwt_path: str | None,
         mount: str | None, env: Mapping[str, str],
     ) -> Credentials:
-        """Settle the method and its secrets from the arguments, then ``env``; no I/O.
+        """Settle the method and its secrets from the arguments, then ``env``.
 
         Without ``auth``: an explicit ``token``, else an explicit ``role_id``,
-        else ``$VAULT_TOKEN``, else ``$VAULT_ROLE_ID``.
+        else ``$VAULT_TOKEN``, else ``$VAULT_ROLE_ID``, else the token file
+        ``$HOME/.vault-token`` that ``vault login``, ``bao login`` and a dev
+        server write (and hvac reads). That file is the only I/O, and is read
+        only when nothing else gives credentials.
 
         Raises:
             ResolverConfigError: No credentials, an unknown method, or a
@@ -138,10 +141,13 @@ class Credentials:
                 auth = "token"
             elif env.get("VAULT_ROLE_ID"):
                 auth = "approle"
+            elif (token := token_file(env)) is not None:
+                auth = "token"
             else:
                 raise ResolverConfigError(
                     "no Vault credentials: set VAULT_TOKEN (or VAULT_ROLE_ID and "
-                    "VAULT_SECRET_ID), or pass auth='token'|'approle'|'kubernetes'|'jwt'"
+                    "VAULT_SECRET_ID), log in with 'vault login' / 'bao login' (which writes "
+                    "~/.vault-token), or pass auth='token'|'approle'|'kubernetes'|'jwt'"
                 )
         auth = auth.lower()
         if auth not in AUTH_METHODS:
@@ -154,9 +160,10 @@ class Credentials:
                 f"role is for kubernetes or jwt login, not {auth!r} (AppRole uses role_id)"
             )
         if auth == "token":
-            token = token or env.get("VAULT_TOKEN") or None
+            token = token or env.get("VAULT_TOKEN") or token_file(env)
             if not token:
-                raise ResolverConfigError("auth='token' needs token= or $VAULT_TOKEN")
+                raise ResolverConfigError(
+                    "auth='token' needs token=, $VAULT_TOKEN or ~/.vault-token")
             return cls("token", mount, token=token)
         if auth == "approle":
             role_id = role_id or env.get("VAULT_ROLE_ID") or None
@@ -209,6 +216,30 @@ class Credentials:
 
 
 # --------------------------------------------------------------------------- connection
+
+
+def token_file(env: Mapping[str, str]) -> str | None:
+    """The token in ``$HOME/.vault-token``, or None when there is none.
+
+    ``HOME`` is read from ``env``, so a resolver given its own ``environ``
+    without ``HOME`` reads no file.
+
+    Raises:
+        ResolverConfigError: The file exists but cannot be read.
+    """
+    home = env.get("HOME")
+    if not home:
+        return None
+    path = os.path.join(home, ".vault-token")
+    try:
+        with open(path, encoding="utf-8") as handle:
+            token = handle.read().strip()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise ResolverConfigError(
+            f"cannot read the Vault token file {path}: {exc.strerror}") from None
+    return token or None
 
 
 def check_arguments(arguments: Mapping[str, object], owner: str) -> None:
@@ -392,7 +423,8 @@ class VaultConnection:
         Raises:
             ResolverConfigError: A malformed URL, a conflict, or as :meth:`from_arguments`.
         """
-        options = _connection_options(url)
+        environ = arguments.get("environ")
+        options = _connection_options(url, os.environ if environ is None else environ)
         clash = sorted(set(options).intersection(arguments))
         if clash:
             raise ResolverConfigError(
@@ -424,8 +456,12 @@ class VaultConnection:
 Connection = VaultConnection
 """The earlier name of :class:`VaultConnection`."""
 
-def _connection_options(url: ResolverURL) -> dict[str, Any]:
+def _connection_options(url: ResolverURL, env: Mapping[str, str]) -> dict[str, Any]:
     """Pop the connection part of a Vault URL: host, port, ``tls`` and auth/TLS parameters.
+
+    With a host and no ``tls``, the scheme is https, unless ``$VAULT_ADDR``
+    (in ``env``) names the same host (and port, when the URL gives one): then
+    its scheme and port are used, as the vault CLI would.
 
     Returns:
         Constructor keyword arguments (``addr``, ``auth``, ``namespace``, ...).
@@ -444,7 +480,11 @@ def _connection_options(url: ResolverURL) -> dict[str, Any]:
     if url.host:
         host = f"[{url.host}]" if ":" in url.host else url.host
         protocol = "http" if tls is False else "https"
-        options["addr"] = f"{protocol}://{host}:{url.port or DEFAULT_PORT}"
+        port = url.port or DEFAULT_PORT
+        if tls is None:
+            protocol, port = _like_vault_addr(url, env.get("VAULT_ADDR") or "",
+                                              protocol, port)
+        options["addr"] = f"{protocol}://{host}:{port}"
     elif url.port or tls is not None:
         raise ResolverConfigError(
             f"{scheme}:// without a host uses $VAULT_ADDR, which carries its own scheme and "
@@ -460,7 +500,22 @@ def _connection_options(url: ResolverURL) -> dict[str, Any]:
     return options
 
 
-def url_options(url: ResolverURL, template_option: str) -> dict[str, Any]:
+def _like_vault_addr(url: ResolverURL, vault_addr: str, protocol: str,
+                     port: int) -> tuple[str, int]:
+    """The scheme and port of ``$VAULT_ADDR`` when it names the URL's host; else as given."""
+    try:
+        parts = urlsplit(vault_addr)
+        addr_port = parts.port
+    except ValueError:
+        return protocol, port  # a malformed $VAULT_ADDR is not ours to use here
+    if (parts.scheme not in ("http", "https") or parts.hostname != url.host.lower()
+            or (url.port is not None and url.port != (addr_port or DEFAULT_PORT))):
+        return protocol, port
+    return parts.scheme, addr_port or port
+
+
+def url_options(url: ResolverURL, template_option: str,
+                environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Pop the connection part of a Vault URL, then its mount and template.
 
     The first path segment is the mount and the rest the template (both
@@ -469,6 +524,7 @@ def url_options(url: ResolverURL, template_option: str) -> dict[str, Any]:
     Args:
         url: The URL.
         template_option: The constructor argument the template goes to.
+        environ: Where ``$VAULT_ADDR`` is read (default ``os.environ``).
 
     Returns:
         Constructor keyword arguments (``addr``, ``mount``, the template, ...).
@@ -476,9 +532,9 @@ def url_options(url: ResolverURL, template_option: str) -> dict[str, Any]:
     Raises:
         ResolverConfigError: As :func:`_connection_options`.
     """
-    options = _connection_options(url)
+    options = _connection_options(url, os.environ if environ is None else environ)
     explicit_mount = url.pop_optional("mount")
-    path = url.path.strip("/")
+    path = url.relative_path.rstrip("/")
     if explicit_mount:
         options["mount"] = explicit_mount
         if path:
@@ -893,8 +949,10 @@ def map_error(
     if isinstance(exc, hvac.exceptions.VaultError):
         return make(BackendUnavailable, f"unexpected Vault response to {what} on {where}{suffix}")
     if isinstance(exc, requests.exceptions.SSLError):
-        return make(BackendUnavailable, f"TLS with Vault at {addr} failed (check ca_cert / "
-                                        "VAULT_CACERT, verify)", retryable=False)
+        return make(BackendUnavailable, f"TLS with Vault at {addr} failed: for a plaintext "
+                                        "server (such as a dev server) use tls=0 in the URL or "
+                                        "an http:// VAULT_ADDR; else check ca_cert / "
+                                        "VAULT_CACERT, verify", retryable=False)
     if isinstance(exc, requests.exceptions.Timeout):
         return make(BackendUnavailable, f"Vault at {addr} did not answer within {timeout:g}s")
     if isinstance(exc, requests.exceptions.ConnectionError):

@@ -9,7 +9,7 @@ Example:
     >>> from tenuo_keys import resolver_from_url
     >>> resolver = resolver_from_url("awssm://us-east-1/tenuo/keys/{key_id}")  # doctest: +SKIP
     >>> resolver.preload_all()                                                 # doctest: +SKIP
-    12
+    PreloadReport(loaded=12, failed={})
     >>> resolver.resolve_sync("agent1")                                        # doctest: +SKIP
     <SigningKey ...>
 
@@ -323,7 +323,7 @@ class AWSSecretsManagerKeyResolver(BackendKeyResolver):
                 f"awssm:// host must be an AWS region such as us-east-1, got {region!r}; "
                 "pass an endpoint as ?endpoint_url="
             )
-        template = url.path or DEFAULT_TEMPLATE
+        template = url.relative_path or DEFAULT_TEMPLATE
         if PLACEHOLDER not in template:
             template = template + PLACEHOLDER
         field = url.pop("field", "key")
@@ -816,15 +816,23 @@ def _build_client(
     )
     if config is not None:
         base = base.merge(config)
+    # The AWS SDKs and CLI read AWS_REGION before AWS_DEFAULT_REGION; botocore
+    # reads only the latter.
+    region_name = region_name or os.environ.get("AWS_REGION") or None
     try:
         session = boto3.session.Session(profile_name=profile_name, region_name=region_name)
         return session.client("secretsmanager", endpoint_url=endpoint_url, config=base)
-    except ProfileNotFound:
-        raise ResolverConfigError(f"AWS profile {profile_name!r} not found") from None
+    except ProfileNotFound as exc:
+        # With no profile= the name came from $AWS_PROFILE.
+        name = profile_name or exc.kwargs.get("profile")
+        source = "" if profile_name else " (from $AWS_PROFILE)"
+        raise ResolverConfigError(
+            f"AWS profile {name!r}{source} not found in the AWS config or credentials files"
+        ) from None
     except NoRegionError:
         raise ResolverConfigError(
             "no AWS region: put it in the URL (awssm://us-east-1/...), pass region_name=, "
-            "or set AWS_REGION"
+            "or set AWS_REGION (or AWS_DEFAULT_REGION)"
         ) from None
     except ValueError as exc:  # e.g. a malformed endpoint_url
         raise ResolverConfigError(f"cannot build the Secrets Manager client: {exc}") from None

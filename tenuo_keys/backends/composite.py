@@ -11,7 +11,7 @@ import cachetools
 
 from .._cache import DEFAULT_MAXSIZE, KeyCache
 from .._keyset import KeyVersions
-from .._resolver import KeyResolver, check_key_id, count_loaded
+from .._resolver import KeyResolver, PreloadReport, check_key_id, preload_report
 from ..errors import KeyNotFound, KeyResolutionError, ResolverConfigError
 
 __all__ = ["CompositeKeyResolver"]
@@ -179,16 +179,17 @@ class CompositeKeyResolver(KeyResolver):
             out[key_id] = self._not_found(key_id)
         return {key_id: out[key_id] for key_id in ids}
 
-    def preload_all(self, strict: bool = False) -> int:
+    def preload_all(self, strict: bool = False) -> PreloadReport:
         """Preload every listable id, each from the first resolver that has it.
 
         Ids that fail are logged and skipped, as in the backends' own
         ``preload_all``; with ``strict=True`` the first failure raises.
 
         Returns:
-            How many keys are held now.
+            A :class:`~tenuo_keys.PreloadReport`: the count of keys held now,
+            naming each key that failed and why.
         """
-        return count_loaded(self._preload_many(self.list_key_ids()), strict, logger)
+        return preload_report(self._preload_many(self.list_key_ids()), strict, logger)
 
     def list_key_ids(self) -> list[str]:
         """The union of every resolver's listable ids."""

@@ -10,7 +10,7 @@ from typing import Any
 from .._cache import CacheObserver, CachePolicy
 from .._resolver import BackendKeyResolver, KeyMaterial, StoredKey
 from .._url import ResolverURL
-from ..errors import KeyNotFound
+from ..errors import KeyNotFound, ResolverConfigError
 
 __all__ = ["EnvKeyResolver"]
 
@@ -31,13 +31,16 @@ class EnvKeyResolver(BackendKeyResolver):
     ``DEPLOYMENT_ENVIRONMENT`` set to ``prod``/``production``/``live``).
 
     Args:
-        prefix: Variable name prefix.
+        prefix: Variable name prefix; must not be empty.
         previous_suffix: Suffix of the variable holding the previous version.
         cache: Cache policy; environment values rarely change, so the default
             TTL only bounds how long an edited variable goes unnoticed.
         observers: Cache event observers.
         field: JSON field holding the key when a value is a JSON object.
         environ: The mapping to read (default ``os.environ``), for tests.
+
+    Raises:
+        ResolverConfigError: An empty ``prefix``.
     """
 
     backend = "env"
@@ -52,6 +55,11 @@ class EnvKeyResolver(BackendKeyResolver):
         field: str = "key",
         environ: Any = None,
     ) -> None:
+        if not isinstance(prefix, str) or not prefix:
+            # An empty prefix would make every environment variable a key.
+            raise ResolverConfigError(
+                "env:// prefix must not be empty (every environment variable would be "
+                "read as a key); use e.g. prefix=TENUO_KEY_")
         super().__init__(cache=cache, observers=observers, field=field)
         self.prefix = prefix
         self.previous_suffix = previous_suffix

@@ -74,6 +74,7 @@ from ._gcp_common import (
     check_project,
     detail,
     map_error,
+    project_from_url,
     version_number,
 )
 
@@ -255,6 +256,9 @@ class GCPSecretManagerKeyResolver(BackendKeyResolver):
     def from_url(cls, url: ResolverURL, **kwargs: Any) -> GCPSecretManagerKeyResolver:
         """Build from ``gcpsm://PROJECT/TEMPLATE?version=latest&previous_versions=1``.
 
+        With no PROJECT (``gcpsm:///TEMPLATE``) the project is
+        ``$GOOGLE_CLOUD_PROJECT`` (or ``$GCLOUD_PROJECT``), as for Google's libraries.
+
         Query parameters, one per constructor argument: ``field``, ``version``,
         ``previous_versions``, ``label``, ``api_endpoint``, ``insecure``,
         ``dangerously_allow_insecure_transport``, ``timeout``, plus the shared
@@ -263,12 +267,13 @@ class GCPSecretManagerKeyResolver(BackendKeyResolver):
         keyword arguments, never in the URL; keyword arguments override the
         URL's values.
         """
-        if not url.host or url.port is not None or url.username is not None:
+        if url.port is not None or url.username is not None:
             raise ResolverConfigError(
                 "gcpsm:// URLs look like gcpsm://PROJECT/tenuo-keys-{key_id}: the authority "
-                "is the project id, with no port or user"
+                "is the project id (or empty, for $GOOGLE_CLOUD_PROJECT), with no port or user"
             )
-        template = url.path or DEFAULT_TEMPLATE
+        project = project_from_url(url.host, "gcpsm", "gcpsm://my-project/tenuo-keys-{key_id}")
+        template = url.relative_path or DEFAULT_TEMPLATE
         timeout = url.pop_float("timeout", DEFAULT_TIMEOUT)
         if timeout is None:
             raise ResolverConfigError("gcpsm:// parameter timeout must be a number of seconds")
@@ -290,7 +295,7 @@ class GCPSecretManagerKeyResolver(BackendKeyResolver):
                 "gcpsm:// got cache parameters in the URL and cache= as an argument; use one"
             )
         options.update(kwargs)
-        return cls(url.host, template, **options)
+        return cls(project, template, **options)
 
     # -- names -------------------------------------------------------------
 

@@ -83,6 +83,7 @@ from ._gcp_common import (
     code_name,
     detail,
     map_error,
+    project_from_url,
     version_number,
 )
 from ._remote_signer import (
@@ -428,12 +429,13 @@ class GCPKMSSigner(RemoteSigner[KMSKeyInfo, _Settings, _SharedClient]):
         """
         parsed = signer_url(url, SCHEME)
         parts = parsed.path.strip("/").split("/") if parsed.path.strip("/") else []
-        if (not parsed.host or parsed.port is not None or parsed.username is not None
-                or len(parts) not in (2, 3)):
+        if parsed.port is not None or parsed.username is not None or len(parts) not in (2, 3):
             raise ResolverConfigError(
                 f"{SCHEME}:// URLs look like {SCHEME}://PROJECT/LOCATION/KEY_RING/"
                 "NAME_TEMPLATE (e.g. gcpkms://my-project/global/tenuo/{key_id}): the "
-                "authority is the project id, with no port or user")
+                "authority is the project id (or empty, for $GOOGLE_CLOUD_PROJECT), with no "
+                "port or user")
+        project = project_from_url(parsed.host, SCHEME, "gcpkms://my-project/global/tenuo/{key_id}")
         options: dict[str, Any] = {}
         if len(parts) == 3:
             options["name_template"] = parts[2]
@@ -449,7 +451,7 @@ class GCPKMSSigner(RemoteSigner[KMSKeyInfo, _Settings, _SharedClient]):
             options["max_data_bytes"] = max_data
         parsed.finish()
         key_id = url_key_id(SCHEME, options, kwargs, key_id, DEFAULT_TEMPLATE)
-        return cls(key_id, parsed.host, parts[0], parts[1], **options, **kwargs)
+        return cls(key_id, project, parts[0], parts[1], **options, **kwargs)
 
     def _key_name_for(self, key_id: str) -> str:
         return _key_name(self._settings.name_template, key_id)

@@ -262,7 +262,7 @@ class VaultKeyResolver(BackendKeyResolver):
         Raises:
             ResolverConfigError: A malformed URL, an unknown parameter or a conflict.
         """
-        options = url_options(url, "path_template")
+        options = url_options(url, "path_template", kwargs.get("environ"))
         field = url.pop_optional("field")
         if field is not None:
             options["field"] = field

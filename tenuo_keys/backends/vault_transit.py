@@ -400,7 +400,7 @@ class VaultTransitSigner(RemoteSigner[TransitKeyInfo, _Settings, _SharedSession]
                 conflict, or no key id for a template with ``{key_id}``.
         """
         parsed = signer_url(url, SCHEME)
-        options = url_options(parsed, "name_template")
+        options = url_options(parsed, "name_template", kwargs.get("environ"))
         options.update(parsed.pop_floats("refresh_interval", "max_age"))
         options.update(parsed.pop_bools("lazy", "prehashed", "dangerously_allow_exportable"))
         parsed.finish()
