@@ -570,7 +570,7 @@ def test_cli_put_rotate_public_doctor(moto_server, aws_env):
     public = runner.invoke(main, ["public", url, "agent1"])
     assert public.exit_code == 0 and public.output.strip() == public2
     missing = runner.invoke(main, ["public", url, "nobody"])
-    assert missing.exit_code == 1 and "not found" in missing.output
+    assert missing.exit_code == 2 and "not found" in missing.output
 
     assert runner.invoke(main, ["put", url, "agent2"]).exit_code == 0
     doctor = runner.invoke(main, ["doctor", url])
@@ -583,7 +583,7 @@ def test_cli_put_rotate_public_doctor(moto_server, aws_env):
     bad_key = _gen()
     admin.create_secret(Name=prefix + "broken", SecretBinary=_seed(bad_key)[:31])
     doctor = runner.invoke(main, ["doctor", url])
-    assert doctor.exit_code == 1
+    assert doctor.exit_code == 2
     broken = [line for line in doctor.output.splitlines() if line.startswith("broken")]
     assert broken and broken[0].split()[1] == "FAIL" and "KeyFormatError" in broken[0]
     assert "31 bytes" in broken[0]
@@ -597,7 +597,7 @@ def test_cli_reports_unreachable_backend(aws_env):
     url = f"awssm://us-east-1/tenuo/keys/{{key_id}}?endpoint_url=http://127.0.0.1:{free_port()}"
     url += "&max_attempts=1&connect_timeout=0.5"
     result = CliRunner().invoke(main, ["doctor", url, "agent1"])
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "FAIL" in result.output and "unreachable" in result.output
 
 

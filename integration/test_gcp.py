@@ -496,7 +496,7 @@ def test_cli_put_rotate_public_doctor(gcp_sm: GCPServer) -> None:
 
     gcp_sm.put(_sid(template, "broken"), "definitely not a key")
     sick = runner.invoke(main, ["doctor", url])
-    assert sick.exit_code == 1
+    assert sick.exit_code == 2
     broken = next(line for line in sick.output.splitlines() if line.startswith("broken"))
     assert "FAIL" in broken and "KeyFormatError" in broken
     assert any(line.startswith("agent1") and " ok " in line for line in sick.output.splitlines())

@@ -452,8 +452,8 @@ async def _workload(run: Run, moto: Any, prefix: str, template: str, workdir: Pa
 
     # The CLI against both backends, after the run.
     await _cli(run, "public", env_url, "agent")
-    await _cli(run, "public", env_url, "broken", expect=1)
-    await _cli(run, "doctor", env_url, expect=1)  # "broken" is reported, not echoed
+    await _cli(run, "public", env_url, "broken", expect=2)
+    await _cli(run, "doctor", env_url, expect=2)  # "broken" is reported, not echoed
     await _cli(run, "public", aws_url, "aws-agent", "--format", "pem")
     await _cli(run, "doctor", aws_url)
     await _cli(run, "doctor", aws_url, "aws-agent", "aws-generated")

@@ -908,7 +908,7 @@ def test_cli_put_rotate_public_doctor(vault_server, vault_client, space):
     space.put("broken", base64.b64encode(bytes(bad.secret_key_bytes())[:31]).decode())
     doctor = run("doctor", url)
     outputs.append(doctor.output)
-    assert doctor.exit_code == 1
+    assert doctor.exit_code == 2
     assert "2 key(s) listed" in doctor.output
     rows = {line.split()[0]: line for line in doctor.output.splitlines() if line.strip()}
     assert rows["agent"].split()[1] == "ok"
@@ -927,6 +927,6 @@ def test_cli_denied_write_is_reported(vault_server, vault_client, space, policie
     token = created["auth"]["client_token"]
     url = f"vault://127.0.0.1:{vault_server.port}/secret/{space.template}?tls=0"
     result = CliRunner().invoke(cli, ["put", url, "agent"], env={"VAULT_TOKEN": token})
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "policy does not allow write" in result.output
     assert token not in result.output

@@ -31,7 +31,7 @@ def test_transit_create_import_public_and_sign(vault_server):
     assert out.exit_code == 0, out.output
     assert "non-exportable" in out.output
     again = run(main, ["transit", "create", url, created], env=env)
-    assert again.exit_code == 1  # refuses to touch an existing key ...
+    assert again.exit_code == 2  # refuses to touch an existing key ...
     assert run(main, ["transit", "create", url, created, "--exist-ok"], env=env).exit_code == 0
 
     key = tenuo_core.SigningKey.generate()
@@ -52,8 +52,8 @@ def test_transit_create_import_public_and_sign(vault_server):
     assert by_holder.stdout.strip() == bytes(key.public_key_bytes()).hex()
     stranger = base64.b64encode(b"x" * 32).decode()
     assert run(main, ["transit", "public", url, imported, "--holder", stranger],
-               env=env).exit_code == 1
-    assert run(main, ["transit", "public", url, "no-such-key"], env=env).exit_code == 1
+               env=env).exit_code == 2
+    assert run(main, ["transit", "public", url, "no-such-key"], env=env).exit_code == 2
     for output in (out.output, current.output, by_holder.output):
         assert_no_secret(output, [key, rotated], "CLI output")
         assert vault_server.token not in output
