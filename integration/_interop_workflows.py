@@ -19,6 +19,8 @@ from temporalio import activity, workflow
 from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
+    import tenuo.temporal as stock
+    import tenuo_core
     from tenuo.temporal import tool
 
     from tenuo_temporal.workflow import tenuo_execute_activity
@@ -107,4 +109,27 @@ class HelperCall:
             BY_NAME[name], args=args, task_queue=_queue(queue), **OPTIONS)
 
 
-WORKFLOWS = [PlainCall, HelperCall]
+@workflow.defn
+class OursDispatch:
+    """A per-dispatch warrant through ours: ``tenuo_execute_activity(warrant=, key_id=)``."""
+
+    @workflow.run
+    async def run(self, warrant_b64: str, key_id: str, path: str, queue: str) -> str:
+        return await tenuo_execute_activity(
+            read_file, args=[path], warrant=tenuo_core.Warrant.from_base64(warrant_b64),
+            key_id=key_id, task_queue=_queue(queue), **OPTIONS)
+
+
+@workflow.defn
+class StockDispatch:
+    """The same through the stock 0.3.3 helper (``tenuo.temporal.tenuo_execute_activity``)."""
+
+    @workflow.run
+    async def run(self, warrant_b64: str, key_id: str, path: str, queue: str) -> str:
+        result: str = await stock.tenuo_execute_activity(
+            read_file, args=[path], warrant=tenuo_core.Warrant.from_base64(warrant_b64),
+            key_id=key_id, task_queue=_queue(queue), **OPTIONS)
+        return result
+
+
+WORKFLOWS = [PlainCall, HelperCall, OursDispatch, StockDispatch]

@@ -366,7 +366,7 @@ async def fleet(env: Any, signer: str, verifier: str, *,
     try:
         signing = await connect(env, signer_plugin)
         verifying = await connect(env, verifier_plugin, interceptors=[tamper])
-        async with Worker(signing, task_queue=queue, workflows=[wf.PlainCall, wf.HelperCall],
+        async with Worker(signing, task_queue=queue, workflows=wf.WORKFLOWS,
                           activities=wf.ACTIVITIES if signer_activities else []), \
                 Worker(verifying, task_queue=activity_queue, activities=wf.ACTIVITIES):
             yield Fleet(signer, signing, queue, activity_queue, tamper)
@@ -645,6 +645,39 @@ async def test_workflow_scoped_warrant(temporal_env, signer, verifier):
     assert inside == "contents of /data/scoped", inside
     assert isinstance(outside, tuple) and outside[0] in constraint, outside
     assert wf.CALLS[mark:] == [("read_file", ("/data/scoped",))]
+
+
+# --------------------------------------------------------------------------- per dispatch
+
+
+@pytest.mark.parametrize(("signer", "verifier"), [("stock", "ours"), ("ours", "stock")],
+                         ids=["stock-signs-ours-verifies", "ours-signs-stock-verifies"])
+async def test_a_per_dispatch_warrant_crosses(temporal_env, signer, verifier):
+    """``tenuo_execute_activity(warrant=, key_id=)`` on one side, verified by the other.
+
+    The workflow runs under a warrant for ``/data``; one dispatch carries a
+    warrant for ``/exports`` instead. The verifier judges the call by the
+    dispatch's warrant: ``/exports/a.csv`` runs, ``/elsewhere`` is denied.
+    """
+    base, dispatch = mint(), mint({"read_file": {"path": tenuo_core.Subpath("/exports")}})
+    mark = len(wf.CALLS)
+    async with fleet(temporal_env, signer, verifier) as f:
+        async def run(path: str) -> Any:
+            args = [dispatch.to_base64(), "agent1", path, f.activity_queue]
+            if signer == "stock":
+                return await outcome(stock.execute_workflow_authorized(
+                    client=f.client, workflow_run_fn=wf.StockDispatch.run,
+                    workflow_id=uid("dispatch"), warrant=base, key_id="agent1", args=args,
+                    task_queue=f.queue, execution_timeout=timedelta(seconds=30)))
+            return await outcome(ours.execute_workflow_authorized(
+                f.client, wf.OursDispatch.run, workflow_id=uid("dispatch"), warrant=base,
+                key_id="agent1", args=args, task_queue=f.queue,
+                execution_timeout=timedelta(seconds=30)))
+
+        inside, outside = await run("/exports/a.csv"), await run("/elsewhere/b.csv")
+    assert inside == "contents of /exports/a.csv", inside
+    assert isinstance(outside, tuple), outside
+    assert wf.CALLS[mark:] == [("read_file", ("/exports/a.csv",))]
 
 
 # --------------------------------------------------------------------------- replay
