@@ -58,17 +58,13 @@ import tempfile
 import time
 import urllib.request
 import uuid
-from collections.abc import Awaitable
-from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from temporalio import activity, workflow
-from temporalio.client import Client, WorkflowFailureError
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ApplicationError
 from temporalio.worker import Worker
 
 with workflow.unsafe.imports_passed_through():
@@ -80,7 +76,13 @@ with workflow.unsafe.imports_passed_through():
     from tenuo_keys import encode_signing_key
     from tenuo_keys.backends.aws import AWSSecretsManagerKeyResolver
     from tenuo_temporal import TenuoPluginConfig, TenuoTemporalPlugin, execute_workflow_authorized
-    from tenuo_temporal.testing import local_server, quiet_runtime
+    from tenuo_temporal.testing import (
+        Decision,
+        decide,
+        exit_with_verdict,
+        local_server,
+        quiet_runtime,
+    )
 
 REGION = "us-east-1"
 TENANTS = ("tenant-a", "tenant-b")
@@ -119,31 +121,6 @@ class TenantReport:
 
 
 # --------------------------------------------------------------------------- the account
-
-
-@dataclass
-class Outcome:
-    label: str
-    allowed: bool
-    detail: str
-
-    def show(self) -> Outcome:
-        mark = "ALLOWED" if self.allowed else "DENIED "
-        print(f"  {mark}  {self.label}\n           -> {self.detail}")
-        return self
-
-
-async def attempt(label: str, run: Awaitable[Any]) -> Outcome:
-    """Run one workflow and print what Tenuo decided."""
-    try:
-        result = await run
-    except WorkflowFailureError as exc:
-        cause: BaseException | None = exc.cause  # through ActivityError to Tenuo's error
-        while cause is not None and not isinstance(cause, ApplicationError):
-            cause = cause.__cause__
-        detail = f"{cause.type}: {cause.message}" if cause else str(exc)
-        return Outcome(label, False, detail).show()
-    return Outcome(label, True, repr(result)).show()
 
 
 # --------------------------------------------------------------------------- AWS side
@@ -251,7 +228,7 @@ def moto_gets(log: Path, bucket: str) -> list[str]:
 # --------------------------------------------------------------------------- the example
 
 
-async def main() -> tuple[list[Outcome], list[bool], list[str]]:
+async def main() -> tuple[list[Decision], list[bool], list[str]]:
     run = uuid.uuid4().hex[:8]
     bucket, payroll = f"tenant-data-{run}", f"payroll-{run}"
     template = f"tenuo/examples/{run}/{{key_id}}"
@@ -324,16 +301,13 @@ async def main() -> tuple[list[Outcome], list[bool], list[str]]:
             "secretsmanager", endpoint_url=endpoint,
             config=Config(retries={"total_max_attempts": 1}))
 
-        outcomes: list[Outcome] = []
+        outcomes: list[Decision] = []
         expected: list[bool] = []
         async with local_server() as server:
-            print(("started a Temporal dev server on " if server.started else
-                   "using the Temporal server on ") + server.target)
+            print(server)
             runtime = quiet_runtime()
-            workflow_client = await Client.connect(
-                server.target, namespace=server.namespace, plugins=[signer], runtime=runtime)
-            activity_client = await Client.connect(
-                server.target, namespace=server.namespace, plugins=[verifier], runtime=runtime)
+            workflow_client = await server.connect(plugins=[signer], runtime=runtime)
+            activity_client = await server.connect(plugins=[verifier], runtime=runtime)
             # Separate deployments, separate task queues: a worker with the signing
             # plugin also serves the plugin's own activity on its queue.
             queue = f"tenants-{uuid.uuid4().hex[:6]}"
@@ -341,7 +315,7 @@ async def main() -> tuple[list[Outcome], list[bool], list[str]]:
 
             async def read(tenant: str, key: str, allowed: bool, note: str = "") -> None:
                 before = len(reader.requests)
-                outcome = await attempt(
+                outcome = await decide(
                     f"{tenant}'s workflow reads s3://{bucket}/{key}",
                     execute_workflow_authorized(
                         workflow_client, TenantReport.run,
@@ -378,10 +352,11 @@ async def main() -> tuple[list[Outcome], list[bool], list[str]]:
                     try:
                         await asyncio.to_thread(call)
                     except ClientError as exc:
-                        outcome = Outcome(label, False, f"IAM: {refusal(exc)} on {what}")
+                        outcome = Decision(label, False, f"IAM: {refusal(exc)} on {what}")
                     else:
-                        outcome = Outcome(label, True, f"{what} succeeded")
-                    outcomes.append(outcome.show())
+                        outcome = Decision(label, True, f"{what} succeeded")
+                    print(outcome)
+                    outcomes.append(outcome)
                     expected.append(False)
 
                 await direct(f"it reads s3://{payroll}/salaries.csv",
@@ -415,13 +390,4 @@ if __name__ == "__main__":
     # The SDK logs each denial with a traceback; the account above says it all.
     logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
     outcomes, expected, problems = asyncio.run(main())
-    for problem in problems:
-        print(f"UNEXPECTED: {problem}")
-    got = [o.allowed for o in outcomes]
-    if not problems:
-        print(f"\n{sum(got)} allowed, {len(got) - sum(got)} denied: "
-              + ("as expected" if got == expected else f"UNEXPECTED (wanted {expected})"))
-    # temporalio can abort at interpreter exit (sdk-python#300): flush, leave with the status.
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(0 if got == expected and not problems else 1)
+    exit_with_verdict([o.allowed for o in outcomes], expected, problems)

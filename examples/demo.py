@@ -18,15 +18,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import sys
 import uuid
 from collections.abc import Awaitable
 from datetime import timedelta
 from typing import Any
 
 from temporalio import activity, workflow
-from temporalio.client import Client, WorkflowFailureError
-from temporalio.exceptions import ApplicationError
 from temporalio.worker import Worker
 
 with workflow.unsafe.imports_passed_through():
@@ -39,7 +36,7 @@ with workflow.unsafe.imports_passed_through():
         TenuoTemporalPlugin,
         execute_workflow_authorized,
     )
-    from tenuo_temporal.testing import local_server, quiet_runtime
+    from tenuo_temporal.testing import decide, exit_with_verdict, local_server
 
 TIMEOUT = {"start_to_close_timeout": timedelta(seconds=30)}
 
@@ -75,17 +72,7 @@ class ReportWorkflow(AuthorizedWorkflow):
 
 async def attempt(label: str, run: Awaitable[Any]) -> bool:
     """Run one workflow, print what Tenuo decided, and return whether it was allowed."""
-    try:
-        result = await run
-    except WorkflowFailureError as exc:
-        cause: BaseException | None = exc.cause  # through ActivityError to Tenuo's error
-        while cause is not None and not isinstance(cause, ApplicationError):
-            cause = cause.__cause__
-        detail = f"{cause.type}: {cause.message}" if cause else str(exc)
-        print(f"  DENIED   {label}\n           -> {detail}")
-        return False
-    print(f"  ALLOWED  {label}\n           -> {result!r}")
-    return True
+    return (await decide(label, run)).allowed
 
 
 async def main() -> list[bool]:
@@ -101,10 +88,8 @@ async def main() -> list[bool]:
     plugin = TenuoTemporalPlugin(TenuoPluginConfig(
         key_resolver=EnvKeyResolver(), trusted_roots=[issuer.public_key]))
     async with local_server() as server:
-        print(("started a Temporal dev server on " if server.started else
-               "using the Temporal server on ") + server.target)
-        client = await Client.connect(server.target, namespace=server.namespace,
-                                      plugins=[plugin], runtime=quiet_runtime())
+        print(server)
+        client = await server.connect(plugins=[plugin])
         queue = f"demo-{uuid.uuid4().hex[:6]}"
         worker = Worker(client, task_queue=queue, workflows=[TransparentWorkflow, ReportWorkflow],
                         activities=[read_file, delete_file])
@@ -139,11 +124,4 @@ async def main() -> list[bool]:
 if __name__ == "__main__":
     # The SDK logs each denial with a traceback; the account above says it all.
     logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
-    expected = [True, True, False, False, False]
-    got = asyncio.run(main())
-    print(f"\n{sum(got)} allowed, {len(got) - sum(got)} denied: "
-          + ("as expected" if got == expected else f"UNEXPECTED (wanted {expected})"))
-    # temporalio can abort at interpreter exit (sdk-python#300): flush, leave with the status.
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(0 if got == expected else 1)
+    exit_with_verdict(asyncio.run(main()), expected=[True, True, False, False, False])

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import sys
 import uuid
 from collections.abc import Awaitable
 from datetime import timedelta
@@ -23,9 +21,7 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from temporalio import activity, workflow
-from temporalio.client import Client, WorkflowFailureError
 from temporalio.contrib.opentelemetry import OpenTelemetryPlugin, create_tracer_provider
-from temporalio.exceptions import ApplicationError
 from temporalio.plugin import SimplePlugin
 from temporalio.worker import Worker
 
@@ -40,7 +36,7 @@ with workflow.unsafe.imports_passed_through():
         execute_workflow_authorized,
         workflow_runner,
     )
-    from tenuo_temporal.testing import local_server, quiet_runtime
+    from tenuo_temporal.testing import decide, exit_with_verdict, local_server
 
 
 @activity.defn
@@ -71,17 +67,7 @@ class PlatformPlugin(SimplePlugin):
 
 async def attempt(label: str, run: Awaitable[Any]) -> bool:
     """Run one workflow, print what Tenuo decided, and return whether it was allowed."""
-    try:
-        result = await run
-    except WorkflowFailureError as exc:
-        cause: BaseException | None = exc.cause  # through ActivityError to Tenuo's error
-        while cause is not None and not isinstance(cause, ApplicationError):
-            cause = cause.__cause__
-        detail = f"{cause.type}: {cause.message}" if cause else str(exc)
-        print(f"  DENIED   {label}\n           -> {detail}")
-        return False
-    print(f"  ALLOWED  {label}\n           -> {result!r}")
-    return True
+    return (await decide(label, run)).allowed
 
 
 async def main() -> list[bool]:
@@ -98,11 +84,9 @@ async def main() -> list[bool]:
     trace.set_tracer_provider(provider)
     plugins = [OpenTelemetryPlugin(add_temporal_spans=True), PlatformPlugin(config, queue)]
     async with local_server() as server:
-        print(("started a Temporal dev server on " if server.started else
-               "using the Temporal server on ") + server.target)
+        print(server)
         print("plugins: " + ", ".join(p.name() for p in plugins))
-        client = await Client.connect(server.target, namespace=server.namespace,
-                                      plugins=plugins, runtime=quiet_runtime())
+        client = await server.connect(plugins=plugins)
 
         def run(path: str) -> Awaitable[Any]:
             return execute_workflow_authorized(
@@ -123,11 +107,4 @@ async def main() -> list[bool]:
 if __name__ == "__main__":
     # The SDK logs each denial with a traceback; the account above says it all.
     logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
-    expected = [True, False]
-    got = asyncio.run(main())
-    print(f"\n{sum(got)} allowed, {len(got) - sum(got)} denied: "
-          + ("as expected" if got == expected else f"UNEXPECTED (wanted {expected})"))
-    # temporalio can abort at interpreter exit (sdk-python#300): flush, leave with the status.
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(0 if got == expected else 1)
+    exit_with_verdict(asyncio.run(main()), expected=[True, False])

