@@ -95,6 +95,7 @@ async def temporal_time_skipping_env() -> AsyncIterator[object]:
 from integration.support.aws import *  # noqa: E402,F403
 from integration.support.gcp import *  # noqa: E402,F403
 from integration.support.gcp_kms import *  # noqa: E402,F403
+from integration.support.valkey import *  # noqa: E402,F403
 from integration.support.vault import *  # noqa: E402,F403
 
 # --------------------------------------------------------------------------- exit

@@ -25,31 +25,24 @@ import dataclasses
 import gzip
 import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pydantic
 import pytest
 import tenuo_core
-from temporalio import activity
 from temporalio.api.common.v1 import Payload
 from temporalio.client import Client
-from temporalio.client import Interceptor as ClientInterceptor
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import (
-    ActivityInboundInterceptor,
     ExecuteActivityInput,
-    Interceptor,
     StartActivityInput,
     Worker,
-    WorkflowInboundInterceptor,
-    WorkflowInterceptorClassInput,
-    WorkflowOutboundInterceptor,
 )
 
 from integration import _boundary_workflows as bw
 from integration import _plugin_workflows as pw
+from integration.support.copy_headers import Deliveries, OutboundHeaders
 from integration.support.procs import REPO_ROOT, ManagedProcess, module_argv
 from integration.support.temporal_helpers import connect, denial_of, uid, worker
 from tenuo_keys import CachePolicy, EnvKeyResolver, LocalSigner, StaticKeyResolver
@@ -84,56 +77,6 @@ def mint(caps: dict[str, Any] | None = None, *, holder: Any = HOLDER, issuer: An
 def plain_client(env: Any, **kwargs: Any) -> Any:
     target = env.client.service_client.config.target_host
     return Client.connect(target, namespace=env.client.namespace, **kwargs)
-
-
-class OutboundHeaders(Interceptor):
-    """A rogue worker's interceptor: sets the headers of every activity it schedules."""
-
-    def __init__(self, headers_for: Callable[[StartActivityInput], dict[str, Payload]]) -> None:
-        self.headers_for = headers_for
-
-    def workflow_interceptor_class(
-        self, input: WorkflowInterceptorClassInput
-    ) -> type[WorkflowInboundInterceptor]:
-        outer = self
-
-        class Outbound(WorkflowOutboundInterceptor):
-            def start_activity(self, input: StartActivityInput) -> Any:
-                input.headers = outer.headers_for(input)
-                return super().start_activity(input)
-
-        class Inbound(WorkflowInboundInterceptor):
-            def init(self, outbound: WorkflowOutboundInterceptor) -> None:
-                super().init(Outbound(outbound))
-
-        return Inbound
-
-
-class Deliveries(ClientInterceptor, Interceptor):
-    """Runs before the plugin on an activity worker: records, and may rewrite, deliveries.
-
-    Also a client interceptor: a plugin keeps only those on the client, and
-    workers inherit them from it.
-    """
-
-    def __init__(self) -> None:
-        self.headers: dict[str, dict[str, Payload]] = {}
-        self.plans: dict[str, Callable[[ExecuteActivityInput], None]] = {}
-
-    def intercept_activity(self, next: ActivityInboundInterceptor) -> ActivityInboundInterceptor:
-        outer = self
-
-        class Inbound(ActivityInboundInterceptor):
-            async def execute_activity(self, input: ExecuteActivityInput) -> Any:
-                wid = activity.info().workflow_id
-                outer.headers.setdefault(wid, {k: Payload(data=bytes(v.data))
-                                               for k, v in input.headers.items()})
-                plan = outer.plans.get(wid)
-                if plan is not None:
-                    plan(input)
-                return await super().execute_activity(input)
-
-        return Inbound(next)
 
 
 def ran(wid: str) -> list[tuple[str, tuple[object, ...]]]:

@@ -53,6 +53,7 @@ from ._client import execute_workflow_authorized, start_workflow_authorized
 from ._config import TenuoPluginConfig, TrustedRootsProvider
 from ._interceptors import TenuoClientInterceptor, TenuoWorkerInterceptor
 from ._plugin import TenuoTemporalPlugin
+from ._redis_store import RedisReplayStore
 from ._replay import InMemoryReplayStore, ReplayStore
 from ._sandbox import PASSTHROUGH_MODULES, workflow_runner
 from .errors import (
@@ -96,6 +97,7 @@ __all__ = [
     "KeyResolver",
     "PopReplayed",
     "PopVerificationError",
+    "RedisReplayStore",
     "ReplayStore",
     "StaticKeyResolver",
     "TemporalConstraintViolation",

@@ -46,6 +46,7 @@ __all__ = [
     "PopReplayed",
     "PopVerificationError",
     "RemoteSignerNeedsHelper",
+    "ReplayStoreUnavailable",
     "TemporalConstraintViolation",
     "TenuoTemporalError",
     "ToolNotAuthorized",
@@ -68,6 +69,8 @@ class TenuoTemporalError(Exception):
 
     type: ClassVar[str] = "TENUO_DENIED"
     reason_prefix: ClassVar[str] = "denied"
+    retryable: ClassVar[bool] = False
+    """Whether the attempt may be retried (only failures that pass, never denials)."""
 
     def __init__(self, reason: str, *, tool: str | None = None) -> None:
         self.reason = reason
@@ -173,6 +176,17 @@ class DelegationUnavailable(TenuoTemporalError):
     reason_prefix = ""
 
 
+class ReplayStoreUnavailable(TenuoTemporalError):
+    """The shared replay store could not be reached: the attempt fails and is retried.
+
+    The activity never runs unclaimed; Temporal retries it by its retry policy.
+    """
+
+    type = "TENUO_REPLAY_STORE_UNAVAILABLE"
+    reason_prefix = "replay store unavailable"
+    retryable = True
+
+
 KEY_RESOLUTION_TYPE = KeyResolutionFailed.type
 NEEDS_HELPER_TYPE = RemoteSignerNeedsHelper.type
 
@@ -182,13 +196,20 @@ ERROR_TYPES: dict[str, type[TenuoTemporalError]] = {
         TemporalConstraintViolation, ToolNotAuthorized, WarrantExpired, PopVerificationError,
         PopReplayed, ChainValidationError, WarrantMissing, HeaderError, WorkflowUnbound,
         KeyResolutionFailed, RemoteSignerNeedsHelper, DelegationUnavailable,
+        ReplayStoreUnavailable,
     )
 }
 """Wire type string to class, for callers that branch on ``ApplicationError.type``."""
 
 
-def denial(error: TenuoTemporalError, *, non_retryable: bool = True) -> ApplicationError:
-    """The ``ApplicationError`` a denial or failure is raised as (non-retryable unless told)."""
+def denial(error: TenuoTemporalError, *, non_retryable: bool | None = None) -> ApplicationError:
+    """The ``ApplicationError`` a denial or failure is raised as.
+
+    Non-retryable unless told otherwise, or unless the error's class is
+    ``retryable`` (a store that cannot be reached right now).
+    """
+    if non_retryable is None:
+        non_retryable = not error.retryable
     return ApplicationError(str(error), type=error.type, non_retryable=non_retryable)
 
 

@@ -141,3 +141,28 @@ def test_keys_of_any_kind_expiring_together_never_compare(monkeypatch):
     clock.now += 11
     assert store.claim_now(b"r" * 64, "owner", 10)  # sweeps the three at once
     assert store.size == 1
+
+
+def test_the_redis_store_needs_one_source_and_names_its_extra():
+    import subprocess
+    import sys
+
+    from tenuo_temporal import RedisReplayStore
+
+    with pytest.raises(ValueError, match="url= or client="):
+        RedisReplayStore()
+    code = ("import sys; sys.modules['redis'] = None; sys.modules['redis.asyncio'] = None\n"
+            "from tenuo_temporal import RedisReplayStore\n"
+            "try:\n    RedisReplayStore('redis://127.0.0.1:1/0')\n"
+            "except ImportError as e:\n    print(type(e).__name__, e)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert "MissingExtraError" in done.stdout and "tenuo-keys[redis]" in done.stdout, done
+
+
+def test_a_store_outage_is_a_retryable_failure_not_a_denial():
+    from tenuo_temporal.errors import ReplayStoreUnavailable, WarrantMissing, denial
+
+    assert denial(ReplayStoreUnavailable("down")).non_retryable is False
+    assert denial(WarrantMissing("none")).non_retryable is True
+    assert denial(ReplayStoreUnavailable("down"), non_retryable=True).non_retryable is True
