@@ -40,6 +40,7 @@ from ._signer import LocalSigner, Signer, sign_pop
 from ._url import ResolverURL
 from .backends.composite import CompositeKeyResolver
 from .backends.env import EnvKeyResolver
+from .backends.file import FileKeyResolver
 from .backends.static import StaticKeyResolver
 from .errors import (
     BackendUnavailable,
@@ -66,6 +67,7 @@ __all__ = [
     "CacheStats",
     "CompositeKeyResolver",
     "EnvKeyResolver",
+    "FileKeyResolver",
     "HolderMismatch",
     "KeyAccessDenied",
     "KeyCache",

@@ -48,6 +48,7 @@ class _Registration:
 
 _BUILTINS: dict[str, _Registration] = {
     "env": _Registration("tenuo_keys.backends.env:EnvKeyResolver"),
+    "file": _Registration("tenuo_keys.backends.file:FileKeyResolver"),
     "vault": _Registration("tenuo_keys.backends.vault:VaultKeyResolver", "vault", "hvac"),
     "awssm": _Registration(
         "tenuo_keys.backends.aws:AWSSecretsManagerKeyResolver", "aws", "boto3"

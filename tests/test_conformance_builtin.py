@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import os
 import uuid
+from pathlib import Path
 
 import pytest
 
-from tenuo_keys import CompositeKeyResolver, EnvKeyResolver, StaticKeyResolver
+from tenuo_keys import CompositeKeyResolver, EnvKeyResolver, FileKeyResolver, StaticKeyResolver
 from tenuo_keys.testing import ResolverConformance, ResolverHarness
 
 
@@ -61,6 +62,33 @@ class CompositeHarness(EnvHarness):
             StaticKeyResolver(cache=cache),
             super().make_resolver(cache=cache, observers=observers),
         ])
+
+
+class FileHarness(ResolverHarness):
+    """Key files in a private temporary directory, written as ``tenuo-keys put`` writes them."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def make_resolver(self, *, cache, observers):
+        return FileKeyResolver(self.directory, cache=cache, observers=observers)
+
+    def put(self, key_id, value):
+        path = self.directory / f"{key_id}.key"
+        path.write_bytes(value if isinstance(value, bytes) else value.encode())
+        path.chmod(0o600)
+
+    def rotate(self, key_id, value):
+        path = self.directory / f"{key_id}.key"
+        (self.directory / f"{key_id}.key.previous").write_bytes(path.read_bytes())
+        (self.directory / f"{key_id}.key.previous").chmod(0o600)
+        self.put(key_id, value)
+
+
+class TestFileConformance(ResolverConformance):
+    @pytest.fixture
+    def harness(self, tmp_path):
+        return FileHarness(tmp_path)
 
 
 class TestEnvConformance(ResolverConformance):
