@@ -78,20 +78,28 @@ def _operation(name: str) -> Any:
     return Payments.transfer if name == "transfer" else Payments.refund
 
 
+async def _call(endpoint: str, operation: str, account: str, amount: int, *,
+                through_stock: bool) -> str:
+    client = workflow.create_nexus_client(service=Payments, endpoint=endpoint)
+    op, input = _operation(operation), Transfer(account, amount)
+    try:
+        if through_stock:
+            result: str = await stock.tenuo_execute_nexus_operation(
+                client, op, input, endpoint=endpoint, schedule_to_close_timeout=TIMEOUT)
+        else:
+            result = await client.execute_operation(op, input, schedule_to_close_timeout=TIMEOUT)
+    except NexusOperationError as error:
+        return _outcome(error)
+    return result
+
+
 @workflow.defn
 class CallPayments:
     """Calls one operation with a plain Nexus client; returns its result or ``denied: ...``."""
 
     @workflow.run
     async def run(self, endpoint: str, operation: str, account: str, amount: int) -> str:
-        client = workflow.create_nexus_client(service=Payments, endpoint=endpoint)
-        try:
-            result: str = await client.execute_operation(
-                _operation(operation), Transfer(account, amount),
-                schedule_to_close_timeout=TIMEOUT)
-        except NexusOperationError as error:
-            return _outcome(error)
-        return result
+        return await _call(endpoint, operation, account, amount, through_stock=False)
 
 
 @workflow.defn
@@ -100,11 +108,4 @@ class StockCallPayments:
 
     @workflow.run
     async def run(self, endpoint: str, operation: str, account: str, amount: int) -> str:
-        client = workflow.create_nexus_client(service=Payments, endpoint=endpoint)
-        try:
-            result: str = await stock.tenuo_execute_nexus_operation(
-                client, _operation(operation), Transfer(account, amount), endpoint=endpoint,
-                schedule_to_close_timeout=TIMEOUT)
-        except NexusOperationError as error:
-            return _outcome(error)
-        return result
+        return await _call(endpoint, operation, account, amount, through_stock=True)

@@ -268,14 +268,20 @@ async def test_headers_are_the_reference_wire_format(temporal_env: Any) -> None:
     assert len(base64.b64decode(raw["x-tenuo-pop"])) == 64
 
 
-async def test_handler_without_nexus_endpoint_refuses(temporal_env: Any) -> None:
-    """A handler worker whose config names no endpoint fails closed."""
+@pytest.mark.parametrize("configured", [None, "elsewhere"])
+async def test_handler_endpoint_misconfigured_refuses(temporal_env: Any,
+                                                      configured: str | None) -> None:
+    """A handler worker with no endpoint, or another endpoint's name, fails closed."""
     endpoint = uid("payments")
-    plugin = ours.TenuoTemporalPlugin(ours.TenuoPluginConfig(trusted_roots=[ROOT.public_key]))
+    plugin = ours.TenuoTemporalPlugin(ours.TenuoPluginConfig(
+        trusted_roots=[ROOT.public_key], nexus_endpoint=configured))
     async with handler(temporal_env, endpoint, plugin), caller(temporal_env, "ours") as c:
         outcome = await c.call(endpoint, "transfer", "acct-1", 5)
     assert_unauthorized(outcome, "TENUO_CHAIN_INVALID")
-    assert "nexus_endpoint" in outcome
+    if configured is None:
+        assert "nexus_endpoint" in outcome
+    else:  # Temporal reports the endpoint the request came through
+        assert f"came through endpoint {endpoint!r}" in outcome, outcome
     assert ran() == []
 
 
@@ -323,10 +329,10 @@ async def test_replay_of_a_nexus_call(temporal_env: Any) -> None:
                             workflow_id=workflow_id) == "sent 9 to acct-1"
         history = await c.client.get_workflow_handle(workflow_id).fetch_history()
     ran()
-    started = [e for e in history.events if e.HasField("nexus_operation_scheduled_event_attributes")]
-    assert len(started) == 1
-    assert {k: v for k, v in started[0].nexus_operation_scheduled_event_attributes
-            .nexus_header.items() if k.startswith("x-tenuo-")}
+    scheduled = [e.nexus_operation_scheduled_event_attributes for e in history.events
+                 if e.HasField("nexus_operation_scheduled_event_attributes")]
+    assert len(scheduled) == 1
+    assert "x-tenuo-pop" in scheduled[0].nexus_header
     for key_resolver in (StaticKeyResolver(KEYS), StaticKeyResolver({})):
         # With the key, and with none: a replayed command is never sent, so needs no key.
         replayer = Replayer(workflows=[wf.CallPayments], plugins=[ours.TenuoTemporalPlugin(
