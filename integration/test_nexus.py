@@ -51,6 +51,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")
 ROOT = tenuo_core.SigningKey.generate()  # the issuer every handler trusts
 STRANGER = tenuo_core.SigningKey.generate()  # an issuer no handler trusts
 HOLDER = tenuo_core.SigningKey.generate()  # the warrants' holder, served as "agent1"
+DELEGATOR = tenuo_core.SigningKey.generate()  # holds a root warrant and attenuates it
 KEYS = {"agent1": HOLDER}
 
 
@@ -58,13 +59,27 @@ def uid(name: str) -> str:
     return f"{name}-{uuid.uuid4().hex[:10]}"
 
 
-def mint(endpoint: str, *, issuer: Any = ROOT) -> Any:
-    """``transfer`` on ``endpoint``'s Payments: accounts ``acct-*``, amounts up to 100."""
+def transfer_caps(endpoint: str, most: int) -> dict[str, Any]:
+    """``transfer`` on ``endpoint``'s Payments: accounts ``acct-*``, amounts up to ``most``."""
     tool = nexus_tool_name(endpoint, "transfer", service="Payments")
-    return tenuo_core.Warrant.issue(
-        keypair=issuer, ttl_seconds=600, holder=HOLDER.public_key,
-        capabilities={tool: {"account": tenuo_core.Pattern("acct-*"),
-                             "amount": tenuo_core.Range(max=100)}})
+    return {tool: {"account": tenuo_core.Pattern("acct-*"),
+                   "amount": tenuo_core.Range(max=most)}}
+
+
+def mint(endpoint: str, *, issuer: Any = ROOT) -> Any:
+    """``transfer_caps(endpoint, 100)``, issued to HOLDER."""
+    return tenuo_core.Warrant.issue(keypair=issuer, ttl_seconds=600, holder=HOLDER.public_key,
+                                    capabilities=transfer_caps(endpoint, 100))
+
+
+def delegated(endpoint: str) -> list[Any]:
+    """``[root, leaf]``: ROOT -> DELEGATOR (amounts up to 100) -> HOLDER (up to 10)."""
+    root = tenuo_core.Warrant.issue(keypair=ROOT, ttl_seconds=600,
+                                    holder=DELEGATOR.public_key,
+                                    capabilities=transfer_caps(endpoint, 100))
+    leaf = root.attenuate(transfer_caps(endpoint, 10), signing_key=DELEGATOR, ttl_seconds=300,
+                          holder=HOLDER.public_key)
+    return [root, leaf]
 
 
 class NexusTamper(ClientInterceptor, WorkerInterceptor):
@@ -148,19 +163,26 @@ class Caller:
         self.workflow = wf.StockCallPayments if side == "stock" else wf.CallPayments
 
     async def call(self, endpoint: str, operation: str, account: str, amount: int, *,
-                   warrant: Any = None, workflow_id: str | None = None) -> str:
-        """Run one call under ``warrant`` (default: ``mint(endpoint)``; None via ``unsigned``)."""
+                   warrant: Any = None, chain: list[Any] | None = None,
+                   workflow_id: str | None = None) -> str:
+        """Run one call under ``warrant`` (default: ``mint(endpoint)``; None via ``unsigned``).
+
+        ``chain`` is root-first, ending with the warrant used (its last link).
+        """
         args = [endpoint, operation, account, amount]
+        if chain is not None:
+            warrant = chain[-1]
         common: dict[str, Any] = {
             "workflow_id": workflow_id or uid(f"{self.side}-nexus"),
             "warrant": warrant if warrant is not None else mint(endpoint),
             "key_id": "agent1", "args": args, "task_queue": self.queue}
         if self.side == "stock":
             result: str = await stock.execute_workflow_authorized(
-                client=self.client, workflow_run_fn=self.workflow.run, **common)
+                client=self.client, workflow_run_fn=self.workflow.run, warrant_chain=chain,
+                **common)
         else:
             result = await ours.execute_workflow_authorized(
-                self.client, self.workflow.run, **common)
+                self.client, self.workflow.run, chain=chain, **common)
         return result
 
     async def unsigned(self, endpoint: str) -> str:
@@ -314,6 +336,26 @@ async def test_interop_with_stock(temporal_env: Any, caller_side: str, handler_s
         assert "ConstraintViolation" in over
         assert "ToolNotAuthorized" in not_granted
         assert "UntrustedRoot" in untrusted
+
+
+@pytest.mark.parametrize(("caller_side", "handler_side"),
+                         [("ours", "ours"), ("stock", "ours"), ("ours", "stock")])
+async def test_delegated_chain(temporal_env: Any, caller_side: str, handler_side: str) -> None:
+    """A root -> leaf chain crosses in ``x-tenuo-warrant-chain``; the leaf's range holds."""
+    endpoint = uid("payments")
+    plugin = (our_handler_plugin(endpoint) if handler_side == "ours"
+              else stock_handler_plugin(endpoint))
+    ran()
+    async with handler(temporal_env, endpoint, plugin), caller(temporal_env, caller_side) as c:
+        assert await c.call(endpoint, "transfer", "acct-1", 5,
+                            chain=delegated(endpoint)) == "sent 5 to acct-1"
+        assert ran() == [("transfer", "acct-1", 5)]
+        # Within the root's 100, beyond the leaf's 10.
+        outcome = await c.call(endpoint, "transfer", "acct-1", 50, chain=delegated(endpoint))
+        assert ran() == []
+    assert outcome.startswith("denied: ") and "UNAUTHORIZED" in outcome, outcome
+    assert ("TENUO_CONSTRAINT_VIOLATION" if handler_side == "ours"
+            else "ConstraintViolation") in outcome, outcome
 
 
 # --------------------------------------------------------------------------- replay

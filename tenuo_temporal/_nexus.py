@@ -222,6 +222,11 @@ class NexusCheck:
         self.config = config
         self.verifier = verifier or Verifier(config)
 
+    def tool_for(self, service: str, operation: str, endpoint: str | None = None) -> str:
+        """The tool a start is checked as (``nexus:?:...`` when no endpoint is configured)."""
+        return nexus_tool_name(endpoint or self.config.nexus_endpoint or "?", operation,
+                               service=service)
+
     def check(self, headers: Mapping[str, str], service: str, operation: str, input: Any,
               *, endpoint: str | None = None) -> WarrantContext | None:
         """Check one Nexus start before its handler runs.
@@ -244,8 +249,7 @@ class NexusCheck:
         config = self.config
         raw = decode_nexus_headers(headers)
         endpoint = endpoint or config.nexus_endpoint
-        tool = (nexus_tool_name(endpoint, operation, service=service) if endpoint
-                else f"nexus:?:{service}:{operation}")
+        tool = self.tool_for(service, operation, endpoint)
         if H.WARRANT not in raw:
             if config.require_warrant:
                 raise WarrantMissing("the Nexus request carries no warrant", tool=tool)

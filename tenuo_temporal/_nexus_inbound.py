@@ -43,14 +43,13 @@ class NexusInbound(NexusOperationInboundInterceptor):
     async def execute_nexus_operation_start(self, input: ExecuteNexusOperationStartInput) -> Any:
         ctx = input.ctx
         started = time.perf_counter()
+        tool = self._check.tool_for(ctx.service, ctx.operation)
         try:
             self._check.check(ctx.headers, ctx.service, ctx.operation, input.input)
         except TenuoTemporalError as error:
-            tool = error.tool or ctx.operation
             self._recorder.count(tool, (time.perf_counter() - started) * 1000.0, error)
             logger.warning("tenuo: denied Nexus %s (request %s): %s", tool, ctx.request_id,
                            error)
             raise unauthorized(error) from None
-        self._recorder.count(f"nexus:{ctx.service}:{ctx.operation}",
-                             (time.perf_counter() - started) * 1000.0, None)
+        self._recorder.count(tool, (time.perf_counter() - started) * 1000.0, None)
         return await self.next.execute_nexus_operation_start(input)
