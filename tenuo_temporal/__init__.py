@@ -52,6 +52,7 @@ from ._audit import AuditCallback, AuditEvent
 from ._client import execute_workflow_authorized, start_workflow_authorized
 from ._config import TenuoPluginConfig, TrustedRootsProvider
 from ._interceptors import TenuoClientInterceptor, TenuoWorkerInterceptor
+from ._nexus import nexus_tool_name, tenuo_nexus_headers, verify_nexus_operation
 from ._plugin import TenuoTemporalPlugin
 from ._redis_store import RedisReplayStore
 from ._replay import InMemoryReplayStore, ReplayStore
@@ -113,12 +114,15 @@ __all__ = [
     "current_key_id",
     "current_warrant",
     "execute_workflow_authorized",
+    "nexus_tool_name",
     "resolver_from_env",
     "resolver_from_url",
     "start_workflow_authorized",
     "tenuo_continue_as_new",
     "tenuo_execute_activity",
     "tenuo_execute_child_workflow",
+    "tenuo_nexus_headers",
+    "verify_nexus_operation",
     "workflow_grant",
     "workflow_issue_execution",
     "workflow_runner",

@@ -169,6 +169,11 @@ class TenuoPluginConfig:
             workflow worker that does not register them itself (the
             reference's name). The plugin learns them from the worker's
             ``activities``; hand-wired ``TenuoWorkerInterceptor`` reads them here.
+        nexus_endpoint: The Nexus endpoint name this worker's Nexus handlers
+            serve (experimental). Every Nexus start is checked as the tool
+            ``nexus:<nexus_endpoint>:<service>:<operation>`` before its handler
+            runs; a worker that handles Nexus operations without it refuses
+            every start that carries a warrant.
     """
 
     key_resolver: KeyResolver | None = None
@@ -190,6 +195,7 @@ class TenuoPluginConfig:
     activity_summaries: bool = True
     require_workflow_binding: bool = False
     activity_fns: Sequence[Callable[..., Any]] = ()
+    nexus_endpoint: str | None = None
 
     def __post_init__(self) -> None:
         if not callable(self.trusted_roots):

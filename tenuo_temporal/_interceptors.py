@@ -8,6 +8,8 @@ the interceptor of each hook:
 
 * ``intercept_activity`` → :class:`~tenuo_temporal._activity_inbound.ActivityInbound`
   (verify before an activity runs);
+* ``intercept_nexus_operation`` → :class:`~tenuo_temporal._nexus_inbound.NexusInbound`
+  (verify before a Nexus handler runs);
 * ``workflow_interceptor_class`` →
   :class:`~tenuo_temporal._workflow_inbound.WorkflowInbound`, which installs
   :class:`~tenuo_temporal._workflow_outbound.WorkflowOutbound` (sign PoP for
@@ -39,6 +41,8 @@ from ._config import TenuoPluginConfig
 from ._ids import MINT_ACTIVITY, PLUGIN_ID, SUMMARY_PREFIX
 from ._keep_warm import KEEP_WARM_SECONDS, KeysInUse
 from ._mint import make_mint_activity
+from ._nexus import NexusCheck
+from ._nexus_inbound import NexusInbound
 from ._remote import make_remote_sign_activity
 from ._state import (
     RunPolicy,
@@ -203,6 +207,13 @@ class TenuoWorkerInterceptor(temporalio.worker.Interceptor):
         """Verify every activity before it runs."""
         self._wire_defaults()
         return ActivityInbound(next, self.verifier, self.recorder)
+
+    def intercept_nexus_operation(
+        self, next: temporalio.worker.NexusOperationInboundInterceptor
+    ) -> temporalio.worker.NexusOperationInboundInterceptor:
+        """Check every Nexus start before its handler runs (experimental)."""
+        self._wire_defaults()
+        return NexusInbound(next, NexusCheck(self.config, self.verifier), self.recorder)
 
     def workflow_interceptor_class(
         self, input: temporalio.worker.WorkflowInterceptorClassInput

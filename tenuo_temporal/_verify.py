@@ -151,10 +151,7 @@ class Verifier:
                 f"the warrant does not bind {tool!r} to one workflow: this worker requires "
                 "both _workflow_namespace and _workflow_id constrained with Exact",
                 tool=tool)
-        if len(chain) > config.max_chain_depth:
-            raise ChainValidationError(
-                f"chain of {len(chain)} warrants exceeds the maximum "
-                f"{config.max_chain_depth}", tool=tool)
+        self._check_depth(chain, tool)
         try:
             pop = H.pop_of(raw_pop)
         except HeaderError as error:  # malformed PoP: TENUO_POP_INVALID, as documented
@@ -227,6 +224,32 @@ class Verifier:
         if not claim_now(pop, owner, self.replay_ttl(context)):
             raise PopReplayed(POP_REPLAYED, tool=tool)
         return context, constraint_args, None
+
+    def check_call(self, context: WarrantContext, tool: str, args: dict[str, Any],
+                   pop: bytes) -> None:
+        """Check a call that is not an activity (a Nexus start) at this worker's now.
+
+        Chain depth, trust, expiry, the tool grant, constraints on ``args`` and
+        the PoP over ``args`` within ``pop_max_windows``; no replay claim.
+
+        Raises:
+            TenuoTemporalError: The denial.
+        """
+        chain = context.chain
+        self._check_depth(chain, tool)
+        try:
+            self.config.authorizer(self.config.pop_max_windows).check_chain(
+                chain, tool, args, signature=pop)
+        except tx.TenuoError as exc:
+            raise self.classify(exc, context, tool) from None
+        except RuntimeError as exc:
+            raise ChainValidationError(str(exc), tool=tool) from None
+
+    def _check_depth(self, chain: tuple[Any, ...], tool: str) -> None:
+        limit = self.config.max_chain_depth
+        if len(chain) > limit:
+            raise ChainValidationError(
+                f"chain of {len(chain)} warrants exceeds the maximum {limit}", tool=tool)
 
     def check_at_schedule_time(self, chain: tuple[Any, ...], tool: str, args: dict[str, Any],
                                 pop: bytes, info: temporalio.activity.Info) -> None:

