@@ -44,7 +44,7 @@ integration: $(STAMP)
 test: lint types arch unit integration
 
 BENCH_RUN = PATH="$(abspath $(VENV))/bin:$$PATH" $(PY)
-BENCHES ?= resolve vault aws gcp load temporal instructions remote
+BENCHES ?= resolve vault aws gcp load activity e2e instructions remote
 
 bench: $(STAMP)
 	mkdir -p bench/results

@@ -1,1 +1,1 @@
-"""The benchmarks, run as modules from the repository root: ``python -m bench.bench_temporal``."""
+"""The benchmarks, run as modules from the repository root: ``python -m bench.bench_activity``."""

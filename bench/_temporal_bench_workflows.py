@@ -1,4 +1,4 @@
-"""Workflow and activity for ``bench/bench_temporal.py``.
+"""Workflow, activity and shared names for ``bench/bench_activity.py`` and ``bench/bench_e2e.py``.
 
 Kept apart from the benchmark script because Temporal's workflow sandbox
 re-imports the module that defines a workflow: this one imports nothing but
@@ -24,6 +24,10 @@ from datetime import timedelta
 
 from temporalio import activity, workflow
 from temporalio.common import RetryPolicy
+
+KEY_ID = "agent1"  # the holder key's id in every bench resolver
+TOOL = "read_file"  # the activity's name: the tool its warrant grants
+NAMESPACE = "default"
 
 ACTIVITY_OPTIONS = {
     "start_to_close_timeout": timedelta(seconds=60),

@@ -1,6 +1,6 @@
 """Per-activity authorization cost in CPU instructions, counted by valgrind's callgrind.
 
-``bench_temporal.py`` times the plugin against raw ``tenuo_core`` (the floor)
+``bench_activity.py`` times the plugin against raw ``tenuo_core`` (the floor)
 in microseconds, and on a shared machine its verdict moves by several percent
 between runs of the same code. This bench counts the instructions the same
 loops execute instead: a count does not depend on what else the machine is
@@ -11,7 +11,7 @@ arithmetic, so a few percent of instructions is a larger share of the time).
 
 Method. Each loop runs in two processes under ``valgrind --tool=callgrind``,
 with ``PYTHONHASHSEED=0`` and the garbage collector off (as inside the timed
-bench's loops). Both build the same state as ``bench_temporal.py``'s
+bench's loops). Both build the same state as ``bench_activity.py``'s
 in-process benchmark (``Micro``), a pool of ``--pool`` distinct activities and
 a five-activity warm-up pool, and run the loop over the warm-up pool; one of
 them then walks the pool too. The difference of their counts, over the
@@ -21,7 +21,7 @@ equal processes' difference is the counting noise. A run uses fresh keys and a
 fresh warrant, and Ed25519 verification takes a data-dependent number of
 steps, so whole runs differ by about half a percent.
 
-Loops (the same functions as ``bench_temporal.py``'s variants):
+Loops (the same functions as ``bench_activity.py``'s variants):
 
 * ``floor.per_activity``: ``warrant.sign`` + ``Authorizer.check_chain``, with
   the protobuf header map a worker receives built in between (untimed there,
@@ -32,7 +32,7 @@ Loops (the same functions as ``bench_temporal.py``'s variants):
 * ``sign.warrant_sign`` / ``verify.check``: their ``tenuo_core`` calls alone.
 * ``shape``: only the per-activity work both loops share that is not
   authorization (building the received input and reading the timer).
-* With ``--steps``, each step ``bench_temporal.py`` times in its ablation
+* With ``--steps``, each step ``bench_activity.py`` times in its ablation
   (``sign.*`` and ``verify.*``), walking the pool 20 times.
 
 ``--quick`` (the CI smoke run) counts only the first three, on a pool of 20.
@@ -42,7 +42,7 @@ Usage:
 
 The ratio printed is ``(ours - shape) / (floor - shape)``: the instructions of
 ours' authorization over the floor's. It is a diagnostic beside the timed goal
-(ours at most 1.15x the floor, judged in ``bench_temporal.py``), not that goal:
+(ours at most 1.15x the floor, judged in ``bench_activity.py``), not that goal:
 instructions are not time. Without valgrind on the PATH it says so and exits 0.
 """
 
@@ -90,7 +90,7 @@ def child(loop: str, pool_size: int, passes: int) -> int:
     the process ever allocated, and would land in whichever loop triggers it.
     """
     gc.disable()
-    from bench import bench_temporal as bt
+    from bench import bench_activity as bt
 
     micro = bt.Micro()
     variants = {v.name: v for v in micro.variants()}
@@ -203,7 +203,7 @@ def measure(valgrind: str, loops: tuple[str, ...], pool_size: int,
 LABELS = {
     "shape": "the loops' shared non-authorization work (input, timers)",
     "floor.per_activity": "floor: warrant.sign + check_chain, in ours' loop shape",
-    "ours.total.unique_wf": "ours: real _sign + real execute_activity",
+    "ours.total.unique_wf": "ours: the plugin's start_activity + execute_activity",
     "ours.sign": "ours: sign side alone",
     "sign.warrant_sign": "tenuo_core warrant.sign alone",
     "ours.verify.unique_wf": "ours: verify side alone (default replay store)",
@@ -217,7 +217,7 @@ def report(res: dict[str, Any]) -> None:
     print(f"\n== Per-activity instructions under callgrind (steady state over a pool of "
           f"{res['pool_size']})")
     for loop, value in per.items():
-        print(f"  {loop:26s} {value:>12,.0f}  {LABELS.get(loop, 'step (bench_temporal)')}")
+        print(f"  {loop:26s} {value:>12,.0f}  {LABELS.get(loop, 'step (bench_activity)')}")
     print(f"\n  counting noise (two identical processes): {res['noise_per_activity']:,.1f} "
           "instructions per activity")
     sides = (f" (sign side +{res['sign_extra']:,.0f}, verify side +{res['verify_extra']:,.0f})"
@@ -225,7 +225,7 @@ def report(res: dict[str, Any]) -> None:
     print(f"  authorization, net of the shape: floor {res['floor_net']:,.0f}, "
           f"ours {res['ours_net']:,.0f}: +{res['extra']:,.0f}{sides}")
     print(f"  ours / floor in instructions: {res['ours_over_floor']:.3f} "
-          "(a diagnostic: the timed goal is judged by bench_temporal.py)")
+          "(a diagnostic: the timed goal is judged by bench_activity.py)")
     if "whatif_prechecked_chain_over_floor" in res:
         print(f"  what-if, not a goal: ours less verify_chain / floor: "
               f"{res['whatif_prechecked_chain_over_floor']:.3f} (a tenuo_core check against "
@@ -236,7 +236,7 @@ def main(argv: list[str]) -> int:
     p = parser(__doc__, "CI smoke run: the three main loops over a pool of 20 activities")
     p.add_argument("--pool", type=int, default=None, help="activities per loop (default 300)")
     p.add_argument("--steps", action="store_true",
-                   help="also count each step of the two sides (as bench_temporal times them)")
+                   help="also count each step of the two sides (as bench_activity times them)")
     p.add_argument("--child", metavar="LOOP", help="internal: run one loop in this process")
     p.add_argument("--passes", type=int, default=1,
                    help="internal: with --child, how many times to walk the pool")

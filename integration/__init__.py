@@ -4,5 +4,5 @@
 (the Temporal dev server, OpenBao, moto_server, the GCP fakes), free ports,
 process management and runtime quieting. pytest finds the package through
 ``pythonpath = ["."]`` (pyproject.toml); the benches run as modules from the
-repository root (``python -m bench.bench_temporal``).
+repository root (``python -m bench.bench_activity``).
 """

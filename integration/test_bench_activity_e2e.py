@@ -1,9 +1,10 @@
-"""The Temporal benchmark in its quick shape: every variant runs and is authorized.
+"""The Temporal benchmarks in their quick shape: every variant runs and is authorized.
 
 Speed is never asserted here (shared, noisy machines): goals are `make bench`'s to
-report. This keeps the benchmark itself from rotting: the dev server starts, all
-four end-to-end variants complete their workflows, and every in-process variant,
-the floor and the no-plugin baseline included, produces samples. The instruction
+report. This keeps the benchmarks themselves from rotting: the dev server starts,
+all four end-to-end variants complete their workflows (``bench_e2e``), and every
+in-process variant, the floor and the no-plugin baseline included, produces
+samples (``bench_activity``). The instruction
 count bench (``bench_instructions.py``, under valgrind) runs its quick shape too.
 """
 
@@ -18,9 +19,8 @@ from integration.support.procs import run_bench_quick
 pytestmark = pytest.mark.integration
 
 
-def test_bench_temporal_quick_runs_every_variant(tmp_path):
-    data = run_bench_quick("bench_temporal.py", tmp_path, timeout=600)
-    e2e, micro = data["e2e"], data["micro"]
+def test_bench_e2e_quick_runs_every_variant(tmp_path):
+    e2e = run_bench_quick("bench_e2e.py", tmp_path, timeout=600)["e2e"]
     assert set(e2e["variants"]) == {"ceiling", "ours", "ours.no_summary", "reference"}
     for name, variant in e2e["variants"].items():
         assert variant["median_activities_per_s"] > 0, name
@@ -31,6 +31,10 @@ def test_bench_temporal_quick_runs_every_variant(tmp_path):
             assert isinstance(sample["anomalies"], dict), name
     for key in ("ours_over_ceiling", "ours_over_reference"):
         assert e2e["goals"][key]["measured"] > 0
+
+
+def test_bench_activity_quick_runs_every_variant(tmp_path):
+    micro = run_bench_quick("bench_activity.py", tmp_path, timeout=600)["micro"]
     variants = micro["variants"]
     for name in ("floor.per_activity", "baseline.no_plugin", "ours.total.unique_wf",
                  "verify.replay.150k_held", "whatif.verify_chain"):
