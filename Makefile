@@ -44,7 +44,7 @@ integration: $(STAMP)
 test: lint types arch unit integration
 
 BENCH_RUN = PATH="$(abspath $(VENV))/bin:$$PATH" $(PY)
-BENCHES ?= resolve vault aws gcp load activity e2e instructions remote
+BENCHES ?= resolve vault aws gcp load activity e2e instructions remote replay_store
 
 bench: $(STAMP)
 	mkdir -p bench/results
