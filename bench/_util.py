@@ -1,7 +1,7 @@
 """Helpers shared by the ``bench_*.py`` scripts: percentiles, batch timers, run metadata, output.
 
 The scripts run as modules from the repository root (``python -m
-bench.bench_temporal``) and import this as ``bench._util``; the services they
+bench.bench_activity``) and import this as ``bench._util``; the services they
 start (the Temporal dev server, OpenBao, moto_server, the GCP fake) and the
 quiet Temporal runtime come from ``integration.support``. It imports only the
 standard library. The Temporal workflow modules (``_*workflows.py``) must not
