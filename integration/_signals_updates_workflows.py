@@ -130,3 +130,31 @@ class GatedAuthorizedWorkflow(AuthorizedWorkflow):
     async def run(self) -> list[str]:
         await workflow.wait_condition(lambda: self.done)
         return list(self.seen)
+
+
+@workflow.defn
+class LateHandlerWorkflow:
+    """Registers its ``late`` signal handler only after the ``go`` signal."""
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+        self.ready = False
+        self.done = False
+
+    @workflow.signal
+    def go(self) -> None:
+        self.ready = True
+
+    @workflow.signal
+    def finish(self) -> None:
+        self.done = True
+
+    def _late(self, value: str) -> None:
+        self.seen.append(f"late:{value}")
+
+    @workflow.run
+    async def run(self) -> list[str]:
+        await workflow.wait_condition(lambda: self.ready)
+        workflow.set_signal_handler("late", self._late)
+        await workflow.wait_condition(lambda: self.done)
+        return list(self.seen)

@@ -34,7 +34,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")
 
 ROOT = tenuo_core.SigningKey.generate()
 HOLDER = tenuo_core.SigningKey.generate()
-WORKFLOWS = [wf.GatedWorkflow, wf.DynamicGatedWorkflow, wf.GatedAuthorizedWorkflow]
+WORKFLOWS = [wf.GatedWorkflow, wf.DynamicGatedWorkflow, wf.GatedAuthorizedWorkflow,
+             wf.LateHandlerWorkflow]
 SIGNALS = ["approve", "finish"]
 UPDATES = ["set_limit"]
 
@@ -136,6 +137,33 @@ async def test_dynamic_handlers_judge_the_name_sent(temporal_env):
         await until(lambda: len(refused(events)) == 2)
     assert sorted(refused(events)) == [("signal:steer", "TENUO_CONSTRAINT_VIOLATION"),
                                        ("update:drop_tables", "TENUO_CONSTRAINT_VIOLATION")]
+
+
+async def test_unlisted_signals_without_a_handler_are_not_held(temporal_env):
+    """temporalio holds a signal no handler takes yet; an unlisted one is dropped on arrival.
+
+    A listed signal sent before its handler exists is still held and delivered.
+    """
+    events: list[AuditEvent] = []
+    client = await connect(temporal_env, config(events, authorized_signals=["late", "go",
+                                                                             "finish"]))
+    queue = uid("late")
+    async with worker(client, queue, WORKFLOWS):
+        handle = await client.start_workflow(wf.LateHandlerWorkflow.run, id=uid("wf"),
+                                             task_queue=queue)
+        await handle.signal("late", "x")
+        await handle.signal("ghost", "y" * 100_000)
+        # Audited while no handler for either name exists: dropped, not held.
+        await until(lambda: len(refused(events)) == 1)
+        await handle.signal(wf.LateHandlerWorkflow.go)
+        await handle.signal(wf.LateHandlerWorkflow.finish)
+        assert await handle.result() == ["late:x"]
+    assert refused(events) == [("signal:ghost", "TENUO_CONSTRAINT_VIOLATION")]
+    history = await handle.fetch_history()
+    assert not events_of(history, EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED)
+    replayer = Replayer(workflows=WORKFLOWS, plugins=[TenuoTemporalPlugin(
+        config(authorized_signals=["late", "go", "finish"]))])
+    assert (await replayer.replay_workflow(history)).replay_failure is None
 
 
 async def test_queries_are_never_checked(temporal_env):

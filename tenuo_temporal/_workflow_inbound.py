@@ -16,6 +16,7 @@ error and nothing enters the history. Queries pass unchecked.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any, ClassVar, Literal
@@ -73,6 +74,9 @@ class WorkflowInbound(WorkflowInboundInterceptor):
         self._started = False
         if self._state.policy.authorized_updates is not None:
             _validate_every_update()
+        signals = self._state.policy.authorized_signals
+        if signals is not None:
+            _buffer_listed_signals_only(signals, self._drop_unhandled_signal)
         super().init(WorkflowOutbound(outbound, self._state, parts.signer,
                                       parts.remember_local_pop))
 
@@ -121,6 +125,9 @@ class WorkflowInbound(WorkflowInboundInterceptor):
         if error is not None:
             raise denial(error)
         return await super().handle_update_handler(input)
+
+    def _drop_unhandled_signal(self, name: str) -> None:
+        self._refusal("signal", name, self._state.policy.authorized_signals)
 
     def _refusal(self, kind: Literal["signal", "update"], name: str,
                  allowed: frozenset[str] | None) -> TemporalConstraintViolation | None:
@@ -174,6 +181,46 @@ def _validate_every_update() -> None:
     for name, definition in list(updates.items()):
         if getattr(definition, "validator", True) is None:
             updates[name] = replace(definition, validator=_accept_all)
+
+
+class _ListedSignalBuffer(dict[str, list[Any]]):
+    """temporalio's buffer of signals that have no handler yet, keeping listed names only.
+
+    temporalio keeps a signal that no handler (and no dynamic handler) takes
+    until one is registered, for as long as the run lives. An unlisted signal
+    would only be dropped on delivery, so it is dropped (and audited) on
+    arrival instead: a sender cannot make the worker hold payloads under
+    names the workflow never handles.
+    """
+
+    def __init__(self, allowed: frozenset[str], drop: Callable[[str], None]) -> None:
+        super().__init__()
+        self._allowed = allowed
+        self._drop = drop
+
+    def setdefault(self, name: str, default: list[Any] | None = None, /) -> list[Any]:
+        if name in self._allowed:
+            return super().setdefault(name, [] if default is None else default)
+        self._drop(name)
+        return []  # appended to, then forgotten
+
+
+def _buffer_listed_signals_only(allowed: frozenset[str], drop: Callable[[str], None]) -> None:
+    """Swap this run's signal buffer for a :class:`_ListedSignalBuffer`.
+
+    Private to temporalio, like :func:`_validate_every_update`: when its layout
+    differs this does nothing, and unlisted signals are still dropped on
+    delivery (only held until then).
+    """
+    runtime = temporalio.workflow._Runtime.current()
+    buffered = getattr(runtime, "_buffered_signals", None)
+    if type(buffered) is dict and not buffered and isinstance(runtime, asyncio.AbstractEventLoop):
+        # Signals are buffered while an activation is applied, outside the
+        # workflow's loop: the audit (which reads the run's info) is queued
+        # onto that loop, where it runs before the activation completes.
+        loop = runtime
+        runtime._buffered_signals = _ListedSignalBuffer(  # type: ignore[attr-defined]
+            allowed, lambda name: loop.call_soon(drop, name))
 
 
 def inbound_class(parts: WorkflowParts) -> type[WorkflowInbound]:
