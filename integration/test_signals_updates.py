@@ -13,15 +13,17 @@ import asyncio
 from typing import Any
 
 import pytest
+import tenuo.temporal as stock
 import tenuo_core
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.worker import Replayer
+from tenuo.temporal_plugin import TenuoTemporalPlugin as StockPlugin
 
 from integration import _signals_updates_workflows as wf
 from integration.support.temporal_helpers import connect, events_of, uid, worker
-from tenuo_keys import ResolverConfigError, StaticKeyResolver
+from tenuo_keys import StaticKeyResolver
 from tenuo_temporal import (
     AuditEvent,
     TenuoPluginConfig,
@@ -250,17 +252,6 @@ async def test_a_flood_of_unlisted_signals_is_bounded_and_harmless(temporal_env)
             if e.workflow_task_failed_event_attributes.identity != "history-service"] == []
 
 
-@pytest.mark.asyncio(loop_scope="session")
-async def test_an_empty_allowlist_is_a_configuration_error():
-    for name in ("authorized_signals", "authorized_updates"):
-        with pytest.raises(ResolverConfigError, match=f"use {name}=None to accept all"):
-            config(**{name: []})
-        with pytest.raises(ResolverConfigError, match=rf"write {name}=\['approve'\]"):
-            config(**{name: "approve"})
-        with pytest.raises(ResolverConfigError, match="non-empty signal or update name"):
-            config(**{name: ["approve", 3]})
-
-
 async def test_replay_of_a_dropped_signal_and_a_rejected_update_does_not_diverge(temporal_env):
     client = await connect(temporal_env, config())
     queue = uid("replay")
@@ -283,3 +274,65 @@ async def test_replay_of_a_dropped_signal_and_a_rejected_update_does_not_diverge
         config(authorized_signals=None, authorized_updates=None))])
     result = await open_replayer.replay_workflow(history, raise_on_replay_failure=False)
     assert result.replay_failure is not None
+
+
+# ---------------------------------------------------------------- stock 0.3.3
+
+
+async def record(client: Client) -> tuple[list[str], list[str], Any]:
+    """One run's outcome on ``client``'s worker: result, what each update call got, history."""
+    queue = uid("stock")
+    async with worker(client, queue, WORKFLOWS):
+        handle = await client.start_workflow(wf.GatedWorkflow.run, id=uid("wf"),
+                                             task_queue=queue)
+        await handle.signal(wf.GatedWorkflow.approve, "alice")
+        await handle.signal(wf.GatedWorkflow.explode)
+        outcomes = [str(await handle.execute_update(wf.GatedWorkflow.set_limit, 2))]
+        for update, args in ((wf.GatedWorkflow.wipe, []), (wf.GatedWorkflow.annotate, ["x"])):
+            with pytest.raises(WorkflowUpdateFailedError) as info:
+                await handle.execute_update(update, args=args)
+            assert isinstance(info.value.cause, ApplicationError)
+            assert update.__name__ in info.value.cause.message
+            outcomes.append("refused")
+        await handle.signal(wf.GatedWorkflow.finish)
+        return await handle.result(), outcomes, await handle.fetch_history()
+
+
+async def test_same_names_and_behaviour_as_the_stock_plugin_and_histories_replay_across(
+        temporal_env):
+    """The reference's options, same outcomes, and a fleet can move either way mid-run.
+
+    Each plugin's history (a dropped signal, rejected updates) replays on a
+    worker of the other without divergence. One difference shows in the
+    history: 0.3.3 accepts an unlisted update that has no validator of its own
+    and fails it in the handler, where ours rejects it in validation.
+    """
+    def stock_config() -> Any:
+        return stock.TenuoPluginConfig(
+            key_resolver=StaticKeyResolver({"agent1": HOLDER}),
+            trusted_roots=[ROOT.public_key], authorized_signals=SIGNALS,
+            authorized_updates=UPDATES)
+
+    with pytest.raises(Exception, match="authorized_signals=None"):
+        stock.TenuoPluginConfig(key_resolver=StaticKeyResolver({"agent1": HOLDER}),
+                                trusted_roots=[ROOT.public_key], authorized_signals=[])
+    target = temporal_env.client.service_client.config.target_host
+    stock_client = await Client.connect(target, namespace=temporal_env.client.namespace,
+                                        plugins=[StockPlugin(stock_config())])
+    ours_client = await connect(temporal_env, config())
+    stock_result, stock_outcomes, stock_history = await record(stock_client)
+    ours_result, ours_outcomes, ours_history = await record(ours_client)
+    assert stock_result == ours_result == ["approve:alice", "set_limit:2"]
+    assert stock_outcomes == ours_outcomes == ["2", "refused", "refused"]
+
+    def accepted(history: Any) -> list[str]:
+        return [e.workflow_execution_update_accepted_event_attributes.accepted_request.input.name
+                for e in events_of(
+                    history, EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED)]
+
+    assert accepted(stock_history) == ["set_limit", "wipe"]
+    assert accepted(ours_history) == ["set_limit"]
+    ours_replayer = Replayer(workflows=WORKFLOWS, plugins=[TenuoTemporalPlugin(config())])
+    stock_replayer = Replayer(workflows=WORKFLOWS, plugins=[StockPlugin(stock_config())])
+    for replayer, history in ((ours_replayer, stock_history), (stock_replayer, ours_history)):
+        assert (await replayer.replay_workflow(history)).replay_failure is None

@@ -219,8 +219,12 @@ def _buffer_listed_signals_only(allowed: frozenset[str], drop: Callable[[str], N
         # workflow's loop: the audit (which reads the run's info) is queued
         # onto that loop, where it runs before the activation completes.
         loop = runtime
+
+        def queue(name: str) -> None:
+            loop.call_soon(drop, name)
+
         runtime._buffered_signals = _ListedSignalBuffer(  # type: ignore[attr-defined]
-            allowed, lambda name: loop.call_soon(drop, name))
+            allowed, queue)
 
 
 def inbound_class(parts: WorkflowParts) -> type[WorkflowInbound]:
