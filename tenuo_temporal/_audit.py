@@ -33,7 +33,6 @@ logger = logging.getLogger("tenuo_temporal")
 
 HANDLER_EVENTS_IN_FLIGHT = 256
 """Signal and update refusals waiting for the audit callback; more are counted, not kept."""
-_NAME_SHOWN = 200  # characters of a sender-chosen signal or update name kept in an event
 
 
 @dataclass(frozen=True)
@@ -248,13 +247,13 @@ class Recorder:
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
 
-    def handler_denial(self, kind: Literal["signal", "update"], name: str,
-                       error: TenuoTemporalError, warrant_id: str | None) -> None:
+    def handler_denial(self, kind: Literal["signal", "update"], error: TenuoTemporalError,
+                       warrant_id: str | None) -> None:
         """Audit a signal dropped or an update rejected by an allowlist (never on replay).
 
         The sender picks the name and how often to send, so: the metric's
-        ``tool`` label is fixed (``signal:<unlisted>``), the event keeps the
-        first 200 characters of the name, and at most
+        ``tool`` label is fixed (``signal:<unlisted>``), the event's ``tool``
+        is the error's (which shortens a long name), and at most
         :data:`HANDLER_EVENTS_IN_FLIGHT` events wait for the audit callback;
         past that they are counted in :attr:`handler_events_shed` and logged
         sparsely, never queued.
@@ -275,7 +274,7 @@ class Recorder:
             return
         info = temporalio.workflow.info()
         event = AuditEvent(
-            decision="deny", tool=f"{kind}:{name[:_NAME_SHOWN]}", reason=error.type,
+            decision="deny", tool=error.tool or kind, reason=error.type,
             detail=error.reason, warrant_id=warrant_id, chain_length=0,
             workflow_id=info.workflow_id, run_id=info.run_id, activity_id=None,
             attempt=info.attempt)

@@ -135,7 +135,7 @@ class WorkflowInbound(WorkflowInboundInterceptor):
         if allowed is None or name in allowed:
             return None
         error = _not_listed(kind, name)
-        self.parts.recorder.handler_denial(kind, name, error, self._warrant_id())
+        self.parts.recorder.handler_denial(kind, error, self._warrant_id())
         return error
 
     def _warrant_id(self) -> str | None:
@@ -155,6 +155,7 @@ class WorkflowInbound(WorkflowInboundInterceptor):
 
 
 def _not_listed(kind: str, name: str) -> TemporalConstraintViolation:
+    # The sender picks the name: a long one is shortened in messages and audit.
     shown = name if len(name) <= 200 else f"{name[:200]}..."
     return TemporalConstraintViolation(f"{kind} {shown!r} is not in authorized_{kind}s",
                                        tool=f"{kind}:{shown}")
