@@ -115,10 +115,6 @@ class GatedAuthorizedWorkflow(AuthorizedWorkflow):
         self.done = False
 
     @workflow.signal
-    def approve(self, who: str) -> None:
-        self.seen.append(f"approve:{who}")
-
-    @workflow.signal
     def redirect(self, where: str) -> None:
         self.seen.append(f"redirect:{where}")
 

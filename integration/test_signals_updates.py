@@ -10,13 +10,15 @@ call is proven never to have reached one.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 import tenuo.temporal as stock
 import tenuo_core
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.worker import Replayer
 from tenuo.temporal_plugin import TenuoTemporalPlugin as StockPlugin
@@ -55,6 +57,14 @@ def refused(events: list[AuditEvent]) -> list[tuple[str, str | None]]:
     return [(e.tool, e.reason) for e in events if e.decision == "deny"]
 
 
+@contextlib.asynccontextmanager
+async def started(client: Client, run: Any, name: str) -> AsyncIterator[WorkflowHandle[Any, Any]]:
+    """A worker on a fresh task queue, and a run of ``run`` started on it."""
+    queue = uid(name)
+    async with worker(client, queue, WORKFLOWS):
+        yield await client.start_workflow(run, id=uid("wf"), task_queue=queue)
+
+
 async def until(condition: Any, timeout: float = 10.0) -> None:
     """Wait until ``condition()`` is true (audit events arrive on the worker's loop)."""
     deadline = asyncio.get_running_loop().time() + timeout
@@ -66,10 +76,7 @@ async def until(condition: Any, timeout: float = 10.0) -> None:
 async def test_listed_signal_reaches_its_handler_unlisted_is_dropped_and_audited(temporal_env):
     events: list[AuditEvent] = []
     client = await connect(temporal_env, config(events))
-    queue = uid("signals")
-    async with worker(client, queue, WORKFLOWS):
-        handle = await client.start_workflow(wf.GatedWorkflow.run, id=uid("wf"),
-                                             task_queue=queue)
+    async with started(client, wf.GatedWorkflow.run, "signals") as handle:
         await handle.signal(wf.GatedWorkflow.approve, "alice")
         await handle.signal(wf.GatedWorkflow.redirect, "attacker.example")
         # Delivered, this handler raises and fails the run; dropped, it cannot.
@@ -90,10 +97,7 @@ async def test_listed_signal_reaches_its_handler_unlisted_is_dropped_and_audited
 async def test_listed_update_runs_unlisted_is_rejected_and_the_run_is_unaffected(temporal_env):
     events: list[AuditEvent] = []
     client = await connect(temporal_env, config(events))
-    queue = uid("updates")
-    async with worker(client, queue, WORKFLOWS):
-        handle = await client.start_workflow(wf.GatedWorkflow.run, id=uid("wf"),
-                                             task_queue=queue)
+    async with started(client, wf.GatedWorkflow.run, "updates") as handle:
         assert await handle.execute_update(wf.GatedWorkflow.set_limit, 5) == 5
         # Unlisted, without a validator of its own and with one.
         for update, args in ((wf.GatedWorkflow.wipe, []), (wf.GatedWorkflow.annotate, ["x"])):
@@ -123,10 +127,7 @@ async def test_dynamic_handlers_judge_the_name_sent(temporal_env):
     events: list[AuditEvent] = []
     client = await connect(temporal_env, config(events, authorized_signals=["approve", "finish"],
                                                 authorized_updates=["set_limit"]))
-    queue = uid("dynamic")
-    async with worker(client, queue, WORKFLOWS):
-        handle = await client.start_workflow(wf.DynamicGatedWorkflow.run, id=uid("wf"),
-                                             task_queue=queue)
+    async with started(client, wf.DynamicGatedWorkflow.run, "dynamic") as handle:
         await handle.signal("approve", "alice")
         await handle.signal("steer", "somewhere")
         assert await handle.execute_update("set_limit", 3) == "set_limit"
@@ -149,10 +150,7 @@ async def test_unlisted_signals_without_a_handler_are_not_held(temporal_env):
     events: list[AuditEvent] = []
     client = await connect(temporal_env, config(events, authorized_signals=["late", "go",
                                                                              "finish"]))
-    queue = uid("late")
-    async with worker(client, queue, WORKFLOWS):
-        handle = await client.start_workflow(wf.LateHandlerWorkflow.run, id=uid("wf"),
-                                             task_queue=queue)
+    async with started(client, wf.LateHandlerWorkflow.run, "late") as handle:
         await handle.signal("late", "x")
         await handle.signal("ghost", "y" * 100_000)
         # Audited while no handler for either name exists: dropped, not held.
@@ -171,10 +169,7 @@ async def test_unlisted_signals_without_a_handler_are_not_held(temporal_env):
 async def test_queries_are_never_checked(temporal_env):
     """Neither user queries nor the built-in stack-trace queries are allowlisted."""
     client = await connect(temporal_env, config())
-    queue = uid("queries")
-    async with worker(client, queue, WORKFLOWS):
-        handle = await client.start_workflow(wf.GatedWorkflow.run, id=uid("wf"),
-                                             task_queue=queue)
+    async with started(client, wf.GatedWorkflow.run, "queries") as handle:
         await handle.signal(wf.GatedWorkflow.approve, "alice")
         assert await handle.query(wf.GatedWorkflow.state) == ["approve:alice"]
         assert "run" in await handle.query("__stack_trace")
@@ -185,10 +180,7 @@ async def test_queries_are_never_checked(temporal_env):
 async def test_no_allowlist_by_default(temporal_env):
     client = await connect(temporal_env, config(authorized_signals=None,
                                                 authorized_updates=None))
-    queue = uid("open")
-    async with worker(client, queue, WORKFLOWS):
-        handle = await client.start_workflow(wf.GatedWorkflow.run, id=uid("wf"),
-                                             task_queue=queue)
+    async with started(client, wf.GatedWorkflow.run, "open") as handle:
         await handle.signal(wf.GatedWorkflow.redirect, "x")
         assert await handle.execute_update(wf.GatedWorkflow.wipe) == "wiped"
         await handle.signal(wf.GatedWorkflow.finish)
@@ -225,10 +217,7 @@ async def test_a_flood_of_unlisted_signals_is_bounded_and_harmless(temporal_env)
     plugin = TenuoTemporalPlugin(config(audit_callback=slow))
     client = await Client.connect(temporal_env.client.service_client.config.target_host,
                                   namespace=temporal_env.client.namespace, plugins=[plugin])
-    queue = uid("flood")
-    async with worker(client, queue, WORKFLOWS):
-        handle = await client.start_workflow(wf.GatedWorkflow.run, id=uid("wf"),
-                                             task_queue=queue)
+    async with started(client, wf.GatedWorkflow.run, "flood") as handle:
         await asyncio.gather(*(handle.signal(wf.GatedWorkflow.redirect, f"x{i}")
                                for i in range(600)))
         await handle.signal(wf.GatedWorkflow.approve, "alice")
@@ -254,10 +243,7 @@ async def test_a_flood_of_unlisted_signals_is_bounded_and_harmless(temporal_env)
 
 async def test_replay_of_a_dropped_signal_and_a_rejected_update_does_not_diverge(temporal_env):
     client = await connect(temporal_env, config())
-    queue = uid("replay")
-    async with worker(client, queue, WORKFLOWS):
-        handle = await client.start_workflow(wf.GatedWorkflow.run, id=uid("wf"),
-                                             task_queue=queue)
+    async with started(client, wf.GatedWorkflow.run, "replay") as handle:
         await handle.signal(wf.GatedWorkflow.explode)
         with pytest.raises(WorkflowUpdateFailedError):
             await handle.execute_update(wf.GatedWorkflow.wipe)
@@ -281,10 +267,7 @@ async def test_replay_of_a_dropped_signal_and_a_rejected_update_does_not_diverge
 
 async def record(client: Client) -> tuple[list[str], list[str], Any]:
     """One run's outcome on ``client``'s worker: result, what each update call got, history."""
-    queue = uid("stock")
-    async with worker(client, queue, WORKFLOWS):
-        handle = await client.start_workflow(wf.GatedWorkflow.run, id=uid("wf"),
-                                             task_queue=queue)
+    async with started(client, wf.GatedWorkflow.run, "stock") as handle:
         await handle.signal(wf.GatedWorkflow.approve, "alice")
         await handle.signal(wf.GatedWorkflow.explode)
         outcomes = [str(await handle.execute_update(wf.GatedWorkflow.set_limit, 2))]
