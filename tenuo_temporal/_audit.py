@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -29,6 +30,9 @@ from .errors import TenuoTemporalError
 __all__ = ["AuditCallback", "AuditEvent", "Recorder", "redact"]
 
 logger = logging.getLogger("tenuo_temporal")
+
+HANDLER_EVENTS_IN_FLIGHT = 256
+"""Signal and update refusals waiting for the audit callback; more are counted, not kept."""
 
 
 @dataclass(frozen=True)
@@ -92,6 +96,10 @@ class Recorder:
         self._per_tool: BoundedMap[str, tuple[Any, Any]] = BoundedMap(1024)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._pending: set[asyncio.Future[None]] = set()
+        # Refused signals and updates are sent by whoever can signal a run, so
+        # their audit events are bounded in flight (see handler_denial).
+        self._handler_slots = threading.BoundedSemaphore(HANDLER_EVENTS_IN_FLIGHT)
+        self.handler_events_shed = 0
 
     @property
     def counting(self) -> bool:
@@ -238,3 +246,45 @@ class Recorder:
         task = asyncio.ensure_future(self._emit(event))
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
+
+    def handler_denial(self, kind: Literal["signal", "update"], error: TenuoTemporalError,
+                       warrant_id: str | None) -> None:
+        """Audit a signal dropped or an update rejected by an allowlist (never on replay).
+
+        The sender picks the name and how often to send, so: the metric's
+        ``tool`` label is fixed (``signal:<unlisted>``), the event's ``tool``
+        is the error's (which shortens a long name), and at most
+        :data:`HANDLER_EVENTS_IN_FLIGHT` events wait for the audit callback;
+        past that they are counted in :attr:`handler_events_shed` and logged
+        sparsely, never queued.
+        """
+        if temporalio.workflow.unsafe.is_replaying():
+            return
+        if self._counters:
+            self._counters["deny"].add(1, {"tool": f"{kind}:<unlisted>", "reason": error.type})
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        if not self._handler_slots.acquire(blocking=False):
+            self.handler_events_shed += 1
+            shed = self.handler_events_shed
+            if shed & (shed - 1) == 0:  # 1, 2, 4, 8...: a flood logs a few lines
+                logger.warning("tenuo: %d refused signal/update audit events shed (audit "
+                               "callback behind)", shed)
+            return
+        info = temporalio.workflow.info()
+        event = AuditEvent(
+            decision="deny", tool=error.tool or kind, reason=error.type,
+            detail=error.reason, warrant_id=warrant_id, chain_length=0,
+            workflow_id=info.workflow_id, run_id=info.run_id, activity_id=None,
+            attempt=info.attempt)
+        try:
+            loop.call_soon_threadsafe(self._emit_handler_event, event)
+        except RuntimeError:  # the loop closed meanwhile: the worker is stopping
+            self._handler_slots.release()
+
+    def _emit_handler_event(self, event: AuditEvent) -> None:
+        task = asyncio.ensure_future(self._emit(event))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+        task.add_done_callback(lambda _: self._handler_slots.release())

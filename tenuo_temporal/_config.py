@@ -6,7 +6,7 @@ import base64
 import binascii
 import logging
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -100,6 +100,37 @@ def _trusted_roots(value: Any) -> tuple[Any, ...]:
                  for index, item in enumerate(items))
 
 
+def _allowlist(value: Collection[str] | None, name: str) -> frozenset[str] | None:
+    """A signal or update allowlist as a frozenset; None stays None (no allowlist).
+
+    Raises:
+        ResolverConfigError: A bare string, a non-string name, or an empty list
+            (which would refuse every name; None is what turns the list off).
+    """
+    if value is None:
+        return None
+    if isinstance(value, (str, bytes)):
+        raise ResolverConfigError(
+            f"TenuoPluginConfig.{name} must be a list of names, not a single "
+            f"{type(value).__name__}; write {name}=[{value!r}]")
+    try:
+        names = list(value)
+    except TypeError:
+        raise ResolverConfigError(
+            f"TenuoPluginConfig.{name} must be a list of names or None, got "
+            f"{type(value).__name__}") from None
+    for item in names:
+        if not isinstance(item, str) or not item:
+            raise ResolverConfigError(
+                f"TenuoPluginConfig.{name} holds {item!r}: each entry must be a "
+                "non-empty signal or update name (str)")
+    if not names:
+        raise ResolverConfigError(
+            f"TenuoPluginConfig.{name}=[] would refuse every one; use {name}=None to "
+            "accept all, or list the names to accept")
+    return frozenset(names)
+
+
 @dataclass
 class TenuoPluginConfig:
     """How a worker signs and verifies.
@@ -174,6 +205,15 @@ class TenuoPluginConfig:
             ``nexus:<nexus_endpoint>:<service>:<operation>`` before its handler
             runs; a worker that handles Nexus operations without it refuses
             every start that carries a warrant.
+        authorized_signals: Signal names this worker's workflows accept (the
+            reference's name). An unlisted signal is dropped before its handler
+            and audited; the run goes on. None (the default) accepts every
+            signal. Queries are never checked.
+        authorized_updates: Update names this worker's workflows accept. An
+            unlisted update is rejected in validation: the caller gets a
+            ``TENUO_CONSTRAINT_VIOLATION`` error naming it, the handler never
+            runs and nothing is written to the run's history. None (the
+            default) accepts every update.
     """
 
     key_resolver: KeyResolver | None = None
@@ -196,8 +236,12 @@ class TenuoPluginConfig:
     require_workflow_binding: bool = False
     activity_fns: Sequence[Callable[..., Any]] = ()
     nexus_endpoint: str | None = None
+    authorized_signals: Collection[str] | None = None
+    authorized_updates: Collection[str] | None = None
 
     def __post_init__(self) -> None:
+        self.authorized_signals = _allowlist(self.authorized_signals, "authorized_signals")
+        self.authorized_updates = _allowlist(self.authorized_updates, "authorized_updates")
         if not callable(self.trusted_roots):
             self.trusted_roots = _trusted_roots(self.trusted_roots)
         if self.key_resolver is None and not self.trusted_roots and not self.signers:

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 import temporalio.activity
@@ -177,7 +177,9 @@ class TenuoWorkerInterceptor(temporalio.worker.Interceptor):
                              if signer.remote},
             activity_summaries=config.activity_summaries,
             mint_queues=frozenset(self.mint_queues),
-            mints_anywhere=self.replaying and self.mints)
+            mints_anywhere=self.replaying and self.mints,
+            authorized_signals=_names(config.authorized_signals),
+            authorized_updates=_names(config.authorized_updates))
 
     def register_activities(self, fns: list[Callable[..., Any]]) -> None:
         """Learn activity signatures, so PoP names arguments on this worker."""
@@ -247,3 +249,8 @@ class TenuoInterceptor(TenuoWorkerInterceptor, TenuoClientInterceptor):
     Args:
         config: The plugin configuration.
     """
+
+
+def _names(allowlist: Collection[str] | None) -> frozenset[str] | None:
+    """A config allowlist (a frozenset once checked) for the run policy; None stays None."""
+    return None if allowlist is None else frozenset(allowlist)

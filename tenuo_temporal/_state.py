@@ -50,6 +50,8 @@ class RunPolicy:
         mints_anywhere: Minting is available whatever the task queue (a
             ``Replayer``: it replays histories of any queue, and resolves the
             minting local activity from its recorded marker).
+        authorized_signals: Signal names delivered to handlers; None: all.
+        authorized_updates: Update names accepted; None: all.
     """
 
     tool_mappings: Mapping[str, str] = field(default_factory=dict)
@@ -58,6 +60,8 @@ class RunPolicy:
     activity_summaries: bool = True
     mint_queues: frozenset[str] = frozenset()
     mints_anywhere: bool = False
+    authorized_signals: frozenset[str] | None = None
+    authorized_updates: frozenset[str] | None = None
 
     def mints_on(self, task_queue: str) -> bool:
         """Whether a run on ``task_queue`` can mint narrower warrants here."""
@@ -71,11 +75,12 @@ class RunPolicy:
     def of(cls, *, tool_mappings: Mapping[str, str],
            activity_fns: Mapping[str, Callable[..., Any]], remote_backends: Mapping[str, str],
            activity_summaries: bool, mint_queues: frozenset[str],
-           mints_anywhere: bool = False) -> RunPolicy:
+           mints_anywhere: bool = False, authorized_signals: frozenset[str] | None = None,
+           authorized_updates: frozenset[str] | None = None) -> RunPolicy:
         """A policy with read-only views of the given maps."""
         return cls(MappingProxyType(dict(tool_mappings)), MappingProxyType(activity_fns),
                    MappingProxyType(dict(remote_backends)), activity_summaries, mint_queues,
-                   mints_anywhere)
+                   mints_anywhere, authorized_signals, authorized_updates)
 
 
 class RunState:

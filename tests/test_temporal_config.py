@@ -130,3 +130,36 @@ def test_a_trusted_roots_provider_may_return_encoded_keys():
     config = TenuoPluginConfig(trusted_roots=lambda: [encoded])
     assert config.refresh_trusted_roots()
     assert _roots(config) == [bytes(ROOT.public_key.to_bytes())]
+
+
+# -- signal and update allowlists ------------------------------------------
+
+
+def _allowlisted(**options: Any) -> TenuoPluginConfig:
+    return TenuoPluginConfig(trusted_roots=[tenuo_core.SigningKey.generate().public_key],
+                             **options)
+
+
+def test_allowlists_default_to_none_and_reach_each_run_s_policy() -> None:
+    assert _allowlisted().authorized_signals is None
+    config = _allowlisted(authorized_signals=("approve", "approve", "finish"),
+                          authorized_updates=["set_limit"])
+    assert config.authorized_signals == frozenset({"approve", "finish"})
+    policy = TenuoInterceptor(config).run_policy()
+    assert policy.authorized_signals == frozenset({"approve", "finish"})
+    assert policy.authorized_updates == frozenset({"set_limit"})
+    assert TenuoInterceptor(_allowlisted()).run_policy().authorized_updates is None
+
+
+@pytest.mark.parametrize("name", ["authorized_signals", "authorized_updates"])
+@pytest.mark.parametrize(("value", "message"), [
+    ([], r"=\[\] would refuse every one; use {name}=None to accept all"),
+    ("approve", r"must be a list of names, not a single str; write {name}=\['approve'\]"),
+    (["approve", ""], "holds '': each entry must be a non-empty signal or update name"),
+    ([b"approve"], "holds b'approve'"),
+    (3, "must be a list of names or None, got int"),
+])
+def test_a_bad_allowlist_is_a_typed_error_naming_the_option(name: str, value: Any,
+                                                           message: str) -> None:
+    with pytest.raises(ResolverConfigError, match=message.format(name=name)):
+        _allowlisted(**{name: value})
