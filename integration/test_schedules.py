@@ -181,6 +181,13 @@ async def test_refused_when_the_warrant_expires_before_the_first_action(temporal
         client, schedule_id, wf.ScheduledReads.run, mint(ttl=600), "agent1",
         minutely(timedelta(minutes=5)), workflow_args=[PATHS], task_queue="none")
     assert await deleted(handle)
+    # ...unless jitter may delay that action past the expiry.
+    jittery = minutely(timedelta(minutes=5))
+    jittery.jitter = timedelta(minutes=8)
+    with pytest.raises(WarrantExpired):
+        await create_scheduled_workflow_with_warrant(
+            client, uid("jitter"), wf.ScheduledReads.run, mint(ttl=600), "agent1", jittery,
+            task_queue="none")
     # ...and action_options may not override the helper's own fields.
     with pytest.raises(ResolverConfigError, match="headers, id"):
         await create_scheduled_workflow_with_warrant(

@@ -9,7 +9,8 @@ signs each activity's PoP under that warrant, as for a run started by
 
 One warrant serves every run: it must outlive the Schedule. Creation is
 refused when it expires before the Schedule's first action, as the server
-computes it from the spec (``ListScheduleMatchingTimes``).
+computes it from the spec (``ListScheduleMatchingTimes``), delayed by the
+spec's whole ``jitter``.
 """
 
 from __future__ import annotations
@@ -138,8 +139,10 @@ async def create_scheduled_workflow_with_warrant(
     handle = await client.create_schedule(schedule_id, schedule, **schedule_kwargs)
     if schedule_kwargs.get("trigger_immediately"):
         return handle  # its first action is now, within the warrant's life
+    # Jitter delays an action by up to its length past the matching time.
+    jitter = schedule_spec.jitter.total_seconds() if schedule_spec.jitter else 0.0
     try:
-        first = await first_action_before(client, schedule_id, expires_at)
+        first = await first_action_before(client, schedule_id, expires_at - jitter)
     except BaseException:
         await handle.delete()
         raise
