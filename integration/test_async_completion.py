@@ -10,11 +10,14 @@ chain is refused before the completion RPC, and the activity stays open.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
 import tenuo_core
-from temporalio.client import WorkflowExecutionStatus
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 
 from integration import _schedule_workflows as wf
 from integration.support.temporal_helpers import connect, uid, worker
@@ -41,19 +44,38 @@ def mint(*, issuer: Any = ROOT, holder: Any = HOLDER, ttl: int = 600) -> Any:
                                     capabilities={"approve": {"request": tenuo_core.Wildcard()}})
 
 
-async def test_async_activity_completed_through_the_helper(temporal_env):
+@dataclass
+class Pending:
+    """A workflow waiting on its async activity, and that activity's task token."""
+
+    client: Client
+    queue: str
+    handle: WorkflowHandle[Any, Any]
+    token: bytes
+
+
+@contextlib.asynccontextmanager
+async def pending_approval(env: Any, request: str) -> AsyncIterator[Pending]:
+    """Run ``AwaitApproval(request)`` on a plugin worker until its activity has gone async."""
     config = TenuoPluginConfig(key_resolver=StaticKeyResolver({"agent1": HOLDER}),
                                trusted_roots=[ROOT.public_key])
-    client = await connect(temporal_env, config)
+    client = await connect(env, config)
     queue = uid("async")
     workflow_id = uid("approval")
     token_ready = wf.TOKENS.setdefault(workflow_id, asyncio.get_running_loop().create_future())
     async with worker(client, queue, wf.WORKFLOWS, wf.ACTIVITIES):
         handle = await start_workflow_authorized(
-            client, wf.AwaitApproval.run, "refund #7", id=workflow_id, warrant=mint(),
+            client, wf.AwaitApproval.run, request, id=workflow_id, warrant=mint(),
             key_id="agent1", task_queue=queue)
         token = await asyncio.wait_for(token_ready, 20)
-        assert ("approve", ("refund #7",)) in wf.CALLS  # authorized, ran, went async
+        assert ("approve", (request,)) in wf.CALLS  # authorized, ran, went async
+        yield Pending(client, queue, handle, token)
+
+
+async def test_async_activity_completed_through_the_helper(temporal_env):
+    async with pending_approval(temporal_env, "refund #7") as pending:
+        client, queue, handle, token = (pending.client, pending.queue, pending.handle,
+                                        pending.token)
 
         # Refused before the RPC: the activity stays open.
         with pytest.raises(ChainValidationError, match="UntrustedRoot"):
@@ -87,20 +109,10 @@ async def test_async_activity_completed_through_the_helper(temporal_env):
 
 async def test_completion_through_a_handle_uses_the_clients_plugin(temporal_env):
     """No task_queue, no config: the verifying config is the client's Tenuo plugin's."""
-    config = TenuoPluginConfig(key_resolver=StaticKeyResolver({"agent1": HOLDER}),
-                               trusted_roots=[ROOT.public_key])
-    client = await connect(temporal_env, config)
-    queue = uid("async-handle")
-    workflow_id = uid("approval")
-    token_ready = wf.TOKENS.setdefault(workflow_id, asyncio.get_running_loop().create_future())
-    async with worker(client, queue, wf.WORKFLOWS, wf.ACTIVITIES):
-        handle = await start_workflow_authorized(
-            client, wf.AwaitApproval.run, "refund #8", id=workflow_id, warrant=mint(),
-            key_id="agent1", task_queue=queue)
-        activity = client.get_async_activity_handle(
-            task_token=await asyncio.wait_for(token_ready, 20))
+    async with pending_approval(temporal_env, "refund #8") as pending:
+        activity = pending.client.get_async_activity_handle(task_token=pending.token)
         with pytest.raises(ChainValidationError, match="UntrustedRoot"):
             await tenuo_complete_async_activity(activity, "forged", mint(issuer=STRANGER),
-                                                client=client)
-        await tenuo_complete_async_activity(activity, "approved", mint(), client=client)
-        assert await handle.result() == "approved"
+                                                client=pending.client)
+        await tenuo_complete_async_activity(activity, "approved", mint(), client=pending.client)
+        assert await pending.handle.result() == "approved"

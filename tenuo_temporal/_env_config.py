@@ -164,6 +164,8 @@ VARIABLES: tuple[EnvSetting, ...] = (
     EnvSetting("TENUO_DELEGATION", "delegation", _BOOL, _bool),
     EnvSetting("TENUO_ACTIVITY_SUMMARIES", "activity_summaries", _BOOL, _bool),
     EnvSetting("TENUO_REQUIRE_WORKFLOW_BINDING", "require_workflow_binding", _BOOL, _bool),
+    EnvSetting("TENUO_NEXUS_ENDPOINT", "nexus_endpoint",
+               "the Nexus endpoint name this worker's Nexus handlers serve", str.strip),
 )
 _BY_VARIABLE = {setting.variable: setting for setting in VARIABLES}
 

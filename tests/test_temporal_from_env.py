@@ -65,6 +65,7 @@ def test_every_knob_of_the_table():
         "TENUO_DELEGATION": "off",
         "TENUO_ACTIVITY_SUMMARIES": "false",
         "TENUO_REQUIRE_WORKFLOW_BINDING": "yes",
+        "TENUO_NEXUS_ENDPOINT": " payments-endpoint ",
     }
     assert set(env) == {setting.variable for setting in VARIABLES}  # the table, all of it
     config = from_env(env)
@@ -80,6 +81,7 @@ def test_every_knob_of_the_table():
     assert dict(config.tool_mappings) == {"fetch_document": "read_file", "send": "send_email"}
     assert config.delegation is False and config.activity_summaries is False
     assert config.require_workflow_binding is True
+    assert config.nexus_endpoint == "payments-endpoint"
 
 
 def test_replay_protection_off_and_verify_only():
