@@ -99,10 +99,7 @@ def _replay_protection(text: str) -> bool | str:
     lowered = text.strip().lower()
     if lowered in ("run", "strict"):
         return lowered
-    try:
-        return _bool(lowered)
-    except _Malformed:
-        raise _Malformed from None
+    return _bool(lowered)
 
 
 def _replay_store(text: str) -> Any:
