@@ -48,15 +48,18 @@ def _require_temporalio() -> None:
 
 _require_temporalio()
 
+from ._async_completion import tenuo_complete_async_activity
 from ._audit import AuditCallback, AuditEvent
 from ._client import execute_workflow_authorized, start_workflow_authorized
 from ._config import TenuoPluginConfig, TrustedRootsProvider
+from ._env_config import TenuoEnvWarning
 from ._interceptors import TenuoClientInterceptor, TenuoWorkerInterceptor
 from ._nexus import nexus_tool_name, tenuo_nexus_headers, verify_nexus_operation
 from ._plugin import TenuoTemporalPlugin
 from ._redis_store import RedisReplayStore
 from ._replay import InMemoryReplayStore, ReplayStore
 from ._sandbox import PASSTHROUGH_MODULES, workflow_runner
+from ._schedules import create_scheduled_workflow_with_warrant
 from .errors import (
     ChainValidationError,
     HeaderError,
@@ -103,6 +106,7 @@ __all__ = [
     "StaticKeyResolver",
     "TemporalConstraintViolation",
     "TenuoClientInterceptor",
+    "TenuoEnvWarning",
     "TenuoPluginConfig",
     "TenuoTemporalError",
     "TenuoTemporalPlugin",
@@ -111,6 +115,7 @@ __all__ = [
     "TrustedRootsProvider",
     "WarrantExpired",
     "WarrantMissing",
+    "create_scheduled_workflow_with_warrant",
     "current_key_id",
     "current_warrant",
     "execute_workflow_authorized",
@@ -118,6 +123,7 @@ __all__ = [
     "resolver_from_env",
     "resolver_from_url",
     "start_workflow_authorized",
+    "tenuo_complete_async_activity",
     "tenuo_continue_as_new",
     "tenuo_execute_activity",
     "tenuo_execute_child_workflow",

@@ -18,6 +18,7 @@ from tenuo_keys._resolver import as_key_resolver
 
 from ._audit import AuditCallback
 from ._bounded import BoundedMap
+from ._env_config import env_options
 from ._replay import InMemoryReplayStore, ReplayStore
 
 __all__ = ["TenuoPluginConfig", "TrustedRootsProvider"]
@@ -275,6 +276,36 @@ class TenuoPluginConfig:
         self._authorizers: BoundedMap[int, Any] = BoundedMap(_AUTHORIZERS_HELD)
         if not callable(self.trusted_roots):
             self._set_roots(self.trusted_roots)
+
+    @classmethod
+    def from_env(cls, *, environ: Mapping[str, str] | None = None,
+                 **overrides: Any) -> TenuoPluginConfig:
+        """A configuration from ``TENUO_*`` environment variables (see ``_env_config.VARIABLES``).
+
+        ``TENUO_KEY_RESOLVER`` is a resolver URL (default ``env://``: keys in
+        ``TENUO_KEY_<id>``); ``TENUO_TRUSTED_ROOTS`` holds comma-separated
+        public keys in hex or base64. Unknown ``TENUO_*`` variables are warned
+        about. Keyword arguments win over the environment, and the variables
+        of the fields they set are not read::
+
+            config = TenuoPluginConfig.from_env(audit_callback=events.append)
+
+        Args:
+            environ: Read instead of ``os.environ``.
+            **overrides: ``TenuoPluginConfig`` fields.
+
+        Raises:
+            ResolverConfigError: A malformed variable, named with the form it
+                expects; its value is never repeated.
+        """
+        options = env_options(environ, skip=frozenset(overrides))
+        roots = options.get("trusted_roots")
+        if roots is not None:
+            options["trusted_roots"] = tuple(
+                _trusted_root(text, f"$TENUO_TRUSTED_ROOTS[{index}]")
+                for index, text in enumerate(roots))
+        options.update(overrides)
+        return cls(**options)
 
     @property
     def replay_mode(self) -> Literal["run", "strict"] | None:

@@ -492,3 +492,26 @@ def _epoch(text: Any) -> float:
 
 def _id(warrant: Any) -> str:
     return str(warrant.id)
+
+
+def chain_ending_with(warrant: Any, warrant_chain: Sequence[Any] | None,
+                      operation: str) -> list[Any]:
+    """``warrant``'s chain, root first: ``warrant_chain`` may be its parents or end with it.
+
+    The reference's convention for ``warrant_chain=`` on helpers called
+    outside a workflow.
+
+    Raises:
+        HeaderError: A delegated warrant without its chain (a verifier trusts
+            only the root).
+    """
+    if warrant_chain:
+        chain = list(warrant_chain)
+        if _id(chain[-1]) != _id(warrant):
+            chain.append(warrant)
+        return chain
+    if getattr(warrant, "parent_hash", None) is not None:
+        raise HeaderError(
+            f"{operation}: a delegated warrant needs warrant_chain= (its parents, root first, "
+            "or the whole chain ending with it): a verifier trusts only the root")
+    return [warrant]

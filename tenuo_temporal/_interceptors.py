@@ -53,6 +53,7 @@ from ._state import (
     current_run_state,
 )
 from ._verify import Verifier, replay_owner
+from ._worker_configs import register as register_worker_config
 from ._workflow_inbound import WorkflowInbound, WorkflowParts, inbound_class
 from ._workflow_signer import KeyNotReady, WorkflowSigner
 from .errors import denial, unsignable
@@ -135,6 +136,7 @@ class TenuoWorkerInterceptor(temporalio.worker.Interceptor):
         self.mint_queues: set[str] = set()
         if task_queue is not None:
             self.mint_queues.add(task_queue)
+            register_worker_config(task_queue, config)
         self.register_activities(list(config.activity_fns))
         self._mint = (make_mint_activity(config)
                       if config.signs and config.delegation is not False else None)

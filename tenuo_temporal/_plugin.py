@@ -21,6 +21,7 @@ from ._interceptors import TenuoInterceptor
 from ._keep_warm import KEEP_WARM_SECONDS
 from ._remote import warm_up
 from ._sandbox import workflow_runner
+from ._worker_configs import register as register_worker_config
 
 __all__ = ["KEEP_WARM_SECONDS", "TenuoTemporalPlugin"]
 
@@ -66,6 +67,7 @@ class TenuoTemporalPlugin(SimplePlugin):
         config = super().configure_worker(config)
         activities = list(config.get("activities", []) or [])
         self.interceptor.register_activities(activities)
+        register_worker_config(str(config.get("task_queue")), self.config)
         # The plugin's own local activities (delegation minting, remote signing)
         # go wherever workflows run. A worker without activities of its own would
         # then start polling its activity queue and take other workers' tasks, so
