@@ -321,6 +321,9 @@ class BackendKeyResolver(KeyResolver):
             batch_loader=self._load_many if batches else None,
             check_id=self._check_id,
         )
+        self._observers = tuple(observers)
+        self._documents: KeyCache | None = None
+        self._documents_lock = threading.Lock()
         self._mismatch_lock = threading.Lock()
         policy = self._cache.policy
         self._mismatch_refreshed: cachetools.TTLCache[str, bool] = cachetools.TTLCache(
@@ -504,9 +507,89 @@ class BackendKeyResolver(KeyResolver):
         """Forget ``key_id`` so the next resolve fetches it again."""
         self._cache.invalidate(key_id)
 
+    # -- documents (revocation lists, trusted-root sets) ------------------
+
+    def read_document(self, name: str, *, fresh: bool = False,
+                      timeout: float | None = None) -> bytes:
+        """The current stored value of ``name`` as raw bytes, without the key decoder.
+
+        Signed revocation lists and trusted-root sets live next to the keys:
+        this is the same :meth:`fetch`, authentication and typed errors, behind
+        a second :class:`~tenuo_keys.KeyCache` with this resolver's policy
+        (refresh-ahead, stale-if-error, single-flight). Text is UTF-8 encoded.
+
+        Args:
+            name: The document's id, as a key id would be given.
+            fresh: Fetch now (joining a fetch under way) instead of serving the
+                cached value; a retryable failure still serves the last good
+                value within ``max_staleness``.
+            timeout: Seconds to wait for the backend.
+
+        Returns:
+            The stored bytes.
+
+        Raises:
+            KeyResolutionError: Not found, denied, unreachable (typed as for keys).
+        """
+        cache = self._document_cache()
+        check_key_id(name, self.backend)
+        future = cache.refresh(name) if fresh else cache.get_future(name)
+        return bytes(future.result(timeout).current)
+
+    def store_document(self, name: str, content: bytes) -> str | None:
+        """Write ``content`` (UTF-8 text) as the new current value of ``name``.
+
+        The write path of :meth:`read_document`, through :meth:`store_key`.
+
+        Raises:
+            NotImplementedError: The backend is read-only.
+            KeyFormatError: ``content`` is not UTF-8 text.
+            KeyResolutionError: The write failed.
+        """
+        try:
+            text = content.decode("utf-8")
+        except UnicodeDecodeError:
+            raise KeyFormatError("a document must be UTF-8 text", key_id=name,
+                                 backend=self.backend) from None
+        label = self.store_key(name, text)
+        if self._documents is not None:
+            self._documents.invalidate(name)
+        return label
+
+    def _document_cache(self) -> KeyCache:
+        with self._documents_lock:
+            if self._documents is None:
+                self._documents = KeyCache(
+                    self._load_document, backend=self.backend, policy=self._cache.policy,
+                    observers=self._observers, check_id=self._check_id)
+            return self._documents
+
+    def _load_document(self, name: str) -> KeyVersions:
+        fetched = self.fetch(name)
+        if not isinstance(fetched, (bytes, bytearray, memoryview, str, StoredKey)) and \
+                isinstance(fetched, Sequence):
+            if not fetched:
+                raise KeyFormatError("backend returned no versions", key_id=name,
+                                     backend=self.backend)
+            fetched = fetched[0]
+        stored = fetched if isinstance(fetched, StoredKey) else StoredKey(fetched)
+        material = stored.material
+        if isinstance(material, str):
+            raw = material.encode("utf-8")
+        elif isinstance(material, (bytes, bytearray, memoryview)):
+            raw = bytes(material)
+        else:
+            raise KeyFormatError(f"stored value is {type(material).__name__}, not a document",
+                                 key_id=name, backend=self.backend)
+        # The cache holds KeyVersions; a document is one "version" whose key is its bytes.
+        return KeyVersions(name, [KeyVersion(key=raw, public=b"", version=stored.version)],
+                           backend=self.backend)
+
     def close(self) -> None:
         """Stop background loads, drop keys from memory, release clients."""
         self._cache.close()
+        if self._documents is not None:
+            self._documents.close()
         self._close_backend()
 
     def _close_backend(self) -> None:

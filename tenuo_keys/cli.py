@@ -25,10 +25,12 @@ from typing import IO, Any, NoReturn, TypeVar
 import click
 import tenuo_core
 
+from ._documents import DocumentSource, open_document
 from ._formats import decode_signing_key, encode_signing_key
 from ._keyset import KeyVersions
 from ._registry import resolver_from_url, signer_from_url
 from ._resolver import BackendKeyResolver, KeyResolver
+from ._trust_documents import decode_roots, decode_srl, encode_roots, encode_srl, public_key_bytes
 from .errors import KeyFormatError, KeyNotFound, KeyResolutionError, TenuoKeysError
 
 __all__ = ["EXIT_BACKEND", "EXIT_LOCAL", "main"]
@@ -521,3 +523,206 @@ def gcpkms_versions(url: str, key_id: str) -> None:
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
+
+
+# ------------------------------------------------------------- trust documents
+
+
+def _document(url: str) -> DocumentSource:
+    try:
+        return open_document(url)
+    except TenuoKeysError as exc:
+        _fail(exc)
+
+
+def _read_document(source: DocumentSource) -> bytes | None:
+    """The document's bytes, None when it does not exist yet."""
+    try:
+        return source.read(fresh=True)
+    except KeyNotFound:
+        return None
+    except TenuoKeysError as exc:
+        _fail(exc)
+
+
+def _write_document(source: DocumentSource, content: bytes) -> str | None:
+    try:
+        return source.write(content)
+    except NotImplementedError as exc:
+        raise click.ClickException(str(exc)) from None
+    except TenuoKeysError as exc:
+        _fail(exc)
+
+
+def _control_key(key_file: IO[bytes] | None, key_url: str | None, key_id: str | None) -> Any:
+    """The control-plane signing key: from a file, or from a resolver URL and key id."""
+    if key_file is not None:
+        return _read_import(key_file)
+    if key_url is None or key_id is None:
+        raise click.UsageError("give --key-file FILE, or --key-url URL with --key-id ID")
+    try:
+        with _open(key_url) as resolver:
+            return asyncio.run(resolver.resolve(key_id))
+    except TenuoKeysError as exc:
+        _fail(exc)
+
+
+def _control_key_options(command: Callable[..., None]) -> Callable[..., None]:
+    for option in (
+        click.option("--key-file", type=_KEY_FILE, metavar="FILE|-", default=None,
+                     help="The control-plane (root) private key, in any accepted format."),
+        click.option("--key-url", default=None, metavar="URL",
+                     help="A resolver URL holding the control-plane key (with --key-id)."),
+        click.option("--key-id", default=None, help="Its key id behind --key-url."),
+    ):
+        command = option(command)
+    return command
+
+
+def _held_srl(source: DocumentSource) -> Any:
+    content = _read_document(source)
+    if content is None:
+        return None
+    try:
+        return decode_srl(content, repr(source))
+    except TenuoKeysError as exc:
+        _fail(exc)
+
+
+def _publish_srl(url: str, revoke: Sequence[str], key: Any, version: int | None) -> None:
+    with contextlib.closing(_document(url)) as source:
+        held = _held_srl(source)
+        builder = tenuo_core.SrlBuilder()
+        if held is not None:
+            builder = builder.from_existing(held)
+        for warrant_id in revoke:
+            builder = builder.revoke(warrant_id)
+        new_version = version if version is not None else (
+            1 if held is None else held.version + 1)
+        if held is not None and new_version <= held.version:
+            raise click.ClickException(
+                f"version {new_version} does not move forward from the published "
+                f"{held.version}; workers refuse a rollback")
+        srl = builder.version(new_version).build(key)
+        label = _write_document(source, encode_srl(srl))
+    suffix = f" (backend version {label})" if label else ""
+    click.echo(f"published revocation list version {srl.version} with "
+               f"{len(srl.revoked_ids)} revoked warrant(s){suffix}")
+
+
+@main.group(context_settings=_CONTEXT)
+def srl() -> None:
+    """Signed revocation lists kept next to the keys (vault://, awssm://, gcpsm://, file://).
+
+    A document URL is a backend URL whose last path segment is the document's
+    name, e.g. vault://127.0.0.1:8200/secret/tenuo/srl or file:///etc/tenuo/srl.
+    """
+
+
+@srl.command("revoke")
+@click.argument("url")
+@click.argument("warrant_ids", nargs=-1, required=True)
+@_control_key_options
+def srl_revoke(url: str, warrant_ids: tuple[str, ...], key_file: IO[bytes] | None,
+               key_url: str | None, key_id: str | None) -> None:
+    """Add WARRANT_IDS to the list at URL, sign it as the next version, publish it."""
+    _publish_srl(url, warrant_ids, _control_key(key_file, key_url, key_id), None)
+
+
+@srl.command("publish")
+@click.argument("url")
+@click.option("--version", "version", type=click.IntRange(min=1), default=None,
+              help="The version to publish (default: the published one + 1, or 1).")
+@_control_key_options
+def srl_publish(url: str, version: int | None, key_file: IO[bytes] | None,
+                key_url: str | None, key_id: str | None) -> None:
+    """Re-sign the list at URL (or an empty one) as a new version and publish it.
+
+    Run it more often than workers' revocation_max_age_secs.
+    """
+    _publish_srl(url, (), _control_key(key_file, key_url, key_id), version)
+
+
+@srl.command("show")
+@click.argument("url")
+@click.option("--roots", "roots_url", default=None, metavar="URL",
+              help="Also check the signature against this root-set document.")
+def srl_show(url: str, roots_url: str | None) -> None:
+    """Print the list at URL: version, issuer, issue time and revoked warrant ids."""
+    with contextlib.closing(_document(url)) as source:
+        held = _held_srl(source)
+    if held is None:
+        raise BackendError(f"no revocation list at {source!r}")
+    click.echo(f"version    {held.version}")
+    click.echo(f"issuer     {bytes(held.issuer.to_bytes()).hex()}")
+    click.echo(f"issued_at  {held.issued_at}")
+    click.echo(f"revoked    {len(held.revoked_ids)}")
+    for warrant_id in sorted(held.revoked_ids):
+        click.echo(f"  {warrant_id}")
+    if roots_url is not None:
+        roots = _held_roots(roots_url)
+        trusted = any(root == held.issuer for root in roots)
+        click.echo(f"signed by a trusted root: {'yes' if trusted else 'NO'}")
+        if not trusted:
+            raise BackendError("the list's issuer is not in the root set")
+
+
+@main.group(context_settings=_CONTEXT)
+def roots() -> None:
+    """Trusted-root sets ({"roots": ["<hex>", ...]}) kept next to the keys.
+
+    To rotate a root, publish the old and new keys together, move issuers to
+    the new key, then publish the set without the old one.
+    """
+
+
+def _held_roots(url: str) -> list[Any]:
+    with contextlib.closing(_document(url)) as source:
+        content = _read_document(source)
+    if content is None:
+        raise BackendError(f"no root set at {source!r}")
+    return _decoded_roots(content, source)
+
+
+@roots.command("show")
+@click.argument("url")
+@_public_format
+def roots_show(url: str, fmt: str) -> None:
+    """Print each public key of the root set at URL."""
+    for root in _held_roots(url):
+        _echo_public(root, fmt)
+
+
+@roots.command("publish")
+@click.argument("url")
+@click.argument("public_keys", nargs=-1, required=True)
+@click.option("--keep", is_flag=True,
+              help="Keep the roots already published (the overlap of a rotation).")
+def roots_publish(url: str, public_keys: tuple[str, ...], keep: bool) -> None:
+    """Publish PUBLIC_KEYS (hex, base64 or base64url) as the root set at URL."""
+    keys: list[bytes] = []
+    for index, text in enumerate(public_keys):
+        raw = public_key_bytes(text)
+        if raw is None:
+            raise click.BadParameter(f"key {index + 1} is not a 32-byte public key in hex, "
+                                     "base64 or base64url", param_hint="PUBLIC_KEYS")
+        keys.append(raw)
+    with contextlib.closing(_document(url)) as source:
+        if keep:
+            content = _read_document(source)
+            held = [] if content is None else [bytes(k.to_bytes()) for k in
+                                               _decoded_roots(content, source)]
+            keys = [*held, *(k for k in keys if k not in held)]
+        try:
+            document = encode_roots(dict.fromkeys(keys))
+        except TenuoKeysError as exc:
+            _fail(exc)
+        _write_document(source, document)
+    click.echo(f"published {len(dict.fromkeys(keys))} root(s)")
+
+
+def _decoded_roots(content: bytes, source: DocumentSource) -> list[Any]:
+    try:
+        return decode_roots(content, repr(source))
+    except TenuoKeysError as exc:
+        _fail(exc)

@@ -120,7 +120,17 @@ class Recorder:
                 "tenuo_authorization_latency", "Verification latency", "ms"),
             "cache": meter.create_counter(
                 "tenuo_key_cache_events", "Key resolver cache events"),
+            "revocation": meter.create_counter(
+                "tenuo_revocation_refresh",
+                "Revocation list refreshes by outcome (loaded, unchanged, rollback, "
+                "untrusted, failed)"),
         }
+
+    def revocation_refresh(self, outcome: str) -> None:
+        """Count one revocation list refresh by its outcome (a rollback among them)."""
+        counter = self._counters.get("revocation")
+        if counter is not None:
+            counter.add(1, {"outcome": outcome})
 
     def cache_counter(self) -> Any:
         """The counter resolver cache events are exported to, if metrics are on."""

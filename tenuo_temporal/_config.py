@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import logging
 import threading
 from collections.abc import Callable, Collection, Mapping, Sequence
@@ -13,13 +11,16 @@ from typing import Any, Literal
 import tenuo_core
 
 from tenuo_keys import KeyResolver, ResolverConfigError, Signer
+from tenuo_keys._documents import open_document
 from tenuo_keys._pop import POP_WINDOW_SECS
 from tenuo_keys._resolver import as_key_resolver
+from tenuo_keys._trust_documents import decode_roots, public_key_bytes
 
 from ._audit import AuditCallback
 from ._bounded import BoundedMap
 from ._env_config import env_options
 from ._replay import InMemoryReplayStore, ReplayStore
+from ._revocation import Outcome, Revocation, RevocationProvider
 
 __all__ = ["TenuoPluginConfig", "TrustedRootsProvider"]
 
@@ -33,24 +34,6 @@ every ``trusted_roots_refresh_seconds``. A failing call keeps the last good list
 _AUTHORIZERS_HELD = 64  # one per window count: a handful in practice
 _ROOT_HINT = ("a tenuo_core.PublicKey, its 32 raw bytes, or those bytes as base64, "
               "base64url or hex, or PEM")
-
-
-def _decode_root_text(text: str) -> bytes | None:
-    """The 32 bytes a hex, base64 or base64url string encodes, or None."""
-    compact = "".join(text.split())
-    if len(compact) == 64:
-        try:
-            return bytes.fromhex(compact)
-        except ValueError:
-            pass
-    for decode in (base64.b64decode, base64.urlsafe_b64decode):
-        try:
-            raw = decode(compact + "=" * (-len(compact) % 4))
-        except (binascii.Error, ValueError):
-            continue
-        if len(raw) == 32:
-            return raw
-    return None
 
 
 def _trusted_root(value: Any, where: str) -> Any:
@@ -67,7 +50,7 @@ def _trusted_root(value: Any, where: str) -> Any:
             except Exception:
                 raise ResolverConfigError(
                     f"{where} is a PEM block that is not an Ed25519 public key") from None
-        raw = _decode_root_text(value)
+        raw = public_key_bytes(value)
         if raw is None:
             raise ResolverConfigError(
                 f"{where} is a string of {len(value)} characters that is not a 32-byte "
@@ -81,6 +64,16 @@ def _trusted_root(value: Any, where: str) -> Any:
         return tenuo_core.PublicKey.from_bytes(raw)
     except Exception:
         raise ResolverConfigError(f"{where} is not a valid Ed25519 public key") from None
+
+
+def roots_from_url(url: str) -> TrustedRootsProvider:
+    """A trusted-roots provider reading a root-set document (``{"roots": [...]}``)."""
+    document = open_document(url)
+
+    def provider() -> list[Any]:
+        return decode_roots(document.read(fresh=True), repr(document))
+
+    return provider
 
 
 def _trusted_roots(value: Any) -> tuple[Any, ...]:
@@ -239,10 +232,16 @@ class TenuoPluginConfig:
     nexus_endpoint: str | None = None
     authorized_signals: Collection[str] | None = None
     authorized_updates: Collection[str] | None = None
+    revocation_list: Any = None
+    revocation_list_provider: RevocationProvider | None = None
+    revocation_refresh_secs: float | None = None
+    revocation_max_age_secs: float | None = None
 
     def __post_init__(self) -> None:
         self.authorized_signals = _allowlist(self.authorized_signals, "authorized_signals")
         self.authorized_updates = _allowlist(self.authorized_updates, "authorized_updates")
+        if isinstance(self.trusted_roots, str) and "://" in self.trusted_roots:
+            self.trusted_roots = roots_from_url(self.trusted_roots)
         if not callable(self.trusted_roots):
             self.trusted_roots = _trusted_roots(self.trusted_roots)
         if self.key_resolver is None and not self.trusted_roots and not self.signers:
@@ -276,6 +275,55 @@ class TenuoPluginConfig:
         self._authorizers: BoundedMap[int, Any] = BoundedMap(_AUTHORIZERS_HELD)
         if not callable(self.trusted_roots):
             self._set_roots(self.trusted_roots)
+        self.revocation = self._revocation()
+
+    def _revocation(self) -> Revocation | None:
+        source, provider = self.revocation_list, self.revocation_list_provider
+        if source is not None and provider is not None:
+            raise ResolverConfigError(
+                "give revocation_list= or revocation_list_provider=, not both")
+        if provider is not None and not callable(provider):
+            raise ResolverConfigError("revocation_list_provider must be a callable")
+        if source is None and provider is None:
+            if self.revocation_refresh_secs is not None or \
+                    self.revocation_max_age_secs is not None:
+                raise ResolverConfigError(
+                    "revocation_refresh_secs / revocation_max_age_secs need "
+                    "revocation_list= or revocation_list_provider=")
+            return None
+        refresh = 60.0 if self.revocation_refresh_secs is None else \
+            float(self.revocation_refresh_secs)
+        max_age = self.revocation_max_age_secs
+        if not refresh > 0 or (max_age is not None and not max_age > 0):
+            raise ResolverConfigError(
+                "revocation_refresh_secs and revocation_max_age_secs must be positive")
+        revocation = Revocation(source if source is not None else provider, refresh,
+                                None if max_age is None else float(max_age),
+                                self.clock_tolerance_secs)
+        # A list given as an object is checked now, against static roots.
+        if not revocation.refreshes and self._roots and \
+                revocation.refresh(self._roots) != "loaded":
+            raise ResolverConfigError(
+                    "revocation_list is not signed by any of trusted_roots")
+        return revocation
+
+    def refresh_revocation_list(self) -> Outcome:
+        """Read the revocation list source now and install what it returns.
+
+        Returns:
+            ``"loaded"``, ``"unchanged"``, or why the held list was kept:
+            ``"rollback"``, ``"untrusted"``, ``"failed"``.
+        """
+        revocation = self.revocation
+        if revocation is None:
+            return "unchanged"
+        with self._roots_lock:
+            roots = self._roots
+        outcome = revocation.refresh(roots)
+        if outcome == "loaded":
+            with self._roots_lock:
+                self._authorizers = BoundedMap(_AUTHORIZERS_HELD)
+        return outcome
 
     @classmethod
     def from_env(cls, *, environ: Mapping[str, str] | None = None,
@@ -375,6 +423,13 @@ class TenuoPluginConfig:
                 pop_window_secs=POP_WINDOW_SECS,
                 pop_max_windows=windows,
             )
+            srl = self.revocation.current if self.revocation is not None else None
+            if srl is not None:
+                try:
+                    found.set_revocation_list(srl)
+                except Exception:
+                    raise RuntimeError("the revocation list's issuer is no longer a trusted "
+                                       "root; publish one signed by a current root") from None
             self._authorizers[windows] = found
             return found
 
@@ -386,5 +441,6 @@ class TenuoPluginConfig:
         return (
             f"TenuoPluginConfig(key_resolver={self.key_resolver!r}, "
             f"trusted_roots={len(self._roots)} root(s), require_warrant={self.require_warrant}, "
-            f"pop_max_windows={self.pop_max_windows})"
+            f"pop_max_windows={self.pop_max_windows}, revocation_version="
+            f"{self.revocation.version if self.revocation is not None else None})"
         )

@@ -118,6 +118,14 @@ class TenuoTemporalPlugin(SimplePlugin):
         self.interceptor.bind_loop(asyncio.get_running_loop())
         if callable(config.trusted_roots) and not config.refresh_trusted_roots():
             raise ResolverConfigError("the trusted_roots provider failed at start-up")
+        revocation = config.revocation
+        if revocation is not None:
+            # Fail closed: a worker configured for revocation polls only with a list.
+            outcome = await asyncio.to_thread(config.refresh_revocation_list)
+            self.interceptor.recorder.revocation_refresh(outcome)
+            if revocation.current is None:
+                raise ResolverConfigError(
+                    f"no valid revocation list at start-up ({outcome}); see the log")
         if config.signers:
             await asyncio.to_thread(warm_up, config)
         if resolver is not None:
@@ -138,6 +146,8 @@ class TenuoTemporalPlugin(SimplePlugin):
                      if callable(config.trusted_roots) else None)
         keeper = (asyncio.create_task(self._keep_keys_warm(resolver))
                   if resolver is not None else None)
+        revoker = (asyncio.create_task(self._refresh_revocation(revocation.refresh_secs))
+                   if revocation is not None and revocation.refreshes else None)
         self._active_runs += 1
         try:
             yield
@@ -147,6 +157,8 @@ class TenuoTemporalPlugin(SimplePlugin):
                 refresher.cancel()
             if keeper is not None:
                 keeper.cancel()
+            if revoker is not None:
+                revoker.cancel()
             if self._active_runs == 0 and resolver is not None:
                 await asyncio.to_thread(resolver.close)
             if self._active_runs == 0:
@@ -182,6 +194,12 @@ class TenuoTemporalPlugin(SimplePlugin):
         while True:
             await asyncio.sleep(self.config.trusted_roots_refresh_seconds)
             await asyncio.to_thread(self.config.refresh_trusted_roots)
+
+    async def _refresh_revocation(self, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            outcome = await asyncio.to_thread(self.config.refresh_revocation_list)
+            self.interceptor.recorder.revocation_refresh(outcome)
 
 
 def _keep_warm_interval(resolver: KeyResolver) -> float:

@@ -39,6 +39,7 @@ from .errors import (
     ToolNotAuthorized,
     WarrantExpired,
     WarrantMissing,
+    WarrantRevoked,
     WorkflowUnbound,
 )
 
@@ -145,6 +146,8 @@ class Verifier:
         if not config.verifies:
             raise ChainValidationError("this worker has no trusted_roots to verify with",
                                        tool=tool)
+        if config.revocation is not None:
+            config.revocation.gate(tool)
         chain = context.chain
         if config.require_workflow_binding and not context.bound_to_workflow(tool):
             raise WorkflowUnbound(
@@ -320,6 +323,8 @@ class Verifier:
         self, exc: Exception, context: WarrantContext, tool: str
     ) -> TenuoTemporalError:
         text = str(exc)
+        if isinstance(exc, tx.RevokedError):
+            return WarrantRevoked(text, tool=tool)
         if isinstance(exc, tx.ExpiredError):
             return WarrantExpired(text, tool=tool)
         if isinstance(exc, (tx.ConstraintViolation, tx.SignatureInvalid, tx.MissingSignature,

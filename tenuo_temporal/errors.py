@@ -17,6 +17,9 @@ API and never change:
                                  (only with ``require_workflow_binding=True``)
 ``TENUO_HEADER_INVALID``         malformed, oversized or unknown-format headers
 ``TENUO_KEY_RESOLUTION``         the holder key could not be resolved (definitive)
+``TENUO_WARRANT_REVOKED``        a warrant of the chain is on the signed revocation list
+``TENUO_REVOCATION_STALE``       revocation is configured but no current list is held
+                                 (**retryable**: Temporal retries once a list is back)
 =============================  ===========================================
 
 Two more wire types are failures of the plugin's setup, not of the call:
@@ -47,11 +50,13 @@ __all__ = [
     "PopVerificationError",
     "RemoteSignerNeedsHelper",
     "ReplayStoreUnavailable",
+    "RevocationStale",
     "TemporalConstraintViolation",
     "TenuoTemporalError",
     "ToolNotAuthorized",
     "WarrantExpired",
     "WarrantMissing",
+    "WarrantRevoked",
     "WorkflowUnbound",
     "denial",
     "unsignable",
@@ -146,6 +151,26 @@ class HeaderError(ChainValidationError):
     reason_prefix = "invalid tenuo headers"
 
 
+class WarrantRevoked(ChainValidationError):
+    """A warrant of the chain is on the worker's signed revocation list."""
+
+    type = "TENUO_WARRANT_REVOKED"
+    reason_prefix = "warrant revoked"
+
+
+class RevocationStale(TenuoTemporalError):
+    """Revocation is configured, and the worker holds no list it may trust now.
+
+    None was loaded yet, or the held list is older than
+    ``revocation_max_age_secs``. Retryable: the activity runs once a current
+    list is back.
+    """
+
+    type = "TENUO_REVOCATION_STALE"
+    reason_prefix = "no current revocation list"
+    retryable = True
+
+
 class KeyResolutionFailed(TenuoTemporalError):
     """The holder key could not be resolved, or its signer could not sign (definitive).
 
@@ -196,7 +221,7 @@ ERROR_TYPES: dict[str, type[TenuoTemporalError]] = {
         TemporalConstraintViolation, ToolNotAuthorized, WarrantExpired, PopVerificationError,
         PopReplayed, ChainValidationError, WarrantMissing, HeaderError, WorkflowUnbound,
         KeyResolutionFailed, RemoteSignerNeedsHelper, DelegationUnavailable,
-        ReplayStoreUnavailable,
+        ReplayStoreUnavailable, WarrantRevoked, RevocationStale,
     )
 }
 """Wire type string to class, for callers that branch on ``ApplicationError.type``."""
