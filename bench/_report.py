@@ -40,6 +40,7 @@ __all__ = [
 GOAL_OURS_OVER_CEILING = 0.95  # throughput, higher is better
 GOAL_OURS_OVER_REFERENCE = 1.0  # throughput, higher is better
 GOAL_OURS_OVER_FLOOR = 1.15  # per-activity cost, lower is better
+GOAL_REVOCATION_OVER_NONE = 1.03  # a 10,000-entry revocation list vs none, lower is better
 
 
 def median(xs: list[float]) -> float:
@@ -100,6 +101,10 @@ def micro_analysis(stats: dict[str, dict[str, Any]]) -> dict[str, Any]:
             ratios[f"paired_{name}_net_over_{suffix}"] = median([
                 (o - b) / f for o, b, f in zip(stats[ours]["samples_ns"], base,
                                                stats[floor_name]["samples_ns"], strict=True)])
+    # A 10,000-entry signed revocation list against none, same store, same round.
+    ratios["paired_revocation_10k_over_none"] = median([
+        r / a for r, a in zip(stats["ours.total.revocation_10k"]["samples_ns"],
+                              stats["ours.total.accept_all"]["samples_ns"], strict=True)])
     # What-if, not a goal: tenuo_core checking PoP, expiry and constraints
     # against a chain verified once per warrant (no such entry point in 0.3.3).
     # Ours would then skip the chain's signatures, timed alone in the same round.
@@ -159,6 +164,10 @@ def micro_analysis(stats: dict[str, dict[str, Any]]) -> dict[str, Any]:
             "met_gross": ratios["paired_unique_wf_over_matched_floor"] <= GOAL_OURS_OVER_FLOOR,
             "met_vs_tight_floor": (ratios["paired_unique_wf_net_over_floor"]
                                    <= GOAL_OURS_OVER_FLOOR),
+            "revocation_target_max": GOAL_REVOCATION_OVER_NONE,
+            "revocation_measured": ratios["paired_revocation_10k_over_none"],
+            "revocation_met": (ratios["paired_revocation_10k_over_none"]
+                               <= GOAL_REVOCATION_OVER_NONE),
         },
     }
 
@@ -253,6 +262,9 @@ def print_micro(res: dict[str, Any]) -> None:
           f"{'MET' if goal['met_gross'] else 'MISSED'}; net against the tight loop "
           f"{goal['measured_vs_tight_floor']:.3f} "
           f"{'MET' if goal['met_vs_tight_floor'] else 'MISSED'})")
+    print(f"  goal 10,000-entry revocation list / none <= {goal['revocation_target_max']}: "
+          f"{'MET' if goal['revocation_met'] else 'MISSED'} "
+          f"({goal['revocation_measured']:.3f}, paired per round, always-accept store)")
     print(f"  what-if, not a goal: a tenuo_core check of PoP and constraints against a chain "
           f"verified once per warrant would take ours to "
           f"{r['whatif_prechecked_chain_net_over_matched_floor']:.3f} of today's floor (net, "

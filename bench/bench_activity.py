@@ -87,6 +87,9 @@ __all__ = ["Micro", "MicroVariant", "Pool", "main", "run_micro"]
 
 perf_counter_ns = time.perf_counter_ns
 
+REVOKED_IN_LIST = 10_000
+"""Entries of the revocation list of ``ours.total.revocation_10k`` (none is the warrant)."""
+
 
 def _drive(coro: Coroutine[Any, Any, Any]) -> Any:
     """Run a coroutine that never suspends, without an event loop."""
@@ -225,21 +228,25 @@ class Micro:
         self.resolver = StaticKeyResolver({KEY_ID: self.holder})
         self.resolver.preload_all()
 
-        def plugin(store: Any) -> Any:
+        def plugin(store: Any, **extra: Any) -> Any:
             # What a worker registers; the activity registered as a worker
             # would, so the signing side finds its parameter names.
             tenuo = TenuoWorkerInterceptor(TenuoPluginConfig(
                 key_resolver=self.resolver, trusted_roots=[self.issuer.public_key],
-                metrics=False, audit_callback=None, replay_store=store))
+                metrics=False, audit_callback=None, replay_store=store, **extra))
             tenuo.register_activities([self.fn])
             return tenuo
 
         self.plugin = plugin
         self.ours_unique = plugin(InMemoryReplayStore())
         self.ours_accept = plugin(AcceptAllReplayStore())
+        # The same with a signed revocation list of 10,000 other warrants' ids.
+        revoked = [f"tnu_wrt_{i:032x}" for i in range(REVOKED_IN_LIST)]
+        self.ours_revocation = plugin(AcceptAllReplayStore(), revocation_list=(
+            tenuo_core.SrlBuilder().revoke_all(revoked).version(1).build(self.issuer)))
         # The activity side: the plugin's inbound interceptor over a no-op next.
         self.inbound = {id(t): t.intercept_activity(_NoopActivityInbound())
-                        for t in (self.ours_unique, self.ours_accept)}
+                        for t in (self.ours_unique, self.ours_accept, self.ours_revocation)}
         self.activity_info: Any = None
         self.floor_auth = tenuo_core.Authorizer(
             trusted_roots=[self.issuer.public_key], clock_tolerance_secs=30,
@@ -449,9 +456,11 @@ class Micro:
 
         # ``accept`` picks the always-accept plugin; else the current default
         # one (rebuilt on an empty store before each batch).
-        def ours_total(accept: bool) -> Callable[[Pool], int]:
+        def ours_total(accept: bool, revocation: bool = False) -> Callable[[Pool], int]:
             def run(p: Pool) -> int:
                 tenuo = micro.ours_accept if accept else micro.ours_unique
+                if revocation:
+                    tenuo = micro.ours_revocation
                 ts, spent = p.ts, 0
                 for it in p.items:
                     t0 = perf_counter_ns()
@@ -514,6 +523,9 @@ class Micro:
               ours_total(False), fresh),
             V("ours.total.accept_all", "ours", "sign side + verify side (always-accept store)",
               ours_total(True)),
+            V("ours.total.revocation_10k", "ours",
+              f"as accept_all, with a {REVOKED_IN_LIST:,}-entry signed revocation list",
+              ours_total(True, revocation=True)),
             V("ours.sign", "ours", "sign side (plugin's start_activity, now()/info() faked)",
               ours_sign),
             V("ours.verify.unique_wf", "ours",

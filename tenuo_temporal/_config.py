@@ -319,11 +319,7 @@ class TenuoPluginConfig:
             return "unchanged"
         with self._roots_lock:
             roots = self._roots
-        outcome = revocation.refresh(roots)
-        if outcome == "loaded":
-            with self._roots_lock:
-                self._authorizers = BoundedMap(_AUTHORIZERS_HELD)
-        return outcome
+        return revocation.refresh(roots)
 
     @classmethod
     def from_env(cls, *, environ: Mapping[str, str] | None = None,
@@ -423,13 +419,6 @@ class TenuoPluginConfig:
                 pop_window_secs=POP_WINDOW_SECS,
                 pop_max_windows=windows,
             )
-            srl = self.revocation.current if self.revocation is not None else None
-            if srl is not None:
-                try:
-                    found.set_revocation_list(srl)
-                except Exception:
-                    raise RuntimeError("the revocation list's issuer is no longer a trusted "
-                                       "root; publish one signed by a current root") from None
             self._authorizers[windows] = found
             return found
 

@@ -146,9 +146,9 @@ class Verifier:
         if not config.verifies:
             raise ChainValidationError("this worker has no trusted_roots to verify with",
                                        tool=tool)
-        if config.revocation is not None:
-            config.revocation.gate(tool)
         chain = context.chain
+        if config.revocation is not None:
+            config.revocation.check(chain, tool)
         if config.require_workflow_binding and not context.bound_to_workflow(tool):
             raise WorkflowUnbound(
                 f"the warrant does not bind {tool!r} to one workflow: this worker requires "

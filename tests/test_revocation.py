@@ -42,7 +42,7 @@ def test_a_list_signed_by_a_stranger_is_refused_and_nothing_is_held():
     assert revocation.refresh([ROOT.public_key]) == "untrusted"
     assert revocation.current is None
     with pytest.raises(RevocationStale, match="holds no valid revocation list"):
-        revocation.gate("tool")
+        revocation.check((), "tool")
 
 
 def test_versions_only_move_forward():
@@ -70,10 +70,10 @@ def test_a_failed_refresh_keeps_the_last_good_list():
 def test_past_the_max_age_the_gate_denies_retryably_and_says_why():
     revocation = Revocation(lambda: srl(1), 60.0, 0.5, 0)
     assert revocation.refresh([ROOT.public_key]) == "loaded"
-    revocation.gate("tool")
+    revocation.check((), "tool")
     time.sleep(0.7)
     with pytest.raises(RevocationStale) as caught:
-        revocation.gate("tool")
+        revocation.check((), "tool")
     assert "revocation_max_age_secs=0.5" in caught.value.reason
     error = denial(caught.value)
     assert isinstance(error, ApplicationError)
@@ -90,7 +90,7 @@ def test_config_refuses_a_static_list_from_a_stranger_and_installs_a_trusted_one
         TenuoPluginConfig(trusted_roots=[ROOT.public_key],
                           revocation_list=srl(1, key=STRANGER))
     config = TenuoPluginConfig(trusted_roots=[ROOT.public_key], revocation_list=srl(3, "w"))
-    assert config.authorizer(5).installed_revocation_list().version == 3
+    assert config.revocation is not None and config.revocation.version == 3
     with pytest.raises(ResolverConfigError, match="not both"):
         TenuoPluginConfig(trusted_roots=[ROOT.public_key], revocation_list=srl(1),
                           revocation_list_provider=lambda: srl(1))
@@ -98,14 +98,20 @@ def test_config_refuses_a_static_list_from_a_stranger_and_installs_a_trusted_one
         TenuoPluginConfig(trusted_roots=[ROOT.public_key], revocation_max_age_secs=5)
 
 
-def test_a_refresh_reaches_authorizers_already_built():
-    lists = iter([srl(1), srl(2, "w9")])
+def test_a_refresh_revokes_every_link_of_a_chain_it_names():
+    holder = tenuo_core.SigningKey.generate()
+    warrant = tenuo_core.Warrant.issue(keypair=ROOT, capabilities={"t": {}}, ttl_seconds=60,
+                                       holder=holder.public_key)
+    lists = iter([srl(1), srl(2, str(warrant.id))])
     config = TenuoPluginConfig(trusted_roots=[ROOT.public_key],
                                revocation_list_provider=lambda: next(lists))
+    revocation = config.revocation
+    assert revocation is not None
     assert config.refresh_revocation_list() == "loaded"
-    assert config.authorizer(5).installed_revocation_list().version == 1
+    revocation.check([warrant], "t")
     assert config.refresh_revocation_list() == "loaded"
-    assert config.authorizer(5).installed_revocation_list().is_revoked("w9")
+    with pytest.raises(WarrantRevoked, match=f"warrant {warrant.id} is on .*version 2"):
+        revocation.check([warrant], "t")
 
 
 def test_root_set_documents_round_trip_and_refuse_garbage():
