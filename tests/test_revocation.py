@@ -209,3 +209,22 @@ def test_cli_publishes_revokes_and_shows(tmp_path):
     assert missing.exit_code == EXIT_BACKEND
     no_key = runner.invoke(main, ["srl", "publish", srl_url])
     assert no_key.exit_code == EXIT_LOCAL and "--key-file" in no_key.output
+
+
+def test_refresh_outcomes_are_counted_through_the_recorder():
+    from tenuo_temporal._audit import Recorder
+
+    added: list[tuple[str, int, dict[str, str]]] = []
+
+    class Meter:
+        def create_counter(self, name, *_):
+            return type("C", (), {"add": lambda _s, n, attrs=None: added.append(
+                (name, n, attrs or {})), "with_additional_attributes": lambda s, _a: s})()
+
+        def create_histogram_float(self, name, *_):
+            return self.create_counter(name)
+
+    recorder = Recorder(None, metrics=True)
+    recorder.set_meter(Meter())
+    recorder.revocation_refresh("rollback")
+    assert added == [("tenuo_revocation_refresh", 1, {"outcome": "rollback"})]
