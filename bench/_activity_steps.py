@@ -3,11 +3,12 @@
 Diagnostics that follow the plugin's internals: they call its internal pure
 functions and methods (``names_for``, ``canonical_args``, ``check_reserved``,
 ``activity_headers``, ``pop_of``/``arg_keys_of``, the verifier's
-``replay_ttl``, the recorder's ``count``) on the same inputs as the timed
-loops, and never replace or patch anything. When the plugin's internals
-move, this module follows them; the figures that judge the plugin (floor,
-ours, the what-if) come from :mod:`bench.bench_activity` through its public
-seams and do not depend on this module.
+``replay_ttl``, the recorder's ``count``, the revocation list's ``check``)
+on the same inputs as the timed loops, and never replace or patch anything.
+When the plugin's internals move, this module follows them; the figures
+that judge the plugin (floor, ours, the what-if) come from
+:mod:`bench.bench_activity` through its public seams and do not depend on
+this module.
 """
 
 from __future__ import annotations
@@ -160,6 +161,14 @@ def step_variants(micro: Micro) -> list[MicroVariant]:
             count(TOOL, 0.1, None)
         return perf_counter_ns() - t0
 
+    def v_revocation(p: Pool) -> int:
+        revocation = micro.ours_revocation.config.revocation
+        check = revocation.check
+        t0 = perf_counter_ns()
+        for _ in p.items:
+            check(chain, TOOL)
+        return perf_counter_ns() - t0
+
     fresh = micro.fresh_store
     V = MicroVariant
     return [
@@ -185,4 +194,6 @@ def step_variants(micro: Micro) -> list[MicroVariant]:
         V("verify.replay.150k_held", "verify-step",
           "InMemoryReplayStore.claim_now, 150,000 live claims held", v_replay_full),
         V("verify.record", "verify-step", "tool_for + count() (metrics off)", v_record),
+        V("verify.revocation_10k", "verify-step",
+          "Revocation.check: is_revoked per link, 10,000-entry list", v_revocation),
     ]

@@ -37,9 +37,11 @@ def test_bench_activity_quick_runs_every_variant(tmp_path):
     micro = run_bench_quick("bench_activity.py", tmp_path, timeout=600)["micro"]
     variants = micro["variants"]
     for name in ("floor.per_activity", "baseline.no_plugin", "ours.total.unique_wf",
-                 "verify.replay.150k_held", "whatif.verify_chain"):
+                 "verify.replay.150k_held", "whatif.verify_chain", "ours.total.revocation_10k"):
         assert len(variants[name]["samples_ns"]) == micro["rounds"] > 0, name
     assert micro["goal"]["measured"] > 0 and micro["goal"]["target_max"] == 1.15
+    assert micro["goal"]["revocation_measured"] > 0
+    assert micro["goal"]["revocation_target_max"] == 1.03
     # The what-if subtracts the chain's own verification, a part of check_chain.
     assert 0 < variants["whatif.verify_chain"]["median_ns"] < variants["verify.check"]["median_ns"]
 
