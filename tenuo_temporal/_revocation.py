@@ -91,7 +91,7 @@ class Revocation:
         else:
             try:
                 self._static = _as_srl(source)
-            except (TypeError, Exception) as exc:
+            except Exception as exc:
                 raise ResolverConfigError(
                     f"revocation_list must be a tenuo_core.SignedRevocationList or a document "
                     f"URL (vault://, awssm://, gcpsm://, file://): {exc}") from None
