@@ -208,6 +208,23 @@ class TenuoPluginConfig:
             ``TENUO_CONSTRAINT_VIOLATION`` error naming it, the handler never
             runs and nothing is written to the run's history. None (the
             default) accepts every update.
+        revocation_list: A ``tenuo_core.SignedRevocationList``, or a document
+            URL it is read from and refreshed (``vault://host:8200/secret/tenuo/srl``,
+            ``awssm://…``, ``gcpsm://…``, ``file:///…``). It must be signed by a
+            trusted root. A worker configured for revocation authorizes nothing
+            until it holds a valid list (the plugin loads it before polling).
+            ``trusted_roots`` takes such a URL too (a root-set document,
+            ``{"roots": ["<hex>", ...]}``), refreshed as a provider.
+        revocation_list_provider: A callable returning the current list (or its
+            bytes), refreshed every ``revocation_refresh_secs``; the
+            reference's name. Versions only move forward: a rollback is
+            refused, logged and counted; a failed refresh keeps the last good list.
+        revocation_refresh_secs: Refresh interval of a provider or URL (60 s
+            when unset).
+        revocation_max_age_secs: Beyond the reference: a held list issued longer
+            ago than this denies every activity retryably
+            (``TENUO_REVOCATION_STALE``) until a newer one is loaded.
+            Publishers then re-sign the list more often than this.
     """
 
     key_resolver: KeyResolver | None = None
@@ -328,9 +345,10 @@ class TenuoPluginConfig:
 
         ``TENUO_KEY_RESOLVER`` is a resolver URL (default ``env://``: keys in
         ``TENUO_KEY_<id>``); ``TENUO_TRUSTED_ROOTS`` holds comma-separated
-        public keys in hex or base64. Unknown ``TENUO_*`` variables are warned
-        about. Keyword arguments win over the environment, and the variables
-        of the fields they set are not read::
+        public keys in hex or base64, or a root-set document URL. Unknown
+        ``TENUO_*`` variables are warned about. Keyword arguments win over
+        the environment, and the variables of the fields they set are not
+        read::
 
             config = TenuoPluginConfig.from_env(audit_callback=events.append)
 
@@ -344,7 +362,7 @@ class TenuoPluginConfig:
         """
         options = env_options(environ, skip=frozenset(overrides))
         roots = options.get("trusted_roots")
-        if roots is not None:
+        if roots is not None and not isinstance(roots, str):  # a str is a document URL
             options["trusted_roots"] = tuple(
                 _trusted_root(text, f"$TENUO_TRUSTED_ROOTS[{index}]")
                 for index, text in enumerate(roots))

@@ -78,7 +78,9 @@ def _names(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
 
 
-def _roots(text: str) -> list[str]:
+def _roots(text: str) -> list[str] | str:
+    if "://" in text:
+        return text.strip()  # a root-set document URL, read by TenuoPluginConfig
     roots = _names(text)
     if not roots:
         raise _Malformed
@@ -142,7 +144,8 @@ VARIABLES: tuple[EnvSetting, ...] = (
                "or none for a verify-only worker", _key_resolver),
     EnvSetting("TENUO_TRUSTED_ROOTS", "trusted_roots",
                "comma-separated Ed25519 public keys, each 32 bytes in hex, base64 or "
-               "base64url", _roots),
+               "base64url; or a root-set document URL (vault://, awssm://, gcpsm://, "
+               "file:///)", _roots),
     EnvSetting("TENUO_REQUIRE_WARRANT", "require_warrant", _BOOL, _bool),
     EnvSetting("TENUO_POP_MAX_WINDOWS", "pop_max_windows", "an integer >= 1", _positive_int),
     EnvSetting("TENUO_CLOCK_TOLERANCE_SECS", "clock_tolerance_secs", "an integer >= 0",

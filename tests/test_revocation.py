@@ -228,3 +228,12 @@ def test_refresh_outcomes_are_counted_through_the_recorder():
     recorder.set_meter(Meter())
     recorder.revocation_refresh("rollback")
     assert added == [("tenuo_revocation_refresh", 1, {"outcome": "rollback"})]
+
+
+def test_from_env_takes_a_root_set_url(tmp_path):
+    roots = tmp_path / "roots.json"
+    FileDocument(roots).write(encode_roots([ROOT.public_key]))
+    config = TenuoPluginConfig.from_env(environ={"TENUO_TRUSTED_ROOTS": roots.as_uri(),
+                                                 "TENUO_KEY_RESOLVER": "none"})
+    assert callable(config.trusted_roots) and config.refresh_trusted_roots()
+    assert config.verifies
