@@ -73,7 +73,7 @@ class ActivityInbound(ActivityInboundInterceptor):
         tool = mappings.get(info.activity_type, info.activity_type) if mappings \
             else info.activity_type
         tracing = self._tracing
-        span = tracing.start(tool)
+        span = tracing.start()
         try:
             context, args, pending = verifier.check(input, info, tool)
             if pending is not None and context is not None:
@@ -82,7 +82,7 @@ class ActivityInbound(ActivityInboundInterceptor):
             error.tool = error.tool or tool
             return await self._denied(input, info, tool, started, span, error)
         if span is not None:
-            tracing.finish(span, "allow", None,
+            tracing.finish(span, tool, "allow", None,
                            str(context.warrant.id) if context else None)
         if recorder.audits_allow:
             await recorder.record(
@@ -99,7 +99,7 @@ class ActivityInbound(ActivityInboundInterceptor):
         shadow = self._shadow
         warrant_id = _presented_warrant_id(input)
         if span is not None:
-            self._tracing.finish(span, "shadow-deny" if shadow else "deny", error.type,
+            self._tracing.finish(span, tool, "shadow-deny" if shadow else "deny", error.type,
                                  warrant_id)
         await self._recorder.record(info, tool, started, warrant_id, 0, {}, error,
                                     shadow=shadow, log=self._on_denial != "skip")
