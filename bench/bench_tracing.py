@@ -39,27 +39,17 @@ import gc
 import random
 import sys
 import time
-from collections.abc import Coroutine, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from types import SimpleNamespace
 from typing import Any
 
-from bench._util import exit_with, finish, parser, run_meta, spread
+from bench._util import drive, exit_with, finish, parser, run_meta, spread
 
 TOOL = "read_file"
 KEY_ID = "agent"
 POP_WINDOW_SECS = 30
-
-
-def _drive(coro: Coroutine[Any, Any, Any]) -> Any:
-    """Run a coroutine that never suspends, without an event loop."""
-    try:
-        coro.send(None)
-    except StopIteration as stop:
-        return stop.value
-    coro.close()
-    raise RuntimeError("the coroutine suspended; this benchmark drives it without a loop")
 
 
 class _Noop:
@@ -199,7 +189,7 @@ class Bench:
                 t0 = time.perf_counter_ns()
                 for exec_input, info in items:
                     self.info = info
-                    _drive(inbound.execute_activity(exec_input))
+                    drive(inbound.execute_activity(exec_input))
                 elapsed = time.perf_counter_ns() - t0
         finally:
             gc.enable()
