@@ -2,6 +2,15 @@
 
 Run from the repository root: ``python -m bench.bench_tracing [--quick] [--json PATH]``.
 
+Two parts. **Decision**: the authorization alone, in process (below).
+**End to end**: on a local Temporal dev server, one worker per config (both off;
+audit on) running ``FanOutWorkflow`` (``bench._temporal_bench_workflows``),
+each workflow 50 sequential ``read_file`` activities, signed and verified by the
+plugin; wall time per activity, rounds interleaved, with the SDK provider swapped
+in for the ``span+audit`` rounds as below.
+
+The decision part:
+
 Each variant is the plugin's activity hook, driven through its public seam,
 ``TenuoInterceptor(config).intercept_activity(noop).execute_activity(input)``,
 on a real ``ExecuteActivityInput`` carrying the headers a workflow worker
@@ -34,14 +43,18 @@ pool of signed inputs per batch; medians of per-call times over the rounds.
 
 from __future__ import annotations
 
+import asyncio
 import binascii
 import gc
 import random
 import sys
+import tempfile
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -101,6 +114,7 @@ class Bench:
             keypair=issuer, capabilities={TOOL: {"path": tenuo_core.Subpath("/data")}},
             ttl_seconds=3600, holder=self.holder.public_key)
         self.context = H.WarrantContext.build(self.warrant, KEY_ID)
+        self.roots = [issuer.public_key]
         self.events = 0
 
         def audit(event: Any) -> None:
@@ -201,6 +215,71 @@ class Bench:
         return elapsed / len(items)
 
 
+async def end_to_end(bench: Bench, rounds: int, per_workflow: int) -> dict[str, list[float]]:
+    """Microseconds per activity on the dev server: both off vs span + audit, interleaved."""
+    from temporalio.client import Client
+    from temporalio.worker import Worker
+
+    from bench._temporal_bench_workflows import FanOutWorkflow, read_file
+    from integration.support.temporal import DevServer
+    from tenuo_keys import StaticKeyResolver
+    from tenuo_temporal import TenuoPluginConfig, TenuoTemporalPlugin, execute_workflow_authorized
+    from tenuo_temporal.testing import quiet_runtime
+
+    def audit(event: Any) -> None:
+        bench.events += 1
+
+    server = DevServer(Path(tempfile.mkdtemp(prefix="bench-tracing-")) / "temporal.log").start()
+    runtime = quiet_runtime()
+    samples: dict[str, list[float]] = {"off": [], "span+audit": []}
+    try:
+        clients, queues = {}, {}
+        for name in samples:
+            config = TenuoPluginConfig(
+                key_resolver=StaticKeyResolver({KEY_ID: bench.holder}),
+                trusted_roots=bench.roots, audit_callback=audit if name != "off" else None)
+            clients[name] = await Client.connect(server.target, namespace=server.namespace,
+                                                 runtime=runtime,
+                                                 plugins=[TenuoTemporalPlugin(config)])
+            queues[name] = f"bench-tracing-{name}-{uuid.uuid4().hex[:6]}"
+        workers = [Worker(clients[name], task_queue=queues[name],
+                          workflows=[FanOutWorkflow], activities=[read_file])
+                   for name in samples]
+        for worker in workers:
+            await worker.__aenter__()
+        try:
+            async def one(name: str) -> float:
+                paths = [f"/data/e2e/{uuid.uuid4().hex[:8]}-{i}.csv" for i in range(per_workflow)]
+                with bench.provider(name != "off"):
+                    t0 = time.perf_counter_ns()
+                    await execute_workflow_authorized(
+                        clients[name], FanOutWorkflow.run, workflow_id=f"e2e-{uuid.uuid4().hex}",
+                        warrant=bench.warrant, key_id=KEY_ID, args=[paths, False],
+                        task_queue=queues[name])
+                    elapsed = time.perf_counter_ns() - t0
+                recorded = len([s for s in bench.exporter.get_finished_spans()
+                                if s.name == "tenuo.authorize"])
+                if recorded != (per_workflow if name != "off" else 0):
+                    raise RuntimeError(f"end to end {name}: {recorded} spans for "
+                                       f"{per_workflow} activities")
+                bench.exporter.clear()
+                return elapsed / per_workflow
+
+            for name in samples:  # warm-up
+                await one(name)
+            for _ in range(rounds):
+                order = list(samples)
+                random.shuffle(order)
+                for name in order:
+                    samples[name].append(await one(name))
+        finally:
+            for worker in reversed(workers):
+                await worker.__aexit__(None, None, None)
+    finally:
+        server.stop()
+    return samples
+
+
 def main() -> int:
     args = parser(__doc__, "5 rounds of 200 calls per variant (default 21 of 400)").parse_args()
     started = time.perf_counter()
@@ -231,7 +310,18 @@ def main() -> int:
     print(f"\nspan (SDK recording) + audit over both off: x{goal:.3f} (goal <= 1.15)"
           f"\nopentelemetry-api without an SDK over no opentelemetry: x{api_only / floor:.3f}"
           f" (goal: no measurable cost)")
-    results["summary"] = {"span_audit_over_off": round(goal, 3),
+    e2e = asyncio.run(end_to_end(bench, 5 if args.quick else 11, 50))
+    e2e_off, e2e_on = spread(e2e["off"])[0], spread(e2e["span+audit"])[0]
+    print(f"\nend to end on the dev server, per activity (median of {len(e2e['off'])} "
+          f"workflows x 50 sequential activities):")
+    for name, values in e2e.items():
+        median, p10, p90 = spread(values)
+        results[f"e2e {name}"] = {"median_us": round(median / 1e3, 1),
+                                  "p10_us": round(p10 / 1e3, 1), "p90_us": round(p90 / 1e3, 1)}
+        print(f"  {name:<11} {median / 1e3:8.0f} µs  ({p10 / 1e3:.0f}..{p90 / 1e3:.0f})")
+    print(f"span (SDK recording) + audit over both off, end to end: x{e2e_on / e2e_off:.3f}")
+    results["summary"] = {"e2e_span_audit_over_off": round(e2e_on / e2e_off, 3),
+"span_audit_over_off": round(goal, 3),
                           "api_only_over_absent": round(api_only / floor, 3),
                           "audit_events": bench.events}
     return finish(args.json, run_meta(started, "temporalio", "tenuo", "opentelemetry-sdk",
