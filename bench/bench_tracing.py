@@ -12,7 +12,7 @@ in for the ``span+audit`` rounds as below.
 The decision part:
 
 Each variant is the plugin's activity hook, driven through its public seam,
-``TenuoInterceptor(config).intercept_activity(noop).execute_activity(input)``,
+``TenuoWorkerInterceptor(config).intercept_activity(noop).execute_activity(input)``,
 on a real ``ExecuteActivityInput`` carrying the headers a workflow worker
 signs (warrant, PoP, argument names) for one allowed ``read_file(path)``;
 ``activity.info()`` is faked and the activity itself is a no-op, so only the
@@ -103,9 +103,9 @@ class Bench:
         from temporalio.worker import ExecuteActivityInput
 
         from bench._temporal_bench_workflows import read_file
-        from tenuo_temporal import TenuoPluginConfig
+        from tenuo_temporal import TenuoPluginConfig, TenuoWorkerInterceptor
         from tenuo_temporal import _headers as H
-        from tenuo_temporal._interceptors import TenuoInterceptor
+
 
         self.trace, self.H, self.Payload = trace, H, Payload
         self.ExecuteActivityInput, self.fn = ExecuteActivityInput, read_file
@@ -123,7 +123,7 @@ class Bench:
         def interceptor(audited: bool) -> Any:
             config = TenuoPluginConfig(trusted_roots=[issuer.public_key],
                                        audit_callback=audit if audited else None)
-            return TenuoInterceptor(config).intercept_activity(_Noop())  # type: ignore[arg-type]
+            return TenuoWorkerInterceptor(config).intercept_activity(_Noop())  # type: ignore[arg-type]
 
         with _hidden("opentelemetry"):
             absent = interceptor(False)
