@@ -85,9 +85,9 @@ logger = logging.getLogger("tenuo_temporal")
 SHADOW_WARNING = (
     "tenuo_temporal: SHADOW MODE (dry_run=True): activity denials are NOT enforced on "
     "this worker. Activities Tenuo would deny run anyway and are only audited and "
-    "counted (tenuo_activity_shadow_denied). Only activities are shadowed: "
-    "workflow-side checks (signing, AuthorizedWorkflow, signal and update allowlists) "
-    "still enforce. Remove dry_run=True to enforce.")
+    "counted (tenuo_activity_shadow_denied). Only activities are shadowed: Nexus "
+    "starts and workflow-side checks (signing, AuthorizedWorkflow, signal and update "
+    "allowlists) still enforce. Remove dry_run=True to enforce.")
 
 
 class TenuoClientInterceptor(temporalio.client.Interceptor):
