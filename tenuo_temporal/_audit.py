@@ -289,7 +289,8 @@ class Recorder:
         if self._counters:
             self._counters["deny"].add(1, {"tool": f"{kind}:<unlisted>", "reason": error.type})
         loop = self._loop
-        if loop is None or loop.is_closed():
+        if loop is None or loop.is_closed() or not (self._audits_deny
+                                                    or self.audit_callback is None):
             return
         if not self._handler_slots.acquire(blocking=False):
             self.handler_events_shed += 1
