@@ -37,6 +37,11 @@ plugin is replaced. The step ablations (each step of the two sides timed
 alone) live in :mod:`bench._activity_steps`: diagnostics that call the
 plugin's internal pure functions, never patching them.
 
+Tracing and audit (:mod:`bench._activity_tracing`): the verify side with
+no opentelemetry, with ``opentelemetry-api`` but no SDK, with an SDK span
+recorded, with an audit callback, and with both; goal: span + audit <= 1.15 x
+both off (paired per round), and no measurable cost for the API alone.
+
 What-if (not a goal): ``Authorizer.verify_chain`` alone, the chain's own
 signatures, which ``check_chain`` verifies again for every activity of a
 warrant; ours less it is what a ``tenuo_core`` check against a chain verified
@@ -78,6 +83,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from bench import _report
+from bench._activity_tracing import print_tracing, tracing_analysis, tracing_variants
 from bench._temporal_bench_workflows import KEY_ID, NAMESPACE, TOOL
 from bench._util import exit_with
 from bench._util import parser as bench_parser
@@ -535,6 +541,7 @@ class Micro:
               "verify side (plugin's execute_activity; always-accept store)",
               ours_verify(True)),
             *step_variants(self),
+            *tracing_variants(self),
             V("whatif.verify_chain", "what-if",
               "Authorizer.verify_chain alone (the chain's signatures; same every activity)",
               w_verify_chain),
@@ -583,6 +590,7 @@ def run_micro(pool_size: int, rounds: int, profile: bool) -> dict[str, Any]:
         "pool_size": pool_size, "rounds": rounds, "seconds": elapsed,
         "authorizer_windows_used_by_ours": sample_windows,
         "variants": stats, **_report.micro_analysis(stats),
+        "tracing": tracing_analysis(stats),
     }
     if profile_text is not None:
         out["profile"] = profile_text
@@ -621,7 +629,13 @@ def main(argv: list[str]) -> int:
     args = parse_args(argv)
     return _report.run_jobs("bench_activity", args, [(
         "micro", "in-process authorization cost",
-        lambda: run_micro(args.pool, args.rounds, args.profile), _report.print_micro)])
+        lambda: run_micro(args.pool, args.rounds, args.profile), print_micro)])
+
+
+def print_micro(res: dict[str, Any]) -> None:
+    """The report's table and verdicts, then the tracing ratios."""
+    _report.print_micro(res)
+    print_tracing(res["tracing"])
 
 
 if __name__ == "__main__":

@@ -44,6 +44,19 @@ def test_bench_activity_quick_runs_every_variant(tmp_path):
     assert micro["goal"]["revocation_target_max"] == 1.03
     # The what-if subtracts the chain's own verification, a part of check_chain.
     assert 0 < variants["whatif.verify_chain"]["median_ns"] < variants["verify.check"]["median_ns"]
+    # Tracing and audit: every variant sampled (the span ones checked their spans).
+    for name in ("tracing.absent", "tracing.api_only", "tracing.span", "tracing.audit",
+                 "tracing.span_audit", "tracing.sdk_floor"):
+        assert len(variants[name]["samples_ns"]) == micro["rounds"], name
+    tracing = micro["tracing"]
+    assert tracing["goal"]["target_max"] == 1.15 and tracing["goal"]["measured"] > 0
+
+
+def test_bench_tracing_quick_records_one_span_per_activity(tmp_path):
+    data = run_bench_quick("bench_tracing.py", tmp_path, timeout=600)
+    for name in ("off", "span+audit"):
+        assert len(data[name]["samples_ns"]) == data["meta"]["rounds"] > 0, name
+    assert data["span_audit_over_off"] > 0
 
 
 def test_bench_instructions_quick_counts_the_same_loops(tmp_path):

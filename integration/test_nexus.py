@@ -255,6 +255,19 @@ async def test_ours_allows_and_denies(temporal_env: Any) -> None:
         assert ran() == [("transfer", "acct-2", 100)]
 
 
+async def test_shadow_mode_does_not_shadow_nexus(temporal_env: Any) -> None:
+    """``dry_run=True`` shadows activities only: a Nexus start is still refused."""
+    endpoint = uid("payments")
+    ran()
+    async with handler(temporal_env, endpoint, our_handler_plugin(endpoint, dry_run=True)), \
+            caller(temporal_env, "ours") as c:
+        assert_unauthorized(await c.call(endpoint, "transfer", "acct-1", 500),
+                            "TENUO_CONSTRAINT_VIOLATION")
+        assert ran() == []
+        assert await c.call(endpoint, "transfer", "acct-1", 40) == "sent 40 to acct-1"
+        assert ran() == [("transfer", "acct-1", 40)]
+
+
 async def test_headers_are_the_reference_wire_format(temporal_env: Any) -> None:
     """What our caller sends, read back from the handler's request."""
     endpoint = uid("payments")

@@ -319,3 +319,35 @@ async def test_same_names_and_behaviour_as_the_stock_plugin_and_histories_replay
     stock_replayer = Replayer(workflows=WORKFLOWS, plugins=[StockPlugin(stock_config())])
     for replayer, history in ((ours_replayer, stock_history), (stock_replayer, ours_history)):
         assert (await replayer.replay_workflow(history)).replay_failure is None
+
+
+async def refuse_one_signal_and_one_update(client: Client, name: str) -> None:
+    """Run a ``GatedWorkflow`` that is sent an unlisted signal and an unlisted update."""
+    async with started(client, wf.GatedWorkflow.run, name) as handle:
+        await handle.signal(wf.GatedWorkflow.explode)  # delivered, it would fail the run
+        with pytest.raises(WorkflowUpdateFailedError) as info:
+            await handle.execute_update(wf.GatedWorkflow.wipe)
+        assert isinstance(info.value.cause, ApplicationError)
+        assert info.value.cause.type == "TENUO_CONSTRAINT_VIOLATION"
+        await handle.signal(wf.GatedWorkflow.approve, "alice")
+        await handle.signal(wf.GatedWorkflow.finish)
+        assert await handle.result() == ["approve:alice"]
+
+
+async def test_shadow_mode_does_not_shadow_signals_or_updates(temporal_env):
+    events: list[AuditEvent] = []
+    client = await connect(temporal_env, config(events, dry_run=True))
+    await refuse_one_signal_and_one_update(client, "shadow")
+    await until(lambda: len(refused(events)) == 2)
+    assert refused(events) == [("signal:explode", "TENUO_CONSTRAINT_VIOLATION"),
+                               ("update:wipe", "TENUO_CONSTRAINT_VIOLATION")]
+    assert not any(e.shadow for e in events)
+
+
+async def test_audit_deny_false_keeps_refused_signals_and_updates_out_of_the_audit(
+        temporal_env):
+    events: list[AuditEvent] = []
+    client = await connect(temporal_env, config(events, audit_deny=False))
+    await refuse_one_signal_and_one_update(client, "no-deny-audit")
+    await asyncio.sleep(0.5)  # what would have been emitted has been by now
+    assert refused(events) == []

@@ -5,7 +5,8 @@ both sides: the activity inbound interceptor calls :meth:`Recorder.allowed`
 and :meth:`Recorder.denied`; the workflow side, which runs on a worker thread
 inside the sandbox, calls :meth:`Recorder.workflow_denial`, whose event is
 handed to the worker's event loop. Metrics go to the Temporal runtime's meter
-(:meth:`Recorder.set_meter`); audit events to ``TenuoPluginConfig.audit_callback``,
+(:meth:`Recorder.set_meter`); audit events to ``TenuoPluginConfig.audit_callback``
+(allowed ones unless ``audit_allow`` is off, denials unless ``audit_deny`` is),
 and denials are logged as warnings when there is none.
 """
 
@@ -42,7 +43,8 @@ class AuditEvent:
     Arguments are redacted: names and value types only, never values.
 
     Attributes:
-        decision: ``"allow"`` or ``"deny"``.
+        decision: ``"allow"`` or ``"deny"`` (a shadow denial is ``"deny"``
+            with ``shadow`` set).
         tool: The activity type checked against the warrant.
         reason: The denial's wire type (``TENUO_...``), None when allowed.
         detail: The denial's human reason, None when allowed.
@@ -54,6 +56,8 @@ class AuditEvent:
         attempt: The activity attempt.
         args: Argument name to ``<type>`` (redacted).
         latency_ms: Time spent verifying.
+        shadow: True for a denial shadow mode (``dry_run``) did not enforce:
+            the activity ran.
     """
 
     decision: Literal["allow", "deny"]
@@ -68,6 +72,7 @@ class AuditEvent:
     attempt: int
     args: Mapping[str, str] = field(default_factory=dict)
     latency_ms: float = 0.0
+    shadow: bool = False
 
 
 AuditCallback = Callable[[AuditEvent], Any]
@@ -85,10 +90,15 @@ class Recorder:
     Args:
         audit_callback: Receives every decision's event; None logs denials only.
         metrics: Whether to export metrics once a meter is set.
+        audit_allow: Send allowed decisions to ``audit_callback``.
+        audit_deny: Send denials to ``audit_callback``.
     """
 
-    def __init__(self, audit_callback: AuditCallback | None, metrics: bool) -> None:
+    def __init__(self, audit_callback: AuditCallback | None, metrics: bool, *,
+                 audit_allow: bool = True, audit_deny: bool = True) -> None:
         self.audit_callback = audit_callback
+        self.audits_allow = audit_callback is not None and audit_allow
+        self._audits_deny = audit_deny
         self._metrics = metrics
         self.meter: Any = None
         self._counters: dict[str, Any] = {}
@@ -116,6 +126,9 @@ class Recorder:
                 "tenuo_activity_authorized", "Activities authorized by Tenuo"),
             "deny": meter.create_counter(
                 "tenuo_activity_denied", "Activities denied by Tenuo"),
+            "shadow": meter.create_counter(
+                "tenuo_activity_shadow_denied",
+                "Activities Tenuo would have denied, run in shadow mode (dry_run)"),
             "latency": meter.create_histogram_float(
                 "tenuo_authorization_latency", "Verification latency", "ms"),
             "cache": meter.create_counter(
@@ -147,8 +160,11 @@ class Recorder:
 
     # -- activity side -------------------------------------------------------
 
-    def count(self, tool: str, latency_ms: float, error: TenuoTemporalError | None) -> None:
+    def count(self, tool: str, latency_ms: float, error: TenuoTemporalError | None,
+              shadow: bool = False) -> None:
         """Add one decision to the metrics (a no-op when metrics are off).
+
+        A shadow denial (``shadow``) is counted apart from enforced ones.
 
         Allowed calls go through per-tool metric handles with the ``tool``
         attribute bound once: an attribute dict per call costs the Temporal
@@ -164,7 +180,7 @@ class Recorder:
             bound[1].record(latency_ms)
             return
         attrs = {"tool": tool}
-        self._counters["deny"].add(1, {**attrs, "reason": error.type})
+        self._counters["shadow" if shadow else "deny"].add(1, {**attrs, "reason": error.type})
         self._counters["latency"].record(latency_ms, attrs)
 
     def _bind(self, tool: str) -> tuple[Any, Any]:
@@ -183,6 +199,9 @@ class Recorder:
         chain_length: int,
         args: Mapping[str, Any],
         error: TenuoTemporalError | None,
+        *,
+        shadow: bool = False,
+        log: bool = True,
     ) -> None:
         """Count one activity decision and emit its audit event.
 
@@ -194,13 +213,18 @@ class Recorder:
             chain_length: Links in the presented chain.
             args: The constraint arguments (redacted in the event).
             error: The denial, None when allowed.
+            shadow: The denial was not enforced (shadow mode): the activity runs.
+            log: Log a denial as a warning when there is no audit callback.
         """
         latency_ms = (time.perf_counter() - started) * 1000.0
-        self.count(tool, latency_ms, error)
+        self.count(tool, latency_ms, error, shadow)
         if self.audit_callback is None:
-            if error is not None:
-                logger.warning("tenuo: denied %s for workflow %s: %s", tool, info.workflow_id,
-                               error)
+            if error is not None and log:
+                logger.warning("tenuo: %s %s for workflow %s: %s",
+                               "shadow mode would deny" if shadow else "denied", tool,
+                               info.workflow_id, error)
+            return
+        if not (self._audits_deny if error is not None else self.audits_allow):
             return
         await self._emit(AuditEvent(
             decision="deny" if error else "allow",
@@ -215,6 +239,7 @@ class Recorder:
             attempt=info.attempt,
             args=redact(args),
             latency_ms=latency_ms,
+            shadow=shadow,
         ))
 
     async def _emit(self, event: AuditEvent) -> None:
@@ -248,7 +273,8 @@ class Recorder:
         if self._counters:
             self._counters["deny"].add(1, {"tool": tool or "", "reason": error.type or ""})
         loop = self._loop
-        if loop is not None and not loop.is_closed():
+        audited = self._audits_deny or self.audit_callback is None  # else: logged
+        if loop is not None and not loop.is_closed() and audited:
             loop.call_soon_threadsafe(self._emit_soon, event)
         return error
 
@@ -273,7 +299,8 @@ class Recorder:
         if self._counters:
             self._counters["deny"].add(1, {"tool": f"{kind}:<unlisted>", "reason": error.type})
         loop = self._loop
-        if loop is None or loop.is_closed():
+        if loop is None or loop.is_closed() or not (self._audits_deny
+                                                    or self.audit_callback is None):
             return
         if not self._handler_slots.acquire(blocking=False):
             self.handler_events_shed += 1

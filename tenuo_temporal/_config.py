@@ -225,6 +225,21 @@ class TenuoPluginConfig:
             ago than this denies every activity retryably
             (``TENUO_REVOCATION_STALE``) until a newer one is loaded.
             Publishers then re-sign the list more often than this.
+        dry_run: Shadow mode (the reference's name): an activity the verifier
+            denies runs anyway, and its decision is audited and counted as a
+            shadow denial carrying the denial type it would have had
+            (``AuditEvent.shadow``, metric ``tenuo_activity_shadow_denied``).
+            Activities only: Nexus starts, signals, updates and workflow-side
+            denials still enforce. For rolling enforcement out; the worker logs
+            a warning when it starts.
+        on_denial: What an activity denial does when ``dry_run`` is off:
+            ``"raise"`` (the default) fails the activity with a non-retryable
+            ``ApplicationError``; ``"log"`` logs it and returns None to the
+            workflow without running the activity; ``"skip"`` returns None
+            without a log line. Each is audited and counted as a denial.
+        audit_allow: Send allowed decisions to ``audit_callback``.
+        audit_deny: Send denials (shadow denials included) to
+            ``audit_callback``. Neither switch changes metrics or logging.
     """
 
     key_resolver: KeyResolver | None = None
@@ -253,6 +268,10 @@ class TenuoPluginConfig:
     revocation_list_provider: RevocationProvider | None = None
     revocation_refresh_secs: float | None = None
     revocation_max_age_secs: float | None = None
+    dry_run: bool = False
+    on_denial: Literal["raise", "log", "skip"] = "raise"
+    audit_allow: bool = True
+    audit_deny: bool = True
 
     def __post_init__(self) -> None:
         self.authorized_signals = _allowlist(self.authorized_signals, "authorized_signals")
@@ -285,6 +304,10 @@ class TenuoPluginConfig:
             raise ResolverConfigError(
                 f"TenuoPluginConfig.replay_protection must be True (or \"run\"), "
                 f"\"strict\" or False, not {self.replay_protection!r}")
+        if self.on_denial not in ("raise", "log", "skip"):
+            raise ResolverConfigError(
+                f"TenuoPluginConfig.on_denial must be \"raise\", \"log\" or \"skip\", "
+                f"not {self.on_denial!r}")
         if self.replay_store is None:
             self.replay_store = InMemoryReplayStore()
         self._roots_lock = threading.Lock()

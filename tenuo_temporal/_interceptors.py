@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Callable, Collection
 from typing import Any
 
@@ -52,6 +53,7 @@ from ._state import (
     client_context,
     current_run_state,
 )
+from ._tracing import Tracing
 from ._verify import Verifier, replay_owner
 from ._worker_configs import register as register_worker_config
 from ._workflow_inbound import WorkflowInbound, WorkflowParts, inbound_class
@@ -77,6 +79,16 @@ __all__ = [
     "replay_owner",
     "unsignable",
 ]
+
+logger = logging.getLogger("tenuo_temporal")
+
+
+SHADOW_WARNING = (
+    "tenuo_temporal: SHADOW MODE (dry_run=True): activity denials are NOT enforced on "
+    "this worker. Activities Tenuo would deny run anyway and are only audited and "
+    "counted (tenuo_activity_shadow_denied). Only activities are shadowed: Nexus "
+    "starts and workflow-side checks (signing, AuthorizedWorkflow, signal and update "
+    "allowlists) still enforce. Remove dry_run=True to enforce.")
 
 
 class TenuoClientInterceptor(temporalio.client.Interceptor):
@@ -147,7 +159,10 @@ class TenuoWorkerInterceptor(temporalio.worker.Interceptor):
         # True under a Replayer (histories of any task queue replay here).
         self.replaying = False
         self._roots_read = False
-        self.recorder = Recorder(config.audit_callback, config.metrics)
+        self._announced = False
+        self.recorder = Recorder(config.audit_callback, config.metrics,
+                                 audit_allow=config.audit_allow, audit_deny=config.audit_deny)
+        self.tracing = Tracing()
         self.verifier = Verifier(config)
         self.keys_in_use = KeysInUse()
         self.signer = WorkflowSigner(config, self.activity_fns, self.keys_in_use,
@@ -201,6 +216,11 @@ class TenuoWorkerInterceptor(temporalio.worker.Interceptor):
         """The worker's event loop: workflow-side audit events are emitted on it."""
         self.recorder.bind_loop(loop)
 
+    def announce(self) -> None:
+        """Log the warnings a worker gives when it starts (shadow mode)."""
+        if self.config.dry_run:
+            logger.warning(SHADOW_WARNING)
+
     def keys_to_keep_warm(self) -> list[str]:
         """The key ids that signed for their holder recently (kept loaded)."""
         return self.keys_in_use.keys()
@@ -210,7 +230,7 @@ class TenuoWorkerInterceptor(temporalio.worker.Interceptor):
     ) -> temporalio.worker.ActivityInboundInterceptor:
         """Verify every activity before it runs."""
         self._wire_defaults()
-        return ActivityInbound(next, self.verifier, self.recorder)
+        return ActivityInbound(next, self.verifier, self.recorder, self.tracing)
 
     def intercept_nexus_operation(
         self, next: temporalio.worker.NexusOperationInboundInterceptor
@@ -234,6 +254,9 @@ class TenuoWorkerInterceptor(temporalio.worker.Interceptor):
         """
         if not self.hand_wired:
             return
+        if not self._announced:
+            self._announced = True
+            self.announce()
         if callable(self.config.trusted_roots) and not self._roots_read:
             self._roots_read = True
             if not self.config.refresh_trusted_roots():

@@ -116,6 +116,7 @@ class TenuoTemporalPlugin(SimplePlugin):
         config = self.config
         resolver = config.key_resolver
         self.interceptor.bind_loop(asyncio.get_running_loop())
+        self.interceptor.announce()
         if callable(config.trusted_roots) and not config.refresh_trusted_roots():
             raise ResolverConfigError("the trusted_roots provider failed at start-up")
         revocation = config.revocation
