@@ -802,8 +802,10 @@ def _int_param(name: str, value: str) -> int:
 def _build_client(
     *, region_name: str | None, profile_name: str | None, endpoint_url: str | None,
     config: Config | None, connect_timeout: float | None, read_timeout: float | None,
-    max_attempts: int | None, pool: int,
+    max_attempts: int | None, pool: int, service: str = "secretsmanager",
+    scheme: str = "awssm",
 ) -> Any:
+    """A boto3 client for ``service`` with our timeouts, retries and pool (shared with KMS)."""
     attempts = 3 if max_attempts is None else max_attempts
     if attempts < 1:
         raise ResolverConfigError(f"max_attempts must be >= 1, got {attempts}")
@@ -821,7 +823,7 @@ def _build_client(
     region_name = region_name or os.environ.get("AWS_REGION") or None
     try:
         session = boto3.session.Session(profile_name=profile_name, region_name=region_name)
-        return session.client("secretsmanager", endpoint_url=endpoint_url, config=base)
+        return session.client(service, endpoint_url=endpoint_url, config=base)  # type: ignore[call-overload]
     except ProfileNotFound as exc:
         # With no profile= the name came from $AWS_PROFILE.
         name = profile_name or exc.kwargs.get("profile")
@@ -831,14 +833,15 @@ def _build_client(
         ) from None
     except NoRegionError:
         raise ResolverConfigError(
-            "no AWS region: put it in the URL (awssm://us-east-1/...), pass region_name=, "
+            f"no AWS region: put it in the URL ({scheme}://us-east-1/...), pass region_name=, "
             "or set AWS_REGION (or AWS_DEFAULT_REGION)"
         ) from None
     except ValueError as exc:  # e.g. a malformed endpoint_url
-        raise ResolverConfigError(f"cannot build the Secrets Manager client: {exc}") from None
+        raise ResolverConfigError(f"cannot build the {service} client: {exc}") from None
 
 
-def _bound_requests(client: Any, *, total: float, backend: str) -> None:
+def _bound_requests(client: Any, *, total: float, backend: str,
+                    service: str = "Secrets Manager") -> None:
     """Give every HTTP request of ``client`` a total deadline and a response size cap.
 
     botocore limits each read (``read_timeout``), not the request, and reads
@@ -852,7 +855,7 @@ def _bound_requests(client: Any, *, total: float, backend: str) -> None:
     http = client._endpoint.http_session
     send = http.send
     get_manager = http._get_connection_manager
-    where = f"Secrets Manager at {_redact_url(str(client.meta.endpoint_url or ''))}"
+    where = f"{service} at {_redact_url(str(client.meta.endpoint_url or ''))}"
 
     def bounded_manager(*args: Any, **kwargs: Any) -> Any:
         return bounded_pools(get_manager(*args, **kwargs))
