@@ -32,7 +32,8 @@ from tenuo_keys import Signer
 from tenuo_keys.backends import vault_transit as vt
 from tenuo_keys.backends.vault_transit import VaultTransitSigner
 
-__all__ = ["BACKENDS", "AWSKMSBackend", "GCPKMSBackend", "Outage", "SignerBackend", "TransitBackend"]
+__all__ = ["BACKENDS", "AWSKMSBackend", "GCPKMSBackend", "Outage", "SignerBackend",
+           "TransitBackend"]
 
 
 @dataclass
