@@ -252,35 +252,9 @@ class AWSSecretsManagerKeyResolver(BackendKeyResolver):
             "connect_timeout": connect_timeout, "read_timeout": read_timeout,
             "max_attempts": max_attempts, "request_timeout": request_timeout,
         }
-        if client is not None:
-            given = sorted(name for name, value in options.items() if value is not None)
-            if given:
-                raise ResolverConfigError(
-                    f"pass either client= or client options, not both (got {', '.join(given)})"
-                )
-            self._client: Any = client
-            self._owns_client = False
-        else:
-            self._client = _build_client(
-                region_name=region_name, profile_name=profile_name, endpoint_url=endpoint_url,
-                config=config, connect_timeout=connect_timeout, read_timeout=read_timeout,
-                max_attempts=max_attempts, pool=self.cache.policy.max_workers + 2,
-            )
-            self._owns_client = True
-            endpoint = str(self._client.meta.endpoint_url or "")
-            check_transport(
-                host=urlsplit(endpoint).hostname or "", plaintext=endpoint.startswith("http:"),
-                unverified=False, allowed=dangerously_allow_insecure_transport,
-                what="Secrets Manager endpoint",
-            )
-            if request_timeout is None:
-                request_timeout = ((2.0 if connect_timeout is None else connect_timeout)
-                                   + (5.0 if read_timeout is None else read_timeout))
-            if not (request_timeout > 0 and math.isfinite(request_timeout)):
-                raise ResolverConfigError(
-                    f"request_timeout must be a positive number of seconds, got "
-                    f"{request_timeout!r}")
-            _bound_requests(self._client, total=float(request_timeout), backend=self.backend)
+        self._client, self._owns_client = _client_or_built(
+            client, options, pool=self.cache.policy.max_workers + 2,
+            insecure_ok=dangerously_allow_insecure_transport, backend=self.backend)
         self._lock = threading.Lock()
         # Parsed keys by version id, per key id. Version ids are immutable, so
         # a version held here never needs downloading again.
@@ -797,6 +771,59 @@ def _int_param(name: str, value: str) -> int:
             f"awssm:// parameter {name}={value!r} is not an integer"
         ) from None
     return number
+
+
+def _client_or_built(
+    client: Any, options: Mapping[str, Any], *, pool: int, insecure_ok: bool, backend: str,
+    service: str = "secretsmanager", label: str = "Secrets Manager", scheme: str = "awssm",
+) -> tuple[Any, bool]:
+    """``client`` as given, else a bounded boto3 client built from ``options``.
+
+    A built client has the transport policy checked on its endpoint and every
+    request bounded (:func:`_bound_requests`).
+
+    Args:
+        client: A ready client, or None to build one.
+        options: The client options (``region_name``, ``endpoint_url``,
+            ``request_timeout``... as the resolver takes them); None means unset.
+        pool: Connections to keep.
+        insecure_ok: ``dangerously_allow_insecure_transport``.
+        backend: The backend name, for errors.
+        service: The boto3 service name.
+        label: The service as errors name it.
+        scheme: The URL scheme, for errors.
+
+    Returns:
+        The client, and whether it was built here (so is ours to close).
+
+    Raises:
+        ResolverConfigError: ``client`` with client options, a bad option, or
+            a plaintext endpoint that is not loopback.
+    """
+    if client is not None:
+        given = sorted(name for name, value in options.items() if value is not None)
+        if given:
+            raise ResolverConfigError(
+                f"pass either client= or client options, not both (got {', '.join(given)})")
+        return client, False
+    connect_timeout, read_timeout = options.get("connect_timeout"), options.get("read_timeout")
+    built = _build_client(
+        region_name=options.get("region_name"), profile_name=options.get("profile_name"),
+        endpoint_url=options.get("endpoint_url"), config=options.get("config"),
+        connect_timeout=connect_timeout, read_timeout=read_timeout,
+        max_attempts=options.get("max_attempts"), pool=pool, service=service, scheme=scheme)
+    endpoint = str(built.meta.endpoint_url or "")
+    check_transport(host=urlsplit(endpoint).hostname or "", plaintext=endpoint.startswith("http:"),
+                    unverified=False, allowed=insecure_ok, what=f"{label} endpoint")
+    request_timeout = options.get("request_timeout")
+    if request_timeout is None:
+        request_timeout = ((2.0 if connect_timeout is None else connect_timeout)
+                           + (5.0 if read_timeout is None else read_timeout))
+    if not (request_timeout > 0 and math.isfinite(request_timeout)):
+        raise ResolverConfigError(
+            f"request_timeout must be a positive number of seconds, got {request_timeout!r}")
+    _bound_requests(built, total=float(request_timeout), backend=backend, service=label)
+    return built, True
 
 
 def _build_client(

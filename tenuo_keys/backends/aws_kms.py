@@ -45,12 +45,10 @@ Errors carry the AWS error code and operation, never AWS's free-text message.
 from __future__ import annotations
 
 import logging
-import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final, TypeVar
-from urllib.parse import urlsplit
 
 import tenuo_core
 from botocore.config import Config
@@ -67,7 +65,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from .._keyset import public_bytes_of
 from .._template import KeyTemplate, TemplateError
-from .._transport import INSECURE_OPT_IN, check_transport
+from .._transport import INSECURE_OPT_IN
 from .._url import ResolverURL
 from ..errors import (
     BackendUnavailable,
@@ -95,8 +93,7 @@ from .aws import (
     _DENIED,
     _REGION,
     _UNAVAILABLE,
-    _bound_requests,
-    _build_client,
+    _client_or_built,
     _code,
     _redact_url,
     _status,
@@ -356,18 +353,11 @@ class AWSKMSSigner(RemoteSigner[AWSKMSKeyInfo, _Settings, _SharedClient]):
                    "endpoint_url": endpoint_url, "config": config,
                    "connect_timeout": connect_timeout, "read_timeout": read_timeout,
                    "request_timeout": request_timeout, "max_attempts": max_attempts}
-        if client is not None:
-            given = sorted(name for name, value in options.items() if value is not None)
-            if given:
-                raise ResolverConfigError(
-                    f"pass either client= or client options, not both (got {', '.join(given)})")
-            shared = _SharedClient(client, owned=False)
-        else:
-            shared = _SharedClient(_new_client(
-                region_name=region_name, profile_name=profile_name, endpoint_url=endpoint_url,
-                config=config, connect_timeout=connect_timeout, read_timeout=read_timeout,
-                request_timeout=request_timeout, max_attempts=max_attempts,
-                insecure_ok=dangerously_allow_insecure_transport), owned=True)
+        built, owned = _client_or_built(client, options, pool=10,
+                                       insecure_ok=dangerously_allow_insecure_transport,
+                                       backend=BACKEND, service="kms", label="AWS KMS",
+                                       scheme=SCHEME)
+        shared = _SharedClient(built, owned=owned)
         settings = _Settings(name_template, float(refresh_interval), float(max_age),
                              max_message_bytes)
         self._setup(key_id, settings, shared, lazy=lazy)
@@ -773,29 +763,6 @@ def _key_name(template: str, key_id: str) -> str:
             f"key id {key_id!r} gives the alias {name!r}, which ends with {PREVIOUS_SUFFIX!r}: "
             "that names the key before a rotation of another key id")
     return name
-
-
-def _new_client(*, region_name: str | None, profile_name: str | None,
-                endpoint_url: str | None, config: Config | None,
-                connect_timeout: float | None, read_timeout: float | None,
-                request_timeout: float | None, max_attempts: int | None,
-                insecure_ok: bool) -> Any:
-    """A bounded boto3 ``kms`` client (as the Secrets Manager resolver builds its own)."""
-    client = _build_client(region_name=region_name, profile_name=profile_name,
-                           endpoint_url=endpoint_url, config=config,
-                           connect_timeout=connect_timeout, read_timeout=read_timeout,
-                           max_attempts=max_attempts, pool=10, service="kms", scheme=SCHEME)
-    endpoint = str(client.meta.endpoint_url or "")
-    check_transport(host=urlsplit(endpoint).hostname or "", plaintext=endpoint.startswith("http:"),
-                    unverified=False, allowed=insecure_ok, what="AWS KMS endpoint")
-    if request_timeout is None:
-        request_timeout = ((2.0 if connect_timeout is None else connect_timeout)
-                           + (5.0 if read_timeout is None else read_timeout))
-    if not (request_timeout > 0 and math.isfinite(request_timeout)):
-        raise ResolverConfigError(
-            f"request_timeout must be a positive number of seconds, got {request_timeout!r}")
-    _bound_requests(client, total=float(request_timeout), backend=BACKEND, service="AWS KMS")
-    return client
 
 
 # --------------------------------------------------------------------------- tools
