@@ -344,4 +344,4 @@ def test_sign_latency(aws_kms):
         median, p99 = sign_latency_ms(signer, warrant_for(signer.public_key))
     print(f"\nAWS KMS sign (loopback HTTP JSON, local verify): median {median:.2f} ms, "
           f"p99 {p99:.2f} ms")
-    assert median < 50
+    assert median < 20
