@@ -133,6 +133,9 @@ def test_settings_are_checked_before_any_call():
 
 
 def test_urls_build_the_signer_they_say():
+    import tenuo_keys
+
+    assert tenuo_keys.AWSKMSSigner is AWSKMSSigner  # exported lazily, like GCPKMSSigner
     signer = signer_from_url(
         "awskms://eu-west-1/alias/team/{key_id}?endpoint_url=http://127.0.0.1:9&lazy=1"
         "&max_message_bytes=1024&refresh_interval=2&max_age=30&max_attempts=2",
