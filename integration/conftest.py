@@ -93,6 +93,7 @@ async def temporal_time_skipping_env() -> AsyncIterator[object]:
 # test modules would start two servers).
 
 from integration.support.aws import *  # noqa: E402,F403
+from integration.support.aws_kms import *  # noqa: E402,F403
 from integration.support.gcp import *  # noqa: E402,F403
 from integration.support.gcp_kms import *  # noqa: E402,F403
 from integration.support.valkey import *  # noqa: E402,F403

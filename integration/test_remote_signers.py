@@ -2,7 +2,8 @@
 
 One suite, run once per signer (``signer_backend``: OpenBao Transit's
 ``VaultTransitSigner`` on real OpenBao dev servers, ``GCPKMSSigner`` on the
-project's Cloud KMS gRPC test server; the adapters live in
+project's Cloud KMS gRPC test server, ``AWSKMSSigner`` on the project's AWS
+KMS JSON-protocol test server; the adapters live in
 ``integration/support/remote_signers.py``). A real Temporal dev server
 (``temporal_env``). The PoP of a key id configured in
 ``TenuoPluginConfig.signers`` is signed in the plugin's local activity

@@ -109,6 +109,7 @@ _LAZY = {
         "tenuo_keys.backends.gcp", "gcp", "google-cloud-secret-manager"
     ),
     "GCPKMSSigner": ("tenuo_keys.backends.gcp_kms", "gcp", "google-cloud-kms"),
+    "AWSKMSSigner": ("tenuo_keys.backends.aws_kms", "aws", "boto3"),
 }
 
 

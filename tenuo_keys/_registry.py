@@ -65,6 +65,7 @@ _SIGNERS: dict[str, _Registration] = {
     "gcpkms": _Registration(
         "tenuo_keys.backends.gcp_kms:GCPKMSSigner", "gcp", "google.cloud.kms_v1"
     ),
+    "awskms": _Registration("tenuo_keys.backends.aws_kms:AWSKMSSigner", "aws", "boto3"),
 }
 _lock = threading.Lock()
 _registry: dict[str, _Registration] = dict(_BUILTINS)

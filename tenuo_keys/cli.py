@@ -45,7 +45,7 @@ EXIT_BACKEND = 2
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _CONTEXT = {"help_option_names": ["-h", "--help"]}
 # What to run instead of a key-store command for a signer URL.
-_SIGNER_COMMANDS = {"vault-transit": "transit", "gcpkms": "gcpkms"}
+_SIGNER_COMMANDS = {"vault-transit": "transit", "gcpkms": "gcpkms", "awskms": "kms"}
 
 
 _public_format = click.option(
@@ -519,6 +519,76 @@ def gcpkms_versions(url: str, key_id: str) -> None:
         signs = "signs" if version.signs else "-"
         click.echo(f"  {version.number:<6} {version.state:<20} {version.algorithm:<22} "
                    f"{signs:<5} {public}")
+
+
+# --------------------------------------------------------------------------- AWS KMS
+
+
+@main.group()
+def kms() -> None:
+    """Keys that never leave AWS KMS (awskms:// URLs).
+
+    URL: awskms://REGION/NAME_TEMPLATE?endpoint_url=..., e.g.
+    awskms://us-east-1/alias/tenuo-{key_id}. Credentials come from the AWS chain
+    (environment, profile, role). A key id names an alias; rotating creates a
+    new ECC_NIST_EDWARDS25519 key and moves the alias, keeping the old key
+    under ALIAS/previous for warrants in flight.
+    """
+
+
+def _aws_kms() -> Any:
+    try:
+        from .backends import aws_kms
+    except ImportError:
+        raise click.ClickException(
+            "awskms needs boto3 and cryptography: pip install 'tenuo-keys[aws]'") from None
+    return aws_kms
+
+
+def _echo_aws_key(what: str, info: Any) -> None:
+    current = info.current
+    public = "-" if current is None else _fingerprint(current.public)
+    click.echo(f"{what} {info.name} -> {info.target}; public key (base64): {public}")
+
+
+@kms.command("create")
+@click.argument("url")
+@click.argument("key_id")
+@click.option("--exist-ok", is_flag=True, help="Succeed if the alias already names a key.")
+def kms_create(url: str, key_id: str, exist_ok: bool) -> None:
+    """Create an ECC_NIST_EDWARDS25519 SIGN_VERIFY key and point KEY_ID's alias at it."""
+    try:
+        info = _aws_kms().create_key(key_id, url, exist_ok=exist_ok)
+    except TenuoKeysError as exc:
+        _fail(exc)
+    _echo_aws_key("created:", info)
+
+
+@kms.command("rotate")
+@click.argument("url")
+@click.argument("key_id")
+def kms_rotate(url: str, key_id: str) -> None:
+    """Rotate KEY_ID: a new key, the alias moved to it, the old key kept as ALIAS/previous."""
+    try:
+        info = _aws_kms().rotate_key(key_id, url)
+    except TenuoKeysError as exc:
+        _fail(exc)
+    _echo_aws_key("rotated:", info)
+
+
+@kms.command("public")
+@_signer_public_options
+def kms_public(url: str, key_id: str, holder: str | None, fmt: str) -> None:
+    """Print the public key of the KMS key KEY_ID's alias names, or --holder's.
+
+    The key ARN goes to stderr, so stdout is the key alone.
+    """
+    try:
+        version = _aws_kms().public(key_id, url, holder=_holder(holder))
+    except TenuoKeysError as exc:
+        _fail(exc)
+    _echo_public(version.public_key, fmt)
+    click.echo(f"{version.key_arn} ({version.state})", err=True)
 
 
 if __name__ == "__main__":  # pragma: no cover

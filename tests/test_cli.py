@@ -183,6 +183,7 @@ def _commands(group: click.Group, path: tuple[str, ...] = ()):
 def test_every_command_takes_h_and_its_help_has_no_rst_markup():
     paths = list(_commands(main))
     assert ("gcpkms", "public") in paths and ("transit", "create") in paths
+    assert {("kms", "create"), ("kms", "rotate"), ("kms", "public")} <= set(paths)
     for path in paths:
         short = CliRunner().invoke(main, [*path, "-h"])
         assert short.exit_code == 0, (path, short.output)
@@ -211,6 +212,7 @@ def test_exit_codes_follow_the_vault_cli(monkeypatch):
 @pytest.mark.parametrize(("url", "command"), [
     ("vault-transit://127.0.0.1:8200/transit/{key_id}?tls=0", "transit"),
     ("gcpkms://p/global/ring/{key_id}", "gcpkms"),
+    ("awskms://us-east-1/alias/tenuo-{key_id}", "kms"),
 ])
 def test_key_store_commands_on_a_signer_url_point_at_the_cli_group(url, command):
     for args in (["doctor", url, "agent1"], ["public", url, "agent1"]):

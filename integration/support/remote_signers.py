@@ -32,7 +32,8 @@ from tenuo_keys import Signer
 from tenuo_keys.backends import vault_transit as vt
 from tenuo_keys.backends.vault_transit import VaultTransitSigner
 
-__all__ = ["BACKENDS", "GCPKMSBackend", "Outage", "SignerBackend", "TransitBackend"]
+__all__ = ["BACKENDS", "AWSKMSBackend", "GCPKMSBackend", "Outage", "SignerBackend",
+           "TransitBackend"]
 
 
 @dataclass
@@ -290,6 +291,85 @@ class GCPKMSBackend(SignerBackend):
         return signer
 
 
+# --------------------------------------------------------------------------- AWS KMS
+
+
+class AWSKMSBackend(SignerBackend):
+    """AWS KMS (``AWSKMSSigner``) on the ``aws_kms`` test server; outages on ``aws_kms_factory``.
+
+    Key id ``K`` names the alias ``alias/tenuo-K``; version N is the N-th KMS key
+    the alias named (a rotation creates a key and moves the alias, keeping the
+    old key under ``alias/tenuo-K/previous``).
+    """
+
+    param = "aws-kms"
+    removed_version_message = "PendingDeletion"
+
+    def __init__(self, request: pytest.FixtureRequest) -> None:
+        super().__init__(request)
+        self.server = request.getfixturevalue("aws_kms")
+        self._arns: dict[str, list[str]] = {}
+
+    @staticmethod
+    def alias(key_id: str) -> str:
+        """The alias of ``key_id``."""
+        return f"alias/tenuo-{key_id}"
+
+    def new_key(self, name: str) -> str:
+        key_id = uid(name)
+        self._arns[key_id] = [self.server.create_key(self.alias(key_id))]
+        return key_id
+
+    def assert_sealed(self, key_id: str, signer: Signer) -> None:
+        meta = self.server.client.describe_key(KeyId=self.alias(key_id))["KeyMetadata"]
+        assert (meta["Origin"], meta["KeySpec"]) == ("AWS_KMS", "ECC_NIST_EDWARDS25519")
+        assert self.signing_versions(signer) == [1]  # generated in KMS, never imported
+
+    def import_key(self, name: str, key: Any) -> str:
+        key_id = uid(name)
+        self._arns[key_id] = [self.server.import_key(self.alias(key_id), key)]
+        return key_id
+
+    def signer(self, key_id: str) -> Signer:
+        signer: Signer = self.server.signer(key_id)
+        return signer
+
+    def rotate(self, key_id: str) -> Any:
+        self._arns[key_id].append(self.server.rotate(self.alias(key_id)))
+        with self.server.signer(key_id) as issuer_view:
+            assert self.signing_versions(issuer_view) == [2, 1]
+            return issuer_view.public_key
+
+    def signing_versions(self, signer: Signer, *, refresh: bool = False) -> list[int]:
+        from tenuo_keys.backends.aws_kms import AWSKMSSigner
+
+        assert isinstance(signer, AWSKMSSigner)
+        return [v.number for v in signer.key_info(refresh=refresh).signing]
+
+    def retire(self, key_id: str, version: int) -> None:
+        self.server.client.disable_key(KeyId=self._arns[key_id][version - 1])
+
+    def remove(self, key_id: str, version: int) -> None:
+        answer = self.server.client.schedule_key_deletion(
+            KeyId=self._arns[key_id][version - 1], PendingWindowInDays=7)
+        assert answer["KeyState"] == "PendingDeletion"
+
+    @contextlib.contextmanager
+    def outage(self, name: str, key: Any) -> Iterator[Outage]:
+        """A server of the test's own with a state file: it restarts on its port, keys kept."""
+        server = self.request.getfixturevalue("aws_kms_factory")(state=True)
+        key_id = uid(name)
+        server.import_key(self.alias(key_id), key)
+        signer = server.signer(key_id, connect_timeout=0.5, read_timeout=1.0, max_attempts=1)
+        yield Outage(key_id, signer, server.stop, server.start)
+
+    def unreachable_signer(self, key_id: str) -> Signer:
+        signer: Signer = self.server.signer(
+            key_id, endpoint_url=f"http://127.0.0.1:{free_port()}", lazy=True,
+            connect_timeout=0.5, max_attempts=1)
+        return signer
+
+
 #: The suite's parameters, in order: ``param`` to adapter class.
 BACKENDS: dict[str, type[SignerBackend]] = {
-    backend.param: backend for backend in (TransitBackend, GCPKMSBackend)}
+    backend.param: backend for backend in (TransitBackend, GCPKMSBackend, AWSKMSBackend)}

@@ -252,35 +252,9 @@ class AWSSecretsManagerKeyResolver(BackendKeyResolver):
             "connect_timeout": connect_timeout, "read_timeout": read_timeout,
             "max_attempts": max_attempts, "request_timeout": request_timeout,
         }
-        if client is not None:
-            given = sorted(name for name, value in options.items() if value is not None)
-            if given:
-                raise ResolverConfigError(
-                    f"pass either client= or client options, not both (got {', '.join(given)})"
-                )
-            self._client: Any = client
-            self._owns_client = False
-        else:
-            self._client = _build_client(
-                region_name=region_name, profile_name=profile_name, endpoint_url=endpoint_url,
-                config=config, connect_timeout=connect_timeout, read_timeout=read_timeout,
-                max_attempts=max_attempts, pool=self.cache.policy.max_workers + 2,
-            )
-            self._owns_client = True
-            endpoint = str(self._client.meta.endpoint_url or "")
-            check_transport(
-                host=urlsplit(endpoint).hostname or "", plaintext=endpoint.startswith("http:"),
-                unverified=False, allowed=dangerously_allow_insecure_transport,
-                what="Secrets Manager endpoint",
-            )
-            if request_timeout is None:
-                request_timeout = ((2.0 if connect_timeout is None else connect_timeout)
-                                   + (5.0 if read_timeout is None else read_timeout))
-            if not (request_timeout > 0 and math.isfinite(request_timeout)):
-                raise ResolverConfigError(
-                    f"request_timeout must be a positive number of seconds, got "
-                    f"{request_timeout!r}")
-            _bound_requests(self._client, total=float(request_timeout), backend=self.backend)
+        self._client, self._owns_client = _client_or_built(
+            client, options, pool=self.cache.policy.max_workers + 2,
+            insecure_ok=dangerously_allow_insecure_transport, backend=self.backend)
         self._lock = threading.Lock()
         # Parsed keys by version id, per key id. Version ids are immutable, so
         # a version held here never needs downloading again.
@@ -799,11 +773,66 @@ def _int_param(name: str, value: str) -> int:
     return number
 
 
+def _client_or_built(
+    client: Any, options: Mapping[str, Any], *, pool: int, insecure_ok: bool, backend: str,
+    service: str = "secretsmanager", label: str = "Secrets Manager", scheme: str = "awssm",
+) -> tuple[Any, bool]:
+    """``client`` as given, else a bounded boto3 client built from ``options``.
+
+    A built client has the transport policy checked on its endpoint and every
+    request bounded (:func:`_bound_requests`).
+
+    Args:
+        client: A ready client, or None to build one.
+        options: The client options (``region_name``, ``endpoint_url``,
+            ``request_timeout``... as the resolver takes them); None means unset.
+        pool: Connections to keep.
+        insecure_ok: ``dangerously_allow_insecure_transport``.
+        backend: The backend name, for errors.
+        service: The boto3 service name.
+        label: The service as errors name it.
+        scheme: The URL scheme, for errors.
+
+    Returns:
+        The client, and whether it was built here (so is ours to close).
+
+    Raises:
+        ResolverConfigError: ``client`` with client options, a bad option, or
+            a plaintext endpoint that is not loopback.
+    """
+    if client is not None:
+        given = sorted(name for name, value in options.items() if value is not None)
+        if given:
+            raise ResolverConfigError(
+                f"pass either client= or client options, not both (got {', '.join(given)})")
+        return client, False
+    connect_timeout, read_timeout = options.get("connect_timeout"), options.get("read_timeout")
+    built = _build_client(
+        region_name=options.get("region_name"), profile_name=options.get("profile_name"),
+        endpoint_url=options.get("endpoint_url"), config=options.get("config"),
+        connect_timeout=connect_timeout, read_timeout=read_timeout,
+        max_attempts=options.get("max_attempts"), pool=pool, service=service, scheme=scheme)
+    endpoint = str(built.meta.endpoint_url or "")
+    check_transport(host=urlsplit(endpoint).hostname or "", plaintext=endpoint.startswith("http:"),
+                    unverified=False, allowed=insecure_ok, what=f"{label} endpoint")
+    request_timeout = options.get("request_timeout")
+    if request_timeout is None:
+        request_timeout = ((2.0 if connect_timeout is None else connect_timeout)
+                           + (5.0 if read_timeout is None else read_timeout))
+    if not (request_timeout > 0 and math.isfinite(request_timeout)):
+        raise ResolverConfigError(
+            f"request_timeout must be a positive number of seconds, got {request_timeout!r}")
+    _bound_requests(built, total=float(request_timeout), backend=backend, service=label)
+    return built, True
+
+
 def _build_client(
     *, region_name: str | None, profile_name: str | None, endpoint_url: str | None,
     config: Config | None, connect_timeout: float | None, read_timeout: float | None,
-    max_attempts: int | None, pool: int,
+    max_attempts: int | None, pool: int, service: str = "secretsmanager",
+    scheme: str = "awssm",
 ) -> Any:
+    """A boto3 client for ``service`` with our timeouts, retries and pool (shared with KMS)."""
     attempts = 3 if max_attempts is None else max_attempts
     if attempts < 1:
         raise ResolverConfigError(f"max_attempts must be >= 1, got {attempts}")
@@ -821,7 +850,7 @@ def _build_client(
     region_name = region_name or os.environ.get("AWS_REGION") or None
     try:
         session = boto3.session.Session(profile_name=profile_name, region_name=region_name)
-        return session.client("secretsmanager", endpoint_url=endpoint_url, config=base)
+        return session.client(service, endpoint_url=endpoint_url, config=base)  # type: ignore[call-overload]
     except ProfileNotFound as exc:
         # With no profile= the name came from $AWS_PROFILE.
         name = profile_name or exc.kwargs.get("profile")
@@ -831,14 +860,15 @@ def _build_client(
         ) from None
     except NoRegionError:
         raise ResolverConfigError(
-            "no AWS region: put it in the URL (awssm://us-east-1/...), pass region_name=, "
+            f"no AWS region: put it in the URL ({scheme}://us-east-1/...), pass region_name=, "
             "or set AWS_REGION (or AWS_DEFAULT_REGION)"
         ) from None
     except ValueError as exc:  # e.g. a malformed endpoint_url
-        raise ResolverConfigError(f"cannot build the Secrets Manager client: {exc}") from None
+        raise ResolverConfigError(f"cannot build the {service} client: {exc}") from None
 
 
-def _bound_requests(client: Any, *, total: float, backend: str) -> None:
+def _bound_requests(client: Any, *, total: float, backend: str,
+                    service: str = "Secrets Manager") -> None:
     """Give every HTTP request of ``client`` a total deadline and a response size cap.
 
     botocore limits each read (``read_timeout``), not the request, and reads
@@ -852,7 +882,7 @@ def _bound_requests(client: Any, *, total: float, backend: str) -> None:
     http = client._endpoint.http_session
     send = http.send
     get_manager = http._get_connection_manager
-    where = f"Secrets Manager at {_redact_url(str(client.meta.endpoint_url or ''))}"
+    where = f"{service} at {_redact_url(str(client.meta.endpoint_url or ''))}"
 
     def bounded_manager(*args: Any, **kwargs: Any) -> Any:
         return bounded_pools(get_manager(*args, **kwargs))
