@@ -37,10 +37,12 @@ def payload(current: Any, previous: Any) -> dict[str, bytes]:
 
 
 def test_atomic_writer_swaps_never_show_a_torn_or_mixed_version(tmp_path: Path) -> None:
-    keys = [tenuo_core.SigningKey.generate() for _ in range(SWAPS + 1)]
+    # Version i holds key i and, as its .previous, key i - 1: a read that mixed two
+    # published versions would pair keys that are not neighbours.
+    keys = [tenuo_core.SigningKey.generate() for _ in range(SWAPS + 2)]
     index = {bytes(k.public_key_bytes()): i for i, k in enumerate(keys)}
     volume = AtomicWriterVolume(tmp_path / "secret")
-    volume.publish(payload(keys[0], keys[0]))
+    volume.publish(payload(keys[1], keys[0]))
     resolver = FileKeyResolver(volume.directory)
     done = threading.Event()
     reads, problems = [0] * READERS, []
@@ -49,14 +51,15 @@ def test_atomic_writer_swaps_never_show_a_torn_or_mixed_version(tmp_path: Path) 
         while not done.is_set():
             try:
                 versions = resolver.fetch("agent1")
+                # [current file, its .previous file, values remembered from earlier reads]
                 current = index[bytes(decode_signing_key(
                     versions[0].material).public_key_bytes())]
                 previous = index[bytes(decode_signing_key(
-                    versions[1].material).public_key_bytes())] if len(versions) > 1 else 0
+                    versions[1].material).public_key_bytes())]
             except Exception as exc:  # a torn file, or a key of no version: a failure
                 problems.append(f"{type(exc).__name__}: {exc}")
                 continue
-            if previous != max(current - 1, 0):
+            if previous != current - 1:
                 problems.append(f"mixed: current {current} with previous {previous}")
             reads[slot] += 1
 
@@ -64,7 +67,7 @@ def test_atomic_writer_swaps_never_show_a_torn_or_mixed_version(tmp_path: Path) 
     for thread in threads:
         thread.start()
     try:
-        for i in range(1, SWAPS + 1):
+        for i in range(2, SWAPS + 2):
             volume.publish(payload(keys[i], keys[i - 1]))
     finally:
         done.set()
@@ -74,7 +77,7 @@ def test_atomic_writer_swaps_never_show_a_torn_or_mixed_version(tmp_path: Path) 
     assert all(n > 0 for n in reads), reads
     final = resolver.fetch("agent1")
     assert bytes(decode_signing_key(final[0].material).public_key_bytes()) == \
-        bytes(keys[SWAPS].public_key_bytes())
+        bytes(keys[SWAPS + 1].public_key_bytes())
 
 
 @pytest.mark.asyncio(loop_scope="session")

@@ -149,8 +149,10 @@ async def test_delegated_schedule_enforces_the_leaf(temporal_env):
     client = await connect(temporal_env, our_config())
     queue = uid("sched-chain")
     parent = mint(holder=DELEGATOR)
+    # The leaf outlives the first action of hourly() whatever the time of day: that action
+    # comes at most 90 minutes from now.
     leaf = parent.attenuate({"read_file": {"path": tenuo_core.Subpath("/data/report.csv")}},
-                            signing_key=DELEGATOR, ttl_seconds=3600, holder=HOLDER.public_key)
+                            signing_key=DELEGATOR, ttl_seconds=7100, holder=HOLDER.public_key)
     with pytest.raises(HeaderError, match="warrant_chain"):
         await create_scheduled_workflow_with_warrant(
             client, uid("schedule"), wf.ScheduledReads.run, leaf, "agent1", hourly(),

@@ -110,6 +110,24 @@ def test_a_rotation_keeps_the_replaced_key_for_its_holder(directory: Path) -> No
     assert versions[1].material.decode() == encode_signing_key(old)
     # Read again, unchanged: still both, the previous not dropped.
     assert len(resolver.fetch("agent1")) == 2
+    # Another rotation: the two values it replaced are both still held.
+    third = tenuo_core.SigningKey.generate()
+    write_key(directory, ".tmp", third)
+    os.replace(directory / ".tmp", directory / "agent1.key")
+    assert [v.material.decode() for v in resolver.fetch("agent1")] == [
+        encode_signing_key(third), encode_signing_key(new), encode_signing_key(old)]
+
+
+def test_reads_finishing_out_of_order_lose_no_value(directory: Path) -> None:
+    # A slow read of the old file finishing after a read of the new one (a refresh
+    # racing a preload) must not make the new value look replaced, or drop either.
+    old, new = tenuo_core.SigningKey.generate(), tenuo_core.SigningKey.generate()
+    resolver = FileKeyResolver(directory)
+    new_first = resolver._versions("agent1", encode_signing_key(new).encode(), None)
+    old_late = resolver._versions("agent1", encode_signing_key(old).encode(), None)
+    assert [v.material for v in new_first] == [encode_signing_key(new).encode()]
+    assert {v.material for v in old_late} == {encode_signing_key(old).encode(),
+                                              encode_signing_key(new).encode()}
 
 
 def test_listing_skips_hidden_files_previous_versions_and_other_names(directory: Path) -> None:

@@ -7,10 +7,9 @@ process. This resolver reads such a directory: the key id names a file
 through the one name template (``{key_id}.key`` and the like), and every
 file goes through the one decoder.
 
-**Rotation.** A refresh re-reads the file (its inode, size and modification
-time, and Kubernetes' ``..data`` link, tell a rotation apart). The value it
-replaced is kept as the previous version, holder-matched for in-flight
-workflows, as the cloud backends keep theirs; a ``<name>.previous`` file, which
+**Rotation.** A refresh re-reads the file. The values it replaced (the last
+two) are kept as previous versions, holder-matched for in-flight workflows, as
+the cloud backends keep theirs; a ``<name>.previous`` file, which
 ``store_key`` writes on rotation, is read as well.
 
 **Kubernetes' atomic writer** publishes a new ``..<timestamp>`` directory and
@@ -60,7 +59,8 @@ PREVIOUS_SUFFIX = ".previous"
 MAX_KEY_FILE = 64 * 1024  # a key file is small: a bigger one is not a key
 _READ_ATTEMPTS = 8
 _FILE_NAME = re.compile(r"[A-Za-z0-9._+-]*")
-_REMEMBERED = 65_536  # previous values kept in memory (one per key id)
+_REMEMBERED = 65_536  # key ids whose earlier values are kept in memory
+_HISTORY = 3  # values kept per key id: the current one and two it replaced
 
 
 class FileKeyResolver(BackendKeyResolver):
@@ -104,11 +104,10 @@ class FileKeyResolver(BackendKeyResolver):
         super().__init__(cache=cache, observers=observers, field=field)
         self.directory = path
         self.allow_insecure_permissions = allow_insecure_permissions
-        # key id -> (what identifies the file's current version, its bytes), and the
-        # value each replaced: bounded, like every map keyed by ids.
-        self._seen: cachetools.LRUCache[str, tuple[tuple[Any, ...], bytes]] = \
+        # key id -> the distinct values it held, newest first: bounded, like every
+        # map keyed by ids.
+        self._history: cachetools.LRUCache[str, tuple[bytes, ...]] = \
             cachetools.LRUCache(_REMEMBERED)
-        self._previous: cachetools.LRUCache[str, bytes] = cachetools.LRUCache(_REMEMBERED)
         self._lock = threading.Lock()  # the cache's pool reads several ids at once
 
     @classmethod
@@ -139,7 +138,7 @@ class FileKeyResolver(BackendKeyResolver):
         for _ in range(_READ_ATTEMPTS):
             published = self._published()
             try:
-                current, identity = self._read(key_id, name)
+                current = self._read(key_id, name)
                 previous_file = self._read_optional(key_id, name + PREVIOUS_SUFFIX)
             except FileNotFoundError:
                 if self._published() != published:
@@ -148,22 +147,20 @@ class FileKeyResolver(BackendKeyResolver):
                                   key_id=key_id, backend=self.backend) from None
             if self._published() != published:
                 continue
-            return self._versions(key_id, (published, *identity), current, previous_file)
+            return self._versions(key_id, current, previous_file)
         raise BackendUnavailable(f"{self.directory} kept changing while it was read",
                                  key_id=key_id, backend=self.backend)
 
-    def _versions(self, key_id: str, identity: tuple[Any, ...], current: bytes,
-                  previous_file: bytes | None) -> list[StoredKey]:
+    def _versions(self, key_id: str, current: bytes, previous_file: bytes | None
+                  ) -> list[StoredKey]:
+        # Every distinct value this key held (newest first, a few): reads that
+        # finish out of order (a refresh racing a preload) can lose none of them.
         with self._lock:
-            seen = self._seen.get(key_id)
-            if seen is not None and seen[0] != identity and seen[1] != current:
-                self._previous[key_id] = seen[1]  # rotated: keep what it replaced
-            self._seen[key_id] = (identity, current)
-            remembered = self._previous.get(key_id)
+            held = [current, *(v for v in self._history.get(key_id, ()) if v != current)]
+            self._history[key_id] = tuple(held[:_HISTORY])
         versions = [StoredKey(current, "current")]
-        for older in (previous_file, remembered):
-            if older is not None and older != current \
-                    and all(v.material != older for v in versions):
+        for older in (previous_file, *held[1:_HISTORY]):
+            if older is not None and all(v.material != older for v in versions):
                 versions.append(StoredKey(older, "previous"))
         return versions
 
@@ -186,7 +183,7 @@ class FileKeyResolver(BackendKeyResolver):
             raise BackendUnavailable(f"{self.directory}: {exc.strerror}",
                                      backend=self.backend) from None
 
-    def _read(self, key_id: str, name: str) -> tuple[bytes, tuple[Any, ...]]:
+    def _read(self, key_id: str, name: str) -> bytes:
         path = self.directory / name
         try:
             fd = os.open(path, os.O_RDONLY)  # links followed: Kubernetes' names are links
@@ -206,11 +203,11 @@ class FileKeyResolver(BackendKeyResolver):
         if len(data) > MAX_KEY_FILE:
             raise KeyResolutionError(f"{path} is larger than {MAX_KEY_FILE} bytes: not a key",
                                      key_id=key_id, backend=self.backend)
-        return data, (info.st_ino, info.st_dev, info.st_size, info.st_mtime_ns)
+        return data
 
     def _read_optional(self, key_id: str, name: str) -> bytes | None:
         try:
-            return self._read(key_id, name)[0]
+            return self._read(key_id, name)
         except (FileNotFoundError, KeyNotFound):
             return None
 
