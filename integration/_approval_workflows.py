@@ -12,28 +12,19 @@ denied call never ran.
 from __future__ import annotations
 
 import base64
-from datetime import timedelta
 from typing import Any
 
 from temporalio import activity, workflow
-from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
     import tenuo.temporal as stock
     import tenuo_core
 
+    from integration._interop_workflows import OPTIONS  # retries allowed, denials must not
     from tenuo_temporal.workflow import set_activity_approvals
 
 #: ``(activity type, args)`` of every body that actually ran, in order.
 CALLS: list[tuple[str, tuple[Any, ...]]] = []
-
-#: Retries allowed: a denial that were *not* non-retryable would end as
-#: MAXIMUM_ATTEMPTS_REACHED, not NON_RETRYABLE_FAILURE.
-OPTIONS: dict[str, Any] = {
-    "start_to_close_timeout": timedelta(seconds=10),
-    "retry_policy": RetryPolicy(maximum_attempts=3, initial_interval=timedelta(milliseconds=100),
-                                maximum_interval=timedelta(milliseconds=200)),
-}
 
 
 @activity.defn
