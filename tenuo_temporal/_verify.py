@@ -104,7 +104,8 @@ class GatedCall:
     signed: dict[str, Any]
     constraint_args: dict[str, Any]
     pop: bytes
-    info: temporalio.activity.Info
+    info: temporalio.activity.Info | None
+    """None for a call that is not an activity (a Nexus start), checked at now."""
 
 
 class ApprovalPending(Exception):
@@ -276,7 +277,7 @@ class Verifier:
         """
         call = pending.call
         handler = self.config.approval_handler
-        assert handler is not None
+        assert handler is not None and call.info is not None  # raised for activities only
         warrant = call.context.warrant
         request = ApprovalRequest.for_warrant_gate(
             call.tool, dict(call.signed), warrant, request_hash(call),
@@ -309,7 +310,9 @@ class Verifier:
         """
         context, tool = call.context, call.tool
         try:
-            authorizer = self.config.authorizer(self.windows(call.info))
+            config = self.config
+            authorizer = config.authorizer(
+                config.pop_max_windows if call.info is None else self.windows(call.info))
             if call.signed is call.constraint_args:
                 authorizer.check_chain(list(context.chain), tool, call.signed,
                                        signature=call.pop, approvals=approvals)
@@ -387,11 +390,13 @@ class Verifier:
         return context, constraint_args, None
 
     def check_call(self, context: WarrantContext, tool: str, args: dict[str, Any],
-                   pop: bytes) -> None:
+                   pop: bytes, approvals: bytes | None = None) -> None:
         """Check a call that is not an activity (a Nexus start) at this worker's now.
 
         Chain depth, trust, expiry, the tool grant, constraints on ``args`` and
-        the PoP over ``args`` within ``pop_max_windows``; no replay claim.
+        the PoP over ``args`` within ``pop_max_windows``; no replay claim. At
+        an approval gate, the approvals the caller sent (``approvals``, the raw
+        ``x-tenuo-approvals`` value); ``approval_handler`` is for activities.
 
         Raises:
             TenuoTemporalError: The denial.
@@ -401,6 +406,12 @@ class Verifier:
         try:
             self.config.authorizer(self.config.pop_max_windows).check_chain(
                 chain, tool, args, signature=pop)
+        except (tx.ApprovalGateTriggered, tx.InsufficientApprovals) as gate:
+            supplied = H.approvals_of(approvals)  # only once the gate is reached
+            if supplied is None:
+                raise ApprovalRequired(f"{gate}; send approvals with the request "
+                                       "(x-tenuo-approvals)", tool=tool) from None
+            self.check_approvals(GatedCall(context, tool, args, args, pop, None), supplied)
         except tx.TenuoError as exc:
             raise self.classify(exc, context, tool) from None
         except RuntimeError as exc:

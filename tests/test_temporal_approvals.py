@@ -1,7 +1,9 @@
 """Approvals and clearance in process: the header's bounds, the config, the verifier's order.
 
 End to end on a real Temporal server (pre-supplied approvals, the handler,
-clearance, and interop with 0.3.3) in ``integration/test_approvals.py``.
+clearance, and interop with 0.3.3) in ``integration/test_approvals.py``. Nexus
+starts carry pre-supplied approvals only; they are checked here, against
+headers built by ours and by the stock 0.3.3 ``tenuo_nexus_headers``.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+import tenuo.temporal as stock
 import tenuo_core
 from temporalio import activity
 from temporalio.api.common.v1 import Payload
@@ -22,9 +25,10 @@ from temporalio.bridge.proto.activity_task import activity_task_pb2
 from temporalio.worker import ExecuteActivityInput
 
 from tenuo_keys import ResolverConfigError
-from tenuo_temporal import TenuoPluginConfig
+from tenuo_temporal import TenuoPluginConfig, tenuo_nexus_headers
 from tenuo_temporal import _headers as H
 from tenuo_temporal._interceptors import TenuoInterceptor
+from tenuo_temporal._nexus import NexusCheck, decode_nexus_headers
 from tenuo_temporal._verify import ApprovalPending
 from tenuo_temporal.errors import (
     ERROR_TYPES,
@@ -226,3 +230,44 @@ def test_approval_denials_have_stable_wire_types():
         assert ERROR_TYPES[cls.type] is cls
     assert issubclass(InsufficientApprovals, ApprovalRequired)
     assert issubclass(InvalidApproval, ApprovalRequired)
+
+
+# --------------------------------------------------------------------------- Nexus
+
+
+NEXUS_TOOL = "nexus:payments:Payments:transfer"
+NEXUS_WARRANT = tenuo_core.Warrant.issue(
+    keypair=ROOT, capabilities={NEXUS_TOOL: {"amount": tenuo_core.Range(0, 100)}},
+    ttl_seconds=600, holder=HOLDER.public_key, required_approvers=[A1.public_key, A2.public_key],
+    min_approvals=2, approval_gates={NEXUS_TOOL: None})
+
+
+def nexus_approval(key: Any) -> Any:
+    digest = tenuo_core.py_compute_request_hash(NEXUS_WARRANT.id, NEXUS_TOOL, {"amount": 5},
+                                                NEXUS_WARRANT.authorized_holder)
+    now = int(time.time())
+    return tenuo_core.SignedApproval.create(tenuo_core.ApprovalPayload(
+        request_hash=digest, nonce=os.urandom(16), external_id="", approved_at=now,
+        expires_at=now + 300), key)
+
+
+@pytest.mark.parametrize("signer", ["ours", "stock"])
+@pytest.mark.parametrize(
+    ("keys", "expected"),
+    [((), ApprovalRequired), ((A1,), InsufficientApprovals), ((A1, A2), None)],
+)
+def test_nexus_start_carries_approvals_in_the_reference_encoding(signer, keys, expected):
+    approvals = [nexus_approval(k) for k in keys] or None
+    make = stock.tenuo_nexus_headers if signer == "stock" else tenuo_nexus_headers
+    sent = make(NEXUS_WARRANT, "agent1", HOLDER, endpoint="payments", operation="transfer",
+                service="Payments", input={"amount": 5}, approvals=approvals)
+    if approvals:
+        assert decode_nexus_headers(sent)[H.APPROVALS] == H.encode_approvals(approvals)
+    check = NexusCheck(TenuoPluginConfig(trusted_roots=[ROOT.public_key],
+                                         nexus_endpoint="payments"))
+    if expected is None:
+        assert check.check(sent, "Payments", "transfer", {"amount": 5}) is not None
+    else:
+        with pytest.raises(expected) as error:
+            check.check(sent, "Payments", "transfer", {"amount": 5})
+        assert type(error.value) is expected
