@@ -61,8 +61,12 @@ from ._replay import InMemoryReplayStore, ReplayStore
 from ._sandbox import PASSTHROUGH_MODULES, workflow_runner
 from ._schedules import create_scheduled_workflow_with_warrant
 from .errors import (
+    ApprovalRequired,
     ChainValidationError,
+    ClearanceInsufficient,
     HeaderError,
+    InsufficientApprovals,
+    InvalidApproval,
     PopReplayed,
     PopVerificationError,
     TemporalConstraintViolation,
@@ -75,6 +79,7 @@ from .workflow import (
     AuthorizedWorkflow,
     current_key_id,
     current_warrant,
+    set_activity_approvals,
     tenuo_continue_as_new,
     tenuo_execute_activity,
     tenuo_execute_child_workflow,
@@ -84,15 +89,19 @@ from .workflow import (
 
 __all__ = [
     "PASSTHROUGH_MODULES",
+    "ApprovalRequired",
     "AuditCallback",
     "AuditEvent",
     "AuthorizedWorkflow",
     "BackendUnavailable",
     "ChainValidationError",
+    "ClearanceInsufficient",
     "CompositeKeyResolver",
     "EnvKeyResolver",
     "HeaderError",
     "InMemoryReplayStore",
+    "InsufficientApprovals",
+    "InvalidApproval",
     "KeyAccessDenied",
     "KeyFormatError",
     "KeyNotFound",
@@ -122,6 +131,7 @@ __all__ = [
     "nexus_tool_name",
     "resolver_from_env",
     "resolver_from_url",
+    "set_activity_approvals",
     "start_workflow_authorized",
     "tenuo_complete_async_activity",
     "tenuo_continue_as_new",

@@ -3,8 +3,9 @@
 Every activity but the plugin's own local activities goes through
 :meth:`Verifier.check <tenuo_temporal._verify.Verifier.check>` (then
 :meth:`~tenuo_temporal._verify.Verifier.claim` when a shared replay store
-answers asynchronously), inside a ``tenuo.authorize`` span when OpenTelemetry
-records (:mod:`~tenuo_temporal._tracing`). A denial is counted, audited and
+answers asynchronously, and :meth:`~tenuo_temporal._verify.Verifier.approve`
+when an approval gate needs ``approval_handler``), inside a ``tenuo.authorize``
+span when OpenTelemetry records (:mod:`~tenuo_temporal._tracing`). A denial is counted, audited and
 then, by the config: raised as a typed, non-retryable ``ApplicationError``
 (``on_denial="raise"``, the default); answered with None without running the
 activity (``"log"``, ``"skip"``); or, in shadow mode (``dry_run``), recorded as
@@ -25,7 +26,7 @@ from . import _headers as H
 from ._audit import Recorder
 from ._ids import MINT_ACTIVITY, REMOTE_SIGN_ACTIVITY
 from ._tracing import Tracing
-from ._verify import Verifier
+from ._verify import ApprovalPending, Verifier
 from .errors import TenuoTemporalError, denial
 
 __all__ = ["ActivityInbound"]
@@ -75,7 +76,10 @@ class ActivityInbound(ActivityInboundInterceptor):
         tracing = self._tracing
         span = tracing.start()
         try:
-            context, args, pending = verifier.check(input, info, tool)
+            try:
+                context, args, pending = verifier.check(input, info, tool)
+            except ApprovalPending as gate:  # approval_handler: may do I/O, so awaited here
+                context, args, pending = await verifier.approve(gate)
             if pending is not None and context is not None:
                 await verifier.claim(pending, tool, context)
         except TenuoTemporalError as error:

@@ -125,6 +125,33 @@ def _allowlist(value: Collection[str] | None, name: str) -> frozenset[str] | Non
     return frozenset(names)
 
 
+def _clearances(requirements: Mapping[str, Any] | None) -> tuple[tuple[str, Any], ...]:
+    """``clearance_requirements`` checked by ``tenuo_core`` itself, at configuration.
+
+    Raises:
+        ResolverConfigError: A key that is not a pattern ``tenuo_core`` accepts,
+            or a value that is not a ``tenuo_core.Clearance``.
+    """
+    if not requirements:
+        return ()
+    if not isinstance(requirements, Mapping):
+        raise ResolverConfigError(
+            f"clearance_requirements must map tool names or globs to tenuo_core.Clearance, "
+            f"got {type(requirements).__name__}")
+    probe = tenuo_core.Authorizer(trusted_roots=[])
+    for pattern, level in requirements.items():
+        if not isinstance(pattern, str) or not isinstance(level, tenuo_core.Clearance):
+            raise ResolverConfigError(
+                f"clearance_requirements must map tool names or globs (str) to "
+                f"tenuo_core.Clearance, got {type(pattern).__name__} -> {type(level).__name__}")
+        try:
+            probe.require_clearance(pattern, level)
+        except Exception as exc:
+            raise ResolverConfigError(
+                f"clearance_requirements[{pattern!r}]: {exc}") from None
+    return tuple(requirements.items())
+
+
 @dataclass
 class TenuoPluginConfig:
     """How a worker signs and verifies.
@@ -240,6 +267,23 @@ class TenuoPluginConfig:
         audit_allow: Send allowed decisions to ``audit_callback``.
         audit_deny: Send denials (shadow denials included) to
             ``audit_callback``. Neither switch changes metrics or logging.
+        approval_handler: Called on the activity worker when a warrant's
+            approval gate fires for a call and no approvals came with it
+            (``x-tenuo-approvals``, see ``set_activity_approvals``). It gets
+            a ``tenuo.approval.ApprovalRequest`` (tool, arguments, warrant id,
+            ``request_hash``, approvers, threshold, message) and returns, or
+            awaits, one ``SignedApproval`` or a list. It runs only once the
+            chain, PoP, tool and constraints have passed, outside the workflow
+            sandbox and never on replay; ``tenuo_core`` then judges what it
+            returned. Raising ``tenuo.approval.ApprovalDenied`` denies
+            (``TENUO_APPROVAL_REQUIRED``); a retryable ``ApplicationError``
+            (approval pending) fails the attempt for Temporal to retry.
+            None (the default): a gated call without approvals is denied.
+        clearance_requirements: Tool name or glob (``"*"``, ``"admin_*"``) to
+            the least ``tenuo_core.Clearance`` a warrant must carry for it,
+            enforced by ``Authorizer.require_clearance``
+            (``TENUO_CLEARANCE_INSUFFICIENT``). A warrant minted without a
+            clearance has none, below every level.
     """
 
     key_resolver: KeyResolver | None = None
@@ -272,6 +316,8 @@ class TenuoPluginConfig:
     on_denial: Literal["raise", "log", "skip"] = "raise"
     audit_allow: bool = True
     audit_deny: bool = True
+    approval_handler: Callable[[Any], Any] | None = None
+    clearance_requirements: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
         self.authorized_signals = _allowlist(self.authorized_signals, "authorized_signals")
@@ -310,6 +356,11 @@ class TenuoPluginConfig:
                 f"not {self.on_denial!r}")
         if self.replay_store is None:
             self.replay_store = InMemoryReplayStore()
+        if self.approval_handler is not None and not callable(self.approval_handler):
+            raise ResolverConfigError(
+                f"approval_handler must be callable (sync or async, taking an "
+                f"ApprovalRequest), got {type(self.approval_handler).__name__}")
+        self._clearances = _clearances(self.clearance_requirements)
         self._roots_lock = threading.Lock()
         self._roots: tuple[Any, ...] = ()
         self._authorizers: BoundedMap[int, Any] = BoundedMap(_AUTHORIZERS_HELD)
@@ -460,6 +511,8 @@ class TenuoPluginConfig:
                 pop_window_secs=POP_WINDOW_SECS,
                 pop_max_windows=windows,
             )
+            for pattern, level in self._clearances:
+                found.require_clearance(pattern, level)
             self._authorizers[windows] = found
             return found
 

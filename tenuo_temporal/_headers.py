@@ -9,7 +9,9 @@ Names and encodings match ``tenuo.temporal`` 0.3.3, so mixed fleets interoperate
 * ``x-tenuo-warrant-chain``: ``encode_warrant_stack`` base64, only for a
   delegated chain (root first, leaf last);
 * on activities, ``x-tenuo-pop`` (base64 of 64 bytes) and
-  ``x-tenuo-arg-keys`` (comma-joined argument names of the signed view).
+  ``x-tenuo-arg-keys`` (comma-joined argument names of the signed view);
+* ``x-tenuo-approvals``, only when approvals were pre-supplied: a UTF-8 JSON
+  list of base64 ``SignedApproval.to_bytes()``.
 
 Values are ``Payload.data`` bytes with no metadata. Decoding is defensive:
 sizes are capped before any parsing, gzip output is capped at 64 KiB, trailing
@@ -29,9 +31,11 @@ small.
 
 from __future__ import annotations
 
+import base64
 import binascii
 import functools
 import gzip
+import json
 import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -45,7 +49,7 @@ from temporalio.api.common.v1 import Payload
 
 from ._args import WORKFLOW_ID_ARG, WORKFLOW_NAMESPACE_ARG, workflow_scoped
 from ._bounded import BoundedMap
-from .errors import HeaderError
+from .errors import HeaderError, InvalidApproval
 
 WARRANT: Final = "x-tenuo-warrant"
 COMPRESSED: Final = "x-tenuo-compressed"
@@ -54,6 +58,7 @@ KEY_ID: Final = "x-tenuo-key-id"
 CHAIN: Final = "x-tenuo-warrant-chain"
 POP: Final = "x-tenuo-pop"
 ARG_KEYS: Final = "x-tenuo-arg-keys"
+APPROVALS: Final = "x-tenuo-approvals"
 
 WIRE_FORMAT_VERSION: Final = b"2"
 MAX_WARRANT_BYTES: Final = 64 * 1024
@@ -62,8 +67,15 @@ MAX_HEADER_BYTES: Final = 256 * 1024
 """Cap on any one raw header value, checked before decoding."""
 MAX_KEY_ID_BYTES: Final = 256
 POP_LEN: Final = 64
+MAX_APPROVALS_BYTES: Final = 64 * 1024
+"""Cap on ``x-tenuo-approvals``, checked before any parsing (an approval is about 430 bytes)."""
+MAX_APPROVALS: Final = 32
+"""Most approvals decoded from one header (``tenuo_core`` accepts twice the approvers)."""
+MAX_APPROVAL_BYTES: Final = 4096
+"""Cap on one approval's base64 text, checked before decoding it."""
 
-TENUO_HEADERS: Final = frozenset({WARRANT, COMPRESSED, WIRE_FORMAT, KEY_ID, CHAIN, POP, ARG_KEYS})
+TENUO_HEADERS: Final = frozenset({WARRANT, COMPRESSED, WIRE_FORMAT, KEY_ID, CHAIN, POP, ARG_KEYS,
+                                  APPROVALS})
 
 
 class ContextMarks:
@@ -449,6 +461,52 @@ def _arg_keys(value: bytes) -> tuple[str, ...]:
 
 
 _small_arg_keys = functools.lru_cache(maxsize=1024)(_arg_keys)  # errors are never cached
+
+
+def encode_approvals(approvals: Sequence[Any]) -> bytes:
+    """The ``x-tenuo-approvals`` value for ``SignedApproval`` objects (0.3.3's encoding)."""
+    return json.dumps([base64.b64encode(bytes(approval.to_bytes())).decode("ascii")
+                       for approval in approvals]).encode("utf-8")
+
+
+def approvals_of(value: bytes | None) -> list[Any] | None:
+    """Decode a raw ``x-tenuo-approvals`` value into ``SignedApproval`` objects.
+
+    Bounded before any work: the whole value (:data:`MAX_APPROVALS_BYTES`),
+    the count (:data:`MAX_APPROVALS`) and each item (:data:`MAX_APPROVAL_BYTES`).
+    Decoding checks structure only; ``tenuo_core`` judges each approval.
+
+    Returns:
+        The approvals, or None when the header is absent or empty.
+
+    Raises:
+        InvalidApproval: Oversized or malformed.
+    """
+    if not value:
+        return None
+    if len(value) > MAX_APPROVALS_BYTES:
+        raise InvalidApproval(f"header {APPROVALS} is {len(value)} bytes "
+                              f"(limit {MAX_APPROVALS_BYTES})")
+    try:
+        items = json.loads(value.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise InvalidApproval(f"{APPROVALS} is not a JSON list") from None
+    if not isinstance(items, list) or not all(isinstance(item, str) for item in items):
+        raise InvalidApproval(f"{APPROVALS} is not a JSON list of base64 strings")
+    if len(items) > MAX_APPROVALS:
+        raise InvalidApproval(f"{APPROVALS} holds {len(items)} approvals (limit {MAX_APPROVALS})")
+    approvals = []
+    for index, item in enumerate(items):
+        if len(item) > MAX_APPROVAL_BYTES:
+            raise InvalidApproval(f"{APPROVALS}[{index}] is {len(item)} characters "
+                                  f"(limit {MAX_APPROVAL_BYTES})")
+        try:
+            approvals.append(tenuo_core.SignedApproval.from_bytes(
+                binascii.a2b_base64(item.encode("ascii"), strict_mode=True)))
+        except Exception as exc:  # tenuo_core raises several types for garbage
+            raise InvalidApproval(f"{APPROVALS}[{index}] does not decode to a SignedApproval "
+                                  f"({type(exc).__name__})") from None
+    return approvals or None
 
 
 def _key_id(value: bytes | None) -> str | None:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import binascii
 import dataclasses
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 import nexusrpc
@@ -113,7 +113,8 @@ def nexus_input_args(input: Any) -> dict[str, Any]:
 
 
 def sign_nexus_headers(context: WarrantContext, key: Any, tool: str, args: dict[str, Any],
-                       timestamp: int) -> dict[str, str]:
+                       timestamp: int, approvals: Sequence[Any] | None = None
+                       ) -> dict[str, str]:
     """Sign ``tool(args)`` at ``timestamp`` and encode the Nexus headers for it.
 
     Args:
@@ -122,12 +123,15 @@ def sign_nexus_headers(context: WarrantContext, key: Any, tool: str, args: dict[
         tool: From :func:`nexus_tool_name`.
         args: From :func:`nexus_input_args`.
         timestamp: Epoch seconds the PoP is signed at (the workflow's clock).
+        approvals: ``SignedApproval`` objects for an approval-gated tool.
     """
     pop = bytes(context.warrant.sign(key, tool, args, timestamp))
     raw = {name: bytes(payload.data) for name, payload in context.payloads.items()}
     raw[TOOL_HEADER] = tool.encode("utf-8")
     raw[H.ARG_KEYS] = ",".join(args).encode("utf-8")
     raw[H.POP] = binascii.b2a_base64(pop, newline=False)
+    if approvals:
+        raw[H.APPROVALS] = H.encode_approvals(approvals)
     headers = {name: binascii.b2a_base64(value, newline=False).decode("ascii")
                for name, value in raw.items()}
     headers[ENCODING_HEADER] = ENCODING_V1
@@ -138,6 +142,7 @@ def tenuo_nexus_headers(
     warrant: Any, key_id: str, signer: Any, *, endpoint: str, operation: Any, input: Any,
     service: str | None = None, warrant_chain: list[Any] | None = None,
     compress: bool = True, timestamp: int | None = None,
+    approvals: Sequence[Any] | None = None,
 ) -> dict[str, str]:
     """Nexus headers carrying a warrant and a PoP for one operation call.
 
@@ -158,6 +163,8 @@ def tenuo_nexus_headers(
             chain ending with it.
         compress: Gzip the warrant.
         timestamp: Epoch seconds to sign at (default: now).
+        approvals: ``SignedApproval`` objects, for a tool the warrant gates
+            behind approvals (0.3.3's ``approvals=``).
 
     Raises:
         TypeError: ``key_id`` is not a string.
@@ -174,7 +181,7 @@ def tenuo_nexus_headers(
         timestamp = int(time.time())
     return sign_nexus_headers(context, signer, nexus_tool_name(endpoint, operation,
                                                                service=service),
-                              nexus_input_args(input), timestamp)
+                              nexus_input_args(input), timestamp, approvals)
 
 
 def decode_nexus_headers(headers: Mapping[str, str]) -> dict[str, bytes]:
@@ -291,7 +298,7 @@ class NexusCheck:
             raise WarrantMissing("the Nexus request carries no warrant", tool=tool)
         if pop is None:
             raise PopVerificationError("the Nexus request carries no PoP", tool=tool)
-        self.verifier.check_call(context, tool, args, pop)
+        self.verifier.check_call(context, tool, args, pop, raw.get(H.APPROVALS))
         return context
 
 

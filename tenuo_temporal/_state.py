@@ -32,6 +32,7 @@ __all__ = [
     "child_context_override",
     "client_context",
     "current_run_state",
+    "pending_approvals",
     "precomputed_pop",
     "run_state_of",
 ]
@@ -127,6 +128,12 @@ child_context_override: ContextVar[WarrantContext | None] = ContextVar(
 )
 precomputed_pop: ContextVar[RemotePop | None] = ContextVar("tenuo_remote_pop", default=None)
 """Set by the workflow helpers around one ``start_activity`` call."""
+pending_approvals: ContextVar[list[Any] | None] = ContextVar("tenuo_pending_approvals",
+                                                            default=None)
+"""``SignedApproval`` objects from ``set_activity_approvals`` for the next dispatch.
+
+A list the signer empties when it writes them out, so the first dispatch
+takes them, even from a task that copied the context (``asyncio.gather``)."""
 # Set by the client helpers around one ``start_workflow`` call.
 client_context: ContextVar[WarrantContext | None] = ContextVar(
     "tenuo_client_context", default=None

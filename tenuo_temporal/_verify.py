@@ -10,16 +10,22 @@ answers asynchronously; every failure is a typed :class:`TenuoTemporalError`.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import itertools
 import math
 import secrets
 import time
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import timezone
 from typing import Any
 
 import temporalio.activity
 import temporalio.worker
 import tenuo.exceptions as tx
+import tenuo_core
+from temporalio.api.common.v1 import Payload
+from tenuo.approval import ApprovalDenied, ApprovalRequest
 
 from tenuo_keys._pop import POP_WINDOW_SECS
 
@@ -30,8 +36,12 @@ from ._config import TenuoPluginConfig
 from ._headers import WarrantContext
 from ._replay import pop_digest
 from .errors import (
+    ApprovalRequired,
     ChainValidationError,
+    ClearanceInsufficient,
     HeaderError,
+    InsufficientApprovals,
+    InvalidApproval,
     PopReplayed,
     PopVerificationError,
     TemporalConstraintViolation,
@@ -43,7 +53,8 @@ from .errors import (
     WorkflowUnbound,
 )
 
-__all__ = ["LOCAL_POPS_HELD", "Verifier", "replay_owner", "run_claim_digest"]
+__all__ = ["LOCAL_POPS_HELD", "ApprovalPending", "GatedCall", "Verifier", "replay_owner",
+           "request_hash", "run_claim_digest"]
 
 LOCAL_POPS_HELD = 4096
 """Local-activity PoPs whose signing time (workflow clock) this process keeps."""
@@ -82,6 +93,46 @@ def replay_owner(namespace: str | None, workflow_id: str | None) -> str:
     """The replay-store owner of a workflow: unambiguous whatever the names hold."""
     namespace = namespace or ""
     return f"{len(namespace)}:{namespace}/{workflow_id or ''}"
+
+
+@dataclass(frozen=True)
+class GatedCall:
+    """A call that passed everything but an approval gate, as :meth:`Verifier.check` saw it."""
+
+    context: WarrantContext
+    tool: str
+    signed: dict[str, Any]
+    constraint_args: dict[str, Any]
+    pop: bytes
+    info: temporalio.activity.Info | None
+    """None for a call that is not an activity (a Nexus start), checked at now."""
+
+
+class ApprovalPending(Exception):
+    """Raised by :meth:`Verifier.check` when ``approval_handler`` must be awaited.
+
+    Not a denial: the activity inbound interceptor awaits
+    :meth:`Verifier.approve` with it (``check`` itself never suspends).
+    """
+
+    def __init__(self, call: GatedCall) -> None:
+        super().__init__(f"approval gate on {call.tool!r}: asking approval_handler")
+        self.call = call
+
+
+def request_hash(call: GatedCall) -> bytes:
+    """The 32 bytes an approval of ``call`` must sign (``tenuo_core``'s binding).
+
+    Over the warrant id, the tool, the PoP-signed view of the arguments (the
+    workflow scope included when the tool is workflow-scoped) and the holder.
+    """
+    return bytes(tenuo_core.py_compute_request_hash(
+        str(call.context.warrant.id), call.tool, call.signed, call.context.holder))
+
+
+def _header(headers: Mapping[str, Payload] | None, name: str) -> bytes | None:
+    payload = headers.get(name) if headers else None
+    return None if payload is None else bytes(payload.data)
 
 
 class Verifier:
@@ -194,10 +245,120 @@ class Verifier:
                 # Temporal's scheduled_time (expiry is checked at now).
                 config.authorizer(self.windows(info)).check_chain_with_pop_args(
                     chain, tool, signed, constraint_args, signature=pop)
+        except (tx.ApprovalGateTriggered, tx.InsufficientApprovals) as gate:
+            # tenuo_core judges approval gates last: the chain, PoP, tool,
+            # constraints and clearance have passed, so only now are approvals
+            # read, and only now may the approval handler be asked.
+            call = GatedCall(context, tool, signed, constraint_args, pop, info)
+            supplied = H.approvals_of(_header(input.headers, H.APPROVALS))
+            if supplied is None:
+                if config.approval_handler is None:
+                    raise ApprovalRequired(
+                        f"{gate}; pre-supply approvals with set_activity_approvals() or set "
+                        "approval_handler on the activity worker", tool=tool) from None
+                raise ApprovalPending(call) from None
+            self.check_approvals(call, supplied)
         except tx.TenuoError as exc:
             raise self.classify(exc, context, tool) from None
         except RuntimeError as exc:
             raise ChainValidationError(str(exc), tool=tool) from None
+        return self.admit(context, constraint_args, pop, info, tool)
+
+    async def approve(self, pending: ApprovalPending) -> tuple[
+            WarrantContext, dict[str, Any], tuple[bytes, str] | None]:
+        """Ask ``approval_handler`` for a gated call's approvals, then finish :meth:`check`.
+
+        Raises:
+            ApprovalRequired: The handler denied (``ApprovalDenied``).
+            InvalidApproval: It returned something other than ``SignedApproval`` objects.
+            TenuoTemporalError: ``tenuo_core``'s denial of what it returned.
+            temporalio.exceptions.ApplicationError: The handler's own (a
+                retryable one fails the attempt for Temporal to retry).
+        """
+        call = pending.call
+        handler = self.config.approval_handler
+        assert handler is not None and call.info is not None  # raised for activities only
+        warrant = call.context.warrant
+        request = ApprovalRequest.for_warrant_gate(
+            call.tool, dict(call.signed), warrant, request_hash(call),
+            holder_key=call.context.holder)
+        try:
+            result = handler(request)
+            if inspect.isawaitable(result):
+                result = await result
+        except ApprovalDenied as denied:
+            raise ApprovalRequired(f"approval_handler refused: {denied.reason}",
+                                   tool=call.tool) from None
+        approvals = list(result) if isinstance(result, (list, tuple)) else [result]
+        if not approvals or not all(isinstance(approval, tenuo_core.SignedApproval)
+                                    for approval in approvals):
+            raise InvalidApproval(
+                "approval_handler must return a SignedApproval or a non-empty list of them, "
+                f"got {type(result).__name__}", tool=call.tool)
+        self.check_approvals(call, approvals)
+        return self.admit(call.context, call.constraint_args, call.pop, call.info, call.tool)
+
+    def check_approvals(self, call: GatedCall, approvals: list[Any]) -> None:
+        """``check_chain`` again, with approvals, at this worker's now.
+
+        Approvals are signed after the call was scheduled (a human may take
+        minutes), so the check runs at now, not at Temporal's scheduling time;
+        the PoP windows reach back to that time (:meth:`windows`).
+
+        Raises:
+            TenuoTemporalError: The denial.
+        """
+        context, tool = call.context, call.tool
+        try:
+            config = self.config
+            authorizer = config.authorizer(
+                config.pop_max_windows if call.info is None else self.windows(call.info))
+            if call.signed is call.constraint_args:
+                authorizer.check_chain(list(context.chain), tool, call.signed,
+                                       signature=call.pop, approvals=approvals)
+            else:
+                authorizer.check_chain_with_pop_args(
+                    list(context.chain), tool, call.signed, call.constraint_args,
+                    signature=call.pop, approvals=approvals)
+        except tx.ApprovalGateTriggered as exc:
+            raise ApprovalRequired(str(exc), tool=tool) from None
+        except tx.ApprovalError as exc:
+            raise self.approval_denial(exc, call, approvals) from None
+        except tx.TenuoError as exc:
+            raise self.classify(exc, context, tool) from None
+        except RuntimeError as exc:
+            raise ChainValidationError(str(exc), tool=tool) from None
+
+    def approval_denial(self, exc: Exception, call: GatedCall,
+                        approvals: list[Any]) -> ApprovalRequired:
+        """Invalid or insufficient: ``tenuo_core`` judges each approval on its own.
+
+        Off the hot path (only after a denial): an approval that fails
+        ``verify_approvals`` alone, or an approver counted twice, makes the
+        denial ``TENUO_APPROVAL_INVALID``; otherwise too few were valid.
+        """
+        warrant, tool = call.context.warrant, call.tool
+        digest = request_hash(call)
+        approvers = list(warrant.required_approvers() or [])
+        seen: set[bytes] = set()
+        for index, approval in enumerate(approvals):
+            try:
+                tenuo_core.verify_approvals(digest, [approval], approvers, 1,
+                                            self.config.clock_tolerance_secs)
+            except Exception as reason:
+                return InvalidApproval(f"approval {index} refused: {reason}", tool=tool)
+            approver = bytes(approval.approver_key.to_bytes())
+            if approver in seen:
+                return InvalidApproval(f"approval {index} repeats an approver", tool=tool)
+            seen.add(approver)
+        if isinstance(exc, tx.InsufficientApprovals):
+            return InsufficientApprovals(str(exc), tool=tool)
+        return InvalidApproval(str(exc), tool=tool)
+
+    def admit(self, context: WarrantContext, constraint_args: dict[str, Any], pop: bytes,
+              info: temporalio.activity.Info, tool: str,
+              ) -> tuple[WarrantContext, dict[str, Any], tuple[bytes, str] | None]:
+        """The end of :meth:`check` once tenuo_core allowed the call: keep, then claim."""
         if not context.local.held and context.digest is not None:
             H.remember(context)  # trusted now: worth keeping decoded
         mode = self._mode
@@ -229,11 +390,13 @@ class Verifier:
         return context, constraint_args, None
 
     def check_call(self, context: WarrantContext, tool: str, args: dict[str, Any],
-                   pop: bytes) -> None:
+                   pop: bytes, approvals: bytes | None = None) -> None:
         """Check a call that is not an activity (a Nexus start) at this worker's now.
 
         Chain depth, trust, expiry, the tool grant, constraints on ``args`` and
-        the PoP over ``args`` within ``pop_max_windows``; no replay claim.
+        the PoP over ``args`` within ``pop_max_windows``; no replay claim. At
+        an approval gate, the approvals the caller sent (``approvals``, the raw
+        ``x-tenuo-approvals`` value); ``approval_handler`` is for activities.
 
         Raises:
             TenuoTemporalError: The denial.
@@ -243,6 +406,12 @@ class Verifier:
         try:
             self.config.authorizer(self.config.pop_max_windows).check_chain(
                 chain, tool, args, signature=pop)
+        except (tx.ApprovalGateTriggered, tx.InsufficientApprovals) as gate:
+            supplied = H.approvals_of(approvals)  # only once the gate is reached
+            if supplied is None:
+                raise ApprovalRequired(f"{gate}; send approvals with the request "
+                                       "(x-tenuo-approvals)", tool=tool) from None
+            self.check_approvals(GatedCall(context, tool, args, args, pop, None), supplied)
         except tx.TenuoError as exc:
             raise self.classify(exc, context, tool) from None
         except RuntimeError as exc:
@@ -340,6 +509,9 @@ class Verifier:
                                             tool=tool)
         if isinstance(exc, tx.ToolNotAuthorized):
             return ToolNotAuthorized(text, tool=tool)
+        if isinstance(exc, tx.Unauthorized) and self.config.clearance_requirements:
+            # The only Unauthorized check_chain raises: require_clearance's.
+            return ClearanceInsufficient(text, tool=tool)
         if isinstance(exc, tx.ConstraintViolation):
             return TemporalConstraintViolation(text, tool=tool)
         if isinstance(exc, (tx.SignatureInvalid, tx.MissingSignature, tx.PopError)):

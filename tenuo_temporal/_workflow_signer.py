@@ -5,8 +5,9 @@ each activity a workflow schedules. It computes the signed view of the call
 (``_signing.signed_view``, the same function remote presigning uses), signs
 it with the holder key (from the resolver's memory, a configured signer, or a
 PoP a workflow helper precomputed in a local activity) at the workflow's
-clock, and writes the warrant headers, the PoP and the argument names into
-the activity's headers. It never does I/O: it runs inside the sandbox.
+clock, and writes the warrant headers, the PoP, the argument names and any
+approvals pre-supplied by ``set_activity_approvals`` into the activity's
+headers. It never does I/O: it runs inside the sandbox.
 """
 
 from __future__ import annotations
@@ -33,7 +34,13 @@ from ._keep_warm import KeysInUse
 from ._nexus import TOOL_HEADER, nexus_input_args, nexus_tool_name, sign_nexus_headers
 from ._remote import workflow_pop
 from ._signing import signed_view
-from ._state import RunState, activity_context_override, activity_fn_override, precomputed_pop
+from ._state import (
+    RunState,
+    activity_context_override,
+    activity_fn_override,
+    pending_approvals,
+    precomputed_pop,
+)
 from .errors import (
     ChainValidationError,
     KeyResolutionFailed,
@@ -83,6 +90,7 @@ class WorkflowSigner:
             ApplicationError: A typed, non-retryable denial (audited).
             KeyNotReady: The holder key is still loading (the task is retried).
         """
+        approvals = _take_approvals()
         context = activity_context_override.get() or state.context
         if context is None:
             return None  # no warrant: the activity worker decides (require_warrant)
@@ -122,6 +130,8 @@ class WorkflowSigner:
                                        else dict(context.payloads))
         headers[H.POP] = Payload(data=binascii.b2a_base64(pop, newline=False))
         headers[H.ARG_KEYS] = _arg_keys_payload(names)
+        if approvals:
+            headers[H.APPROVALS] = Payload(data=H.encode_approvals(approvals))
         input.headers = headers
         if config.activity_summaries:
             input.summary = (f"{SUMMARY_PREFIX} {tool}: {input.summary}" if input.summary
@@ -187,6 +197,20 @@ class WorkflowSigner:
             raise denial(KeyResolutionFailed(str(error))) from None
         self.keys.note(key_id, context)
         return key
+
+
+def _take_approvals() -> list[Any] | None:
+    """What ``set_activity_approvals`` left for this dispatch, taken (one-shot).
+
+    Taken whatever happens next (a replayed command, a refusal), so they can
+    never ride on a later call.
+    """
+    pending = pending_approvals.get()
+    if not pending:
+        return None
+    taken = list(pending)
+    pending.clear()
+    return taken
 
 
 def _arg_keys_payload(names: tuple[str, ...]) -> Payload:

@@ -20,6 +20,10 @@ API and never change:
 ``TENUO_WARRANT_REVOKED``        a warrant of the chain is on the signed revocation list
 ``TENUO_REVOCATION_STALE``       revocation is configured but no current list is held
                                  (**retryable**: Temporal retries once a list is back)
+``TENUO_APPROVAL_REQUIRED``      an approval gate fired and no approvals were supplied
+``TENUO_INSUFFICIENT_APPROVALS`` valid approvals, but fewer than the warrant's threshold
+``TENUO_APPROVAL_INVALID``       a malformed, forged, expired, duplicated or mis-bound approval
+``TENUO_CLEARANCE_INSUFFICIENT`` the warrant's clearance is below ``clearance_requirements``
 =============================  ===========================================
 
 Two more wire types are failures of the plugin's setup, not of the call:
@@ -41,9 +45,13 @@ __all__ = [
     "ERROR_TYPES",
     "KEY_RESOLUTION_TYPE",
     "NEEDS_HELPER_TYPE",
+    "ApprovalRequired",
     "ChainValidationError",
+    "ClearanceInsufficient",
     "DelegationUnavailable",
     "HeaderError",
+    "InsufficientApprovals",
+    "InvalidApproval",
     "KeyResolutionError",
     "KeyResolutionFailed",
     "PopReplayed",
@@ -171,6 +179,42 @@ class RevocationStale(TenuoTemporalError):
     retryable = True
 
 
+class ClearanceInsufficient(ToolNotAuthorized):
+    """The warrant's clearance is below what ``clearance_requirements`` asks for the tool."""
+
+    type = "TENUO_CLEARANCE_INSUFFICIENT"
+    reason_prefix = "clearance insufficient"
+
+
+class ApprovalRequired(TenuoTemporalError):
+    """The warrant gates this call behind approvals, and none were supplied.
+
+    Also the root of the other approval denials: in each, a valid approval is
+    still required before the call may run.
+    """
+
+    type = "TENUO_APPROVAL_REQUIRED"
+    reason_prefix = "approval required"
+
+
+class InsufficientApprovals(ApprovalRequired):
+    """Every approval supplied is valid, but there are fewer than the warrant's threshold."""
+
+    type = "TENUO_INSUFFICIENT_APPROVALS"
+    reason_prefix = "insufficient approvals"
+
+
+class InvalidApproval(ApprovalRequired):
+    """An approval is malformed, forged, or not acceptable for this call.
+
+    Forged, by an approver the warrant does not name, bound to another call,
+    expired or repeated: ``tenuo_core`` judges each.
+    """
+
+    type = "TENUO_APPROVAL_INVALID"
+    reason_prefix = "invalid approval"
+
+
 class KeyResolutionFailed(TenuoTemporalError):
     """The holder key could not be resolved, or its signer could not sign (definitive).
 
@@ -221,7 +265,8 @@ ERROR_TYPES: dict[str, type[TenuoTemporalError]] = {
         TemporalConstraintViolation, ToolNotAuthorized, WarrantExpired, PopVerificationError,
         PopReplayed, ChainValidationError, WarrantMissing, HeaderError, WorkflowUnbound,
         KeyResolutionFailed, RemoteSignerNeedsHelper, DelegationUnavailable,
-        ReplayStoreUnavailable, WarrantRevoked, RevocationStale,
+        ReplayStoreUnavailable, WarrantRevoked, RevocationStale, ClearanceInsufficient,
+        ApprovalRequired, InsufficientApprovals, InvalidApproval,
     )
 }
 """Wire type string to class, for callers that branch on ``ApplicationError.type``."""

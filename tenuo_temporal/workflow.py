@@ -24,6 +24,7 @@ from datetime import timedelta
 from typing import Any, ClassVar, NoReturn
 
 import temporalio.workflow as wf
+import tenuo_core
 
 from ._headers import WarrantContext
 from ._mint import MintRequest, park, request_mint
@@ -34,10 +35,12 @@ from ._state import (
     activity_fn_override,
     child_context_override,
     current_run_state,
+    pending_approvals,
     precomputed_pop,
 )
 from .errors import (
     DelegationUnavailable,
+    InvalidApproval,
     KeyResolutionFailed,
     TemporalConstraintViolation,
     WarrantMissing,
@@ -48,6 +51,7 @@ __all__ = [
     "AuthorizedWorkflow",
     "current_key_id",
     "current_warrant",
+    "set_activity_approvals",
     "tenuo_continue_as_new",
     "tenuo_execute_activity",
     "tenuo_execute_child_workflow",
@@ -75,6 +79,36 @@ def current_warrant() -> Any:
         ApplicationError: ``TENUO_WARRANT_MISSING`` when there is none.
     """
     return _context().warrant
+
+
+def set_activity_approvals(approvals: Sequence[Any]) -> None:
+    """Pre-supply signed approvals for the next activity this workflow dispatches.
+
+    The next ``execute_activity`` / ``start_activity`` (or local activity) of
+    this workflow carries them in ``x-tenuo-approvals`` (0.3.3's encoding),
+    and the activity worker's ``tenuo_core`` judges them against the
+    warrant's approval gates. One-shot: the first dispatch after the call
+    takes them all, so give each gated call its own call (in
+    ``asyncio.gather`` only one of the calls would get them). Calling again
+    before a dispatch replaces them; an empty list clears them.
+
+    Approvals bind to the exact call (warrant id, tool, arguments, holder:
+    ``tenuo_core.py_compute_request_hash``); get them into the workflow
+    deterministically (a signal, an update, an activity's result).
+
+    Args:
+        approvals: ``tenuo_core.SignedApproval`` objects.
+
+    Raises:
+        InvalidApproval: An item is not a ``SignedApproval``.
+    """
+    items = list(approvals)
+    for item in items:
+        if not isinstance(item, tenuo_core.SignedApproval):
+            raise InvalidApproval(
+                f"set_activity_approvals takes tenuo_core.SignedApproval objects, got "
+                f"{type(item).__name__}")
+    pending_approvals.set(items or None)
 
 
 def current_key_id() -> str:
