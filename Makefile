@@ -6,13 +6,14 @@ STAMP := $(VENV)/.installed-stamp
 DEMO_STAMP := $(VENV)/.demo-stamp
 PYTEST_FLAGS ?= -q -p no:cacheprovider
 
-.PHONY: help install demo test lint types arch unit integration bench clean package-test
+.PHONY: help install demo test lint types arch unit integration bench clean package-test docs
 
 help:
 	@echo "make demo         Tenuo on a real Temporal dev server, embedded defaults"
 	@echo "make test         lint, types, architecture, unit and integration tests (real services)"
 	@echo "make arch         the import contracts (import-linter, [tool.importlinter])"
 	@echo "make package-test the built sdist and wheel: twine check, a fresh venv per extra"
+	@echo "make docs         the documentation site (MkDocs, --strict) into build/site"
 	@echo "make bench        benchmarks; writes bench/results/*.json"
 
 $(STAMP): pyproject.toml
@@ -55,7 +56,11 @@ integration: $(STAMP)
 package-test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_FLAGS) package_tests
 
-test: lint types arch unit package-test integration
+# --strict (mkdocs.yml): a broken link, anchor or API reference fails the build.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet
+
+test: lint types arch unit docs package-test integration
 
 BENCH_RUN = PATH="$(abspath $(VENV))/bin:$$PATH" $(PY)
 BENCHES ?= resolve vault aws gcp load activity e2e instructions remote replay_store

@@ -1,4 +1,4 @@
-"""What `make demo` installs on a fresh machine (issue 18.5)."""
+"""What `make demo` and `make test` do on a fresh machine (issue 18.5, the docs site)."""
 
 from __future__ import annotations
 
@@ -20,5 +20,6 @@ def test_make_test_installs_everything_and_runs_the_package_tests(tmp_path):
     plan = subprocess.run(["make", "-n", "test", f"VENV={tmp_path / 'venv'}"], cwd=ROOT,
                           capture_output=True, text=True, timeout=60, check=True).stdout
     assert "-e '.[all,dev,demo]'" in plan
+    assert "mkdocs build --strict" in plan
     assert any("-m pytest" in line and line.endswith(" package_tests")
                for line in plan.splitlines()), plan

@@ -126,8 +126,8 @@ def test_twine_check_passes(built: Built):
 def test_the_sdist_carries_the_docs_examples_and_license(built: Built):
     with tarfile.open(built.sdist) as sdist:
         names = {name.partition("/")[2] for name in sdist.getnames()}
-    wanted = {"LICENSE", "README.md", "MANIFEST.in"}
-    wanted |= {str(p.relative_to(ROOT)) for p in (ROOT / "docs").glob("*.md")}
+    wanted = {"LICENSE", "README.md", "MANIFEST.in", "mkdocs.yml"}
+    wanted |= {str(p.relative_to(ROOT)) for p in (ROOT / "docs").rglob("*.md")}
     wanted |= {str(p.relative_to(ROOT)) for p in (ROOT / "examples").glob("*.py")}
     assert wanted <= names, sorted(wanted - names)
 
