@@ -13,6 +13,7 @@ import sys
 import tarfile
 import textwrap
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
 from email.parser import HeaderParser
 from pathlib import Path
 
@@ -65,24 +66,35 @@ EXTRAS: dict[str, dict[str, object]] = {
 }
 
 
-def venv_with(tmp_path: Path, requirement: str) -> Path:
-    """A fresh venv with ``requirement`` installed from PyPI and the local wheel."""
-    subprocess.run([sys.executable, "-m", "venv", str(tmp_path / "v")], check=True,
-                   timeout=120)
-    python = tmp_path / "v" / "bin" / "python"
-    result = subprocess.run(
-        [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check",
-         "--no-compile", requirement],
+def install(venv: Path, requirement: str) -> subprocess.CompletedProcess[str]:
+    """Make a fresh venv at ``venv`` and pip-install ``requirement`` (PyPI and the local wheel)."""
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    return subprocess.run(
+        [str(venv / "bin" / "python"), "-m", "pip", "install", "-q",
+         "--disable-pip-version-check", "--no-compile", requirement],
         capture_output=True, text=True, timeout=600, check=False, env=CLEAN_ENV)
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "does not provide the extra" not in result.stderr, result.stderr
-    return python
+
+
+@pytest.fixture(scope="module")
+def venvs(built: Built, tmp_path_factory: pytest.TempPathFactory
+          ) -> dict[str, tuple[Path, subprocess.CompletedProcess[str]]]:
+    """One venv per extra, installed a few at a time (pip mostly waits on I/O)."""
+    root = tmp_path_factory.mktemp("venvs")
+
+    def one(extra: str) -> tuple[Path, subprocess.CompletedProcess[str]]:
+        venv = root / (extra or "none")
+        return venv, install(venv, f"{built.wheel}[{extra}]" if extra else str(built.wheel))
+
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        return dict(zip(EXTRAS, pool.map(one, EXTRAS), strict=True))
 
 
 @pytest.mark.parametrize("extra", list(EXTRAS), ids=lambda e: e or "no-extras")
-def test_each_extra_brings_what_it_promises_and_nothing_more(built: Built, tmp_path: Path,
-                                                             extra: str):
-    python = venv_with(tmp_path, f"{built.wheel}[{extra}]" if extra else str(built.wheel))
+def test_each_extra_brings_what_it_promises_and_nothing_more(venvs, tmp_path: Path, extra: str):
+    venv, installed = venvs[extra]
+    assert installed.returncode == 0, installed.stdout + installed.stderr
+    assert "does not provide the extra" not in installed.stderr, installed.stderr
+    python = venv / "bin" / "python"
     probe = subprocess.run([str(python), "-c", PROBE % (MODULES,)], capture_output=True,
                            text=True, timeout=120, check=False, cwd=tmp_path, env=CLEAN_ENV)
     assert probe.returncode == 0, probe.stderr
