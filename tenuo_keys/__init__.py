@@ -20,14 +20,12 @@ Example:
 
 from __future__ import annotations
 
-import dis
-import importlib
-import sys
 from typing import Any
 
 from ._cache import CacheEvent, CacheObserver, CachePolicy, CacheStats, KeyCache
 from ._formats import FORMATS, decode_signing_key, encode_signing_key
 from ._keyset import KeyVersion, KeyVersions
+from ._lazy import Lazy, lazy_attribute
 from ._registry import (
     register_resolver,
     registered_schemes,
@@ -102,38 +100,16 @@ __all__ = [
 # Cloud resolvers import their client libraries; they load on first use, and a
 # missing extra says what to install.
 _LAZY = {
-    "VaultKeyResolver": ("tenuo_keys.backends.vault", "vault", "hvac"),
-    "VaultTransitSigner": ("tenuo_keys.backends.vault_transit", "vault", "hvac"),
-    "AWSSecretsManagerKeyResolver": ("tenuo_keys.backends.aws", "aws", "boto3"),
-    "GCPSecretManagerKeyResolver": (
+    "VaultKeyResolver": Lazy("tenuo_keys.backends.vault", "vault", "hvac"),
+    "VaultTransitSigner": Lazy("tenuo_keys.backends.vault_transit", "vault", "hvac"),
+    "AWSSecretsManagerKeyResolver": Lazy("tenuo_keys.backends.aws", "aws", "boto3"),
+    "GCPSecretManagerKeyResolver": Lazy(
         "tenuo_keys.backends.gcp", "gcp", "google-cloud-secret-manager"
     ),
-    "GCPKMSSigner": ("tenuo_keys.backends.gcp_kms", "gcp", "google-cloud-kms"),
-    "AWSKMSSigner": ("tenuo_keys.backends.aws_kms", "aws", "boto3"),
+    "GCPKMSSigner": Lazy("tenuo_keys.backends.gcp_kms", "gcp", "google-cloud-kms"),
+    "AWSKMSSigner": Lazy("tenuo_keys.backends.aws_kms", "aws", "boto3"),
 }
 
 
 def __getattr__(name: str) -> Any:
-    try:
-        module_name, extra, dependency = _LAZY[name]
-    except KeyError:
-        raise AttributeError(f"module 'tenuo_keys' has no attribute {name!r}") from None
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        if exc.name and exc.name.startswith("tenuo_keys"):
-            raise
-        if _importing_from(sys._getframe(1)):
-            raise MissingExtraError(name, extra, dependency) from None
-        # An AttributeError, so that hasattr(tenuo_keys, name) is False.
-        raise MissingExtraAttributeError(name, extra, dependency) from None
-    return getattr(module, name)
-
-
-def _importing_from(frame: Any) -> bool:
-    """Whether ``frame`` is running ``from tenuo_keys import <name>``.
-
-    There Python would replace an AttributeError by a bare "cannot import
-    name", losing the install hint; so that statement gets the ImportError.
-    """
-    return bool(dis.opname[frame.f_code.co_code[frame.f_lasti]] == "IMPORT_FROM")
+    return lazy_attribute(__name__, _LAZY, name)

@@ -212,9 +212,10 @@ class MissingExtraAttributeError(ResolverConfigError, AttributeError):
         missing: The distribution or module that is missing.
     """
 
-    def __init__(self, scheme: str, extra: str, missing: str) -> None:
+    def __init__(self, scheme: str, extra: str, missing: str, *,
+                 subject: str | None = None) -> None:
         self.scheme = scheme
         self.extra = extra
         self.missing = missing
-        super().__init__(_install_hint(f"the {scheme!r} resolver", extra, missing))
+        super().__init__(_install_hint(subject or f"the {scheme!r} resolver", extra, missing))
         self.name = scheme

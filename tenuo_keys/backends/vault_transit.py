@@ -319,9 +319,10 @@ class VaultTransitSigner(RemoteSigner[TransitKeyInfo, _Settings, _SharedSession]
             ``KeyResolutionError``.
         prehashed: Must stay False: a prehashed (Ed25519ph) signature is not
             a Tenuo PoP. Accepted only to refuse it clearly.
-        auth, token, role_id, secret_id, role, jwt, jwt_path, auth_mount,
-        namespace, verify, ca_cert, client_cert, client_key, timeout, renew,
-        environ, dangerously_allow_insecure_transport: As for
+        auth: This and ``token``, ``role_id``, ``secret_id``, ``role``, ``jwt``,
+            ``jwt_path``, ``auth_mount``, ``namespace``, ``verify``, ``ca_cert``,
+            ``client_cert``, ``client_key``, ``timeout``, ``renew``, ``environ`` and
+            ``dangerously_allow_insecure_transport``: as for
             :class:`~tenuo_keys.backends.vault.VaultKeyResolver`.
         dangerously_allow_exportable: Sign with a Transit key marked
             ``exportable`` (its private half can be read out of Vault).

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any, ClassVar
 
 import pytest
+import pytest_asyncio  # noqa: F401  (its plugin runs the async tests: fail here if absent)
 import tenuo_core
 
 from .._cache import CacheObserver, CachePolicy, CacheStats, _DefaultSize

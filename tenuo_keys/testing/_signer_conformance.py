@@ -33,6 +33,7 @@ from collections.abc import Callable, Iterator
 from typing import Any, ClassVar
 
 import pytest
+import pytest_asyncio  # noqa: F401  (its plugin runs the async tests: fail here if absent)
 import tenuo_core
 
 from .._pop import pop_message
