@@ -24,6 +24,9 @@ from temporalio.exceptions import NexusOperationError
 
 with workflow.unsafe.imports_passed_through():
     import tenuo.temporal as stock
+    import tenuo_core
+
+    from tenuo_temporal.workflow import tenuo_execute_nexus_operation
 
 #: ``(operation, account, amount)`` of every handler body that actually ran, in order.
 CALLS: list[tuple[str, str, int]] = []
@@ -109,3 +112,23 @@ class StockCallPayments:
     @workflow.run
     async def run(self, endpoint: str, operation: str, account: str, amount: int) -> str:
         return await _call(endpoint, operation, account, amount, through_stock=True)
+
+
+@workflow.defn
+class HelperCallPayments:
+    """Our ``tenuo_execute_nexus_operation`` (the reference's name), with an optional
+    warrant for this one call (base64) instead of the workflow's."""
+
+    @workflow.run
+    async def run(self, endpoint: str, operation: str, account: str, amount: int,
+                  per_call: str | None) -> str:
+        client = workflow.create_nexus_client(service=Payments, endpoint=endpoint)
+        warrant = tenuo_core.Warrant.from_base64(per_call) if per_call else None
+        try:
+            result: str = await tenuo_execute_nexus_operation(
+                client, _operation(operation), Transfer(account, amount), endpoint=endpoint,
+                warrant=warrant, key_id="agent1" if warrant is not None else None,
+                schedule_to_close_timeout=TIMEOUT)
+        except NexusOperationError as error:
+            return _outcome(error)
+        return result

@@ -394,3 +394,28 @@ async def test_replay_of_a_nexus_call(temporal_env: Any) -> None:
             ours.TenuoPluginConfig(key_resolver=key_resolver))])
         result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
         assert result.replay_failure is None, result.replay_failure
+
+
+async def test_the_reference_helpers_and_a_warrant_for_one_call(temporal_env: Any) -> None:
+    """``tenuo_execute_nexus_operation`` as code written for 0.3.3 calls it.
+
+    The workflow runs under a warrant for another endpoint: through the helper
+    alone the call is refused, and with ``warrant=`` (this endpoint's) for the
+    one call it runs; the workflow's own warrant is unchanged.
+    """
+    endpoint = uid("payments")
+    ran()
+    async with handler(temporal_env, endpoint, our_handler_plugin(endpoint)):
+        client = await connect(temporal_env, our_caller_plugin())
+        queue = uid("helper-nexus-caller")
+        async with Worker(client, task_queue=queue, workflows=[wf.HelperCallPayments]):
+            async def call(per_call: str | None) -> str:
+                result: str = await ours.execute_workflow_authorized(
+                    client, wf.HelperCallPayments.run, workflow_id=uid("helper-nexus"),
+                    warrant=mint(uid("elsewhere")), key_id="agent1",
+                    args=[endpoint, "transfer", "acct-1", 40, per_call], task_queue=queue)
+                return result
+
+            assert_unauthorized(await call(None), "TENUO_TOOL_NOT_AUTHORIZED")
+            assert await call(mint(endpoint).to_base64()) == "sent 40 to acct-1"
+    assert ran() == [("transfer", "acct-1", 40)]

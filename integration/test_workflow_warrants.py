@@ -139,11 +139,12 @@ async def test_an_issuer_cannot_issue_to_its_own_key_or_beyond_its_bounds(tempor
 async def test_a_root_warrant_serves_one_dispatch_only(temporal_env):
     other = warrant(EXECUTOR, {"read_file": {"path": Subpath("/exports")}})
     mark = len(wf.CALLS)
-    result, _ = await run(temporal_env, wf.DispatchedRoot.run,
-                          [other.to_base64(), "exec1", "/exports/a.csv"])
+    result, handle = await run(temporal_env, wf.DispatchedRoot.run,
+                               [other.to_base64(), "exec1", "/exports/a.csv"])
     # The dispatch's warrant allows /exports; the run's own (/data) does not.
     assert result == ["contents of /exports/a.csv", "TENUO_CONSTRAINT_VIOLATION"]
     assert wf.CALLS[mark:] == [("read_file", ("/exports/a.csv",))]
+    await replays_cleanly(handle)
 
 
 @pytest.mark.parametrize("narrow_to", [None, "/data/reports"], ids=["carried", "narrowed"])

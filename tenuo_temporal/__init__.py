@@ -83,6 +83,8 @@ from .workflow import (
     tenuo_continue_as_new,
     tenuo_execute_activity,
     tenuo_execute_child_workflow,
+    tenuo_execute_nexus_operation,
+    tenuo_start_nexus_operation,
     workflow_grant,
     workflow_issue_execution,
 )
@@ -137,7 +139,9 @@ __all__ = [
     "tenuo_continue_as_new",
     "tenuo_execute_activity",
     "tenuo_execute_child_workflow",
+    "tenuo_execute_nexus_operation",
     "tenuo_nexus_headers",
+    "tenuo_start_nexus_operation",
     "verify_nexus_operation",
     "workflow_grant",
     "workflow_issue_execution",

@@ -32,6 +32,7 @@ __all__ = [
     "child_context_override",
     "client_context",
     "current_run_state",
+    "nexus_approvals",
     "pending_approvals",
     "precomputed_pop",
     "run_state_of",
@@ -128,6 +129,9 @@ child_context_override: ContextVar[WarrantContext | None] = ContextVar(
 )
 precomputed_pop: ContextVar[RemotePop | None] = ContextVar("tenuo_remote_pop", default=None)
 """Set by the workflow helpers around one ``start_activity`` call."""
+nexus_approvals: ContextVar[list[Any] | None] = ContextVar("tenuo_nexus_approvals",
+                                                          default=None)
+"""``SignedApproval`` objects a Nexus helper passes for the one start it makes."""
 pending_approvals: ContextVar[list[Any] | None] = ContextVar("tenuo_pending_approvals",
                                                             default=None)
 """``SignedApproval`` objects from ``set_activity_approvals`` for the next dispatch.

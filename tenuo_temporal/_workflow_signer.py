@@ -38,6 +38,7 @@ from ._state import (
     RunState,
     activity_context_override,
     activity_fn_override,
+    nexus_approvals,
     pending_approvals,
     precomputed_pop,
 )
@@ -151,10 +152,11 @@ class WorkflowSigner:
             ApplicationError: A typed, non-retryable denial (audited).
             KeyNotReady: The holder key is still loading (the task is retried).
         """
-        context = state.context
+        context = activity_context_override.get() or state.context
         if context is None or TOOL_HEADER in (input.headers or {}):
             return
         tool = nexus_tool_name(input.endpoint, input.operation_name, service=input.service)
+        approvals = nexus_approvals.get()
         try:
             args = nexus_input_args(input.input)
             try:
@@ -164,7 +166,7 @@ class WorkflowSigner:
                     return  # a replayed command is never sent: it needs no key
                 raise
             headers = sign_nexus_headers(context, key, tool, args,
-                                         int(temporalio.workflow.now().timestamp()))
+                                         int(temporalio.workflow.now().timestamp()), approvals)
         except ApplicationError as error:
             raise self.recorder.workflow_denial(error, tool) from None
         except (TenuoTemporalError, tx.TenuoError, ValueError, TypeError,

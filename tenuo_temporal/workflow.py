@@ -35,6 +35,7 @@ from ._state import (
     activity_fn_override,
     child_context_override,
     current_run_state,
+    nexus_approvals,
     pending_approvals,
     precomputed_pop,
 )
@@ -55,6 +56,8 @@ __all__ = [
     "tenuo_continue_as_new",
     "tenuo_execute_activity",
     "tenuo_execute_child_workflow",
+    "tenuo_execute_nexus_operation",
+    "tenuo_start_nexus_operation",
     "workflow_grant",
     "workflow_issue_execution",
 ]
@@ -361,6 +364,83 @@ async def workflow_issue_execution(
         parent=parent, tools=(tool,), constraints={tool: dict(constraints or {})},
         ttl_seconds=ttl_seconds, child_key_id=key_id, kind="issue_execution"), mint_timeout)
     return minted.warrant
+
+
+async def _nexus_call(start: Callable[..., Any], operation: Any, input: Any, *,
+                      warrant: Any, key_id: str | None, warrant_chain: Sequence[Any] | None,
+                      approvals: Sequence[Any] | None, **kwargs: Any) -> Any:
+    _context()  # fail fast without a warrant
+    dispatch = _dispatch_context(warrant, key_id, warrant_chain) if warrant is not None \
+        else None
+    context_token = activity_context_override.set(dispatch) if dispatch is not None else None
+    approvals_token = nexus_approvals.set(list(approvals)) if approvals else None
+    try:
+        return await start(operation, input, **{k: v for k, v in kwargs.items()
+                                                if v is not None})
+    finally:
+        if approvals_token is not None:
+            nexus_approvals.reset(approvals_token)
+        if context_token is not None:
+            activity_context_override.reset(context_token)
+
+
+async def tenuo_execute_nexus_operation(
+    nexus_client: Any, operation: Any, input: Any, *, endpoint: str | None = None,
+    service: str | None = None, warrant: Any = None, key_id: str | None = None,
+    warrant_chain: Sequence[Any] | None = None, compress: bool = True,
+    approvals: Sequence[Any] | None = None, output_type: Any = None,
+    schedule_to_close_timeout: timedelta | None = None, cancellation_type: Any = None,
+    headers: Mapping[str, str] | None = None, summary: str | None = None,
+) -> Any:
+    """Execute a Nexus operation under this workflow's warrant, or one for this call.
+
+    The reference's helper, for code written for it: the plugin signs every
+    Nexus start from an authorized workflow anyway (``nexus_client`` from
+    ``workflow.create_nexus_client``), so this adds only the per-call
+    ``warrant=``/``key_id=``/``warrant_chain=`` and ``approvals=`` (experimental,
+    as Nexus is).
+
+    Args:
+        nexus_client: From ``workflow.create_nexus_client(service=..., endpoint=...)``.
+        operation: The operation (method reference or name).
+        input: Its input.
+        endpoint: Accepted for the reference's signature; the client's endpoint is used.
+        service: Accepted for the reference's signature; the client's service is used.
+        warrant: A warrant for this call instead of the workflow's.
+        key_id: The key holding ``warrant``; required with it.
+        warrant_chain: ``warrant``'s chain, root first (as for ``tenuo_execute_activity``).
+        compress: Accepted for the reference's signature (headers are always gzip'd).
+        approvals: ``SignedApproval`` objects for an approval-gated operation.
+        output_type: Passed to ``execute_operation``.
+        schedule_to_close_timeout: Passed to ``execute_operation``.
+        cancellation_type: Passed to ``execute_operation``.
+        headers: Passed to ``execute_operation`` (the Tenuo headers are added).
+        summary: Passed to ``execute_operation``.
+
+    Returns:
+        The operation's result.
+    """
+    return await _nexus_call(
+        nexus_client.execute_operation, operation, input, warrant=warrant, key_id=key_id,
+        warrant_chain=warrant_chain, approvals=approvals, output_type=output_type,
+        schedule_to_close_timeout=schedule_to_close_timeout,
+        cancellation_type=cancellation_type, headers=headers, summary=summary)
+
+
+async def tenuo_start_nexus_operation(
+    nexus_client: Any, operation: Any, input: Any, *, endpoint: str | None = None,
+    service: str | None = None, warrant: Any = None, key_id: str | None = None,
+    warrant_chain: Sequence[Any] | None = None, compress: bool = True,
+    approvals: Sequence[Any] | None = None, output_type: Any = None,
+    schedule_to_close_timeout: timedelta | None = None, cancellation_type: Any = None,
+    headers: Mapping[str, str] | None = None, summary: str | None = None,
+) -> Any:
+    """Start a Nexus operation (its handle): as :func:`tenuo_execute_nexus_operation`."""
+    return await _nexus_call(
+        nexus_client.start_operation, operation, input, warrant=warrant, key_id=key_id,
+        warrant_chain=warrant_chain, approvals=approvals, output_type=output_type,
+        schedule_to_close_timeout=schedule_to_close_timeout,
+        cancellation_type=cancellation_type, headers=headers, summary=summary)
 
 
 _ATTENUATION_KEYS = frozenset({"tools", "constraints", "ttl_seconds", "key_id"})
